@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond Go: the npm packages of the Node end-to-end tests and, where missing,
+# Debian's Chromium for the status page browser test. Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup: Go modules"
+go mod download
+
+echo "== setup: npm packages for e2e/node (openai $(sed -n 's/.*"openai": "\(.*\)".*/\1/p' e2e/node/package.json))"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "setup: Node.js 20+ and npm are required for the npm client tests; install them and run again" >&2
+    exit 1
+  fi
+fi
+(cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== setup: Chromium for the status page test"
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: Chromium is required for the status page test (Debian: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+command -v chromium || command -v chromium-browser || command -v google-chrome

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing (scripts/setup.sh), then go vet and every test with the race
+# detector, including the end-to-end tests with openai-go, the npm openai client and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== go vet ./..."
+go vet ./...
+echo "== go test -race ./..."
+log=$(mktemp)
+set +e
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c '^ok ' "$log" || true)
+failed=$(grep -c '^FAIL\s' "$log" || true)
+echo "packages: $passed passed, $failed failed"
+exit "$status"
