@@ -1,0 +1,258 @@
+// Package config loads the YAML configuration of `lifeline serve` (SPEC.md section 3): strict parsing that names the
+// offending key, ${NAME} expansion from the environment, documented defaults, validation that reports every problem at
+// once, and conversion of the `regions` and `policy` parts to a failover.Config.
+//
+// Every struct here is plain data. The zero value of a field means its documented default (docs/config.md); Load and
+// Parse fill the defaults in, so a loaded Config shows the values in effect.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	// Listen is the client-facing address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// TLS, when set, serves HTTPS (and HTTP/2) to clients. Nil means plain HTTP (HTTP/1.1 and h2c).
+	TLS *TLS `yaml:"tls"`
+	// Clients may call the gateway, each with its own key. Empty is refused unless AllowUnauthenticated.
+	Clients []Client `yaml:"clients"`
+	// AllowUnauthenticated lets any caller in when Clients is empty. Default false.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// Admin is the operator listener: health, metrics, status page, admin API.
+	Admin Admin `yaml:"admin"`
+	// Regions are the Azure OpenAI resources, at least one.
+	Regions []Region `yaml:"regions"`
+	// Policy is routing, retries, breakers, timeouts and the body limit.
+	Policy Policy `yaml:"policy"`
+	// Server holds the HTTP server limits against slow or idle clients and the shutdown bound.
+	Server Server `yaml:"server"`
+	// Logging is the access and event log format.
+	Logging Logging `yaml:"logging"`
+}
+
+// TLS names the certificate and key files of the client-facing listener.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Client is one caller of the gateway. Name appears in logs; Key never does.
+type Client struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
+// Admin configures the operator listener.
+type Admin struct {
+	// Listen is the admin address. Default "127.0.0.1:8081".
+	Listen string `yaml:"listen"`
+	// Key guards /admin/* and /status. Empty: those routes answer 403 (health and metrics stay open).
+	Key string `yaml:"key"`
+	// StatusRefresh is how often the status page polls. Default 2s.
+	StatusRefresh Duration `yaml:"status_refresh"`
+}
+
+// Region is one regional Azure OpenAI resource.
+type Region struct {
+	Name        string            `yaml:"name"`
+	Endpoint    string            `yaml:"endpoint"`
+	APIKey      string            `yaml:"api_key"`
+	Entra       *Entra            `yaml:"entra"`
+	Priority    int               `yaml:"priority"` // 0 means 1
+	Weight      int               `yaml:"weight"`   // 0 means 1
+	Deployments map[string]string `yaml:"deployments"`
+}
+
+// Entra selects Microsoft Entra ID auth. All fields empty means DefaultAzureCredential.
+type Entra struct {
+	TenantID     string `yaml:"tenant_id"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+}
+
+// Policy mirrors failover.Policy.
+type Policy struct {
+	Routing      string   `yaml:"routing"` // priority (default) | weighted | latency
+	Retry        Retry    `yaml:"retry"`
+	Breaker      Breaker  `yaml:"breaker"`
+	Timeouts     Timeouts `yaml:"timeouts"`
+	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 32 MiB
+}
+
+// Retry is the in-region retry of a transient error.
+type Retry struct {
+	AttemptsPerRegion int      `yaml:"attempts_per_region"` // default 2
+	Backoff           Duration `yaml:"backoff"`             // default 100ms
+	MaxBackoff        Duration `yaml:"max_backoff"`         // default 2s
+}
+
+// Breaker takes a failing region out of service.
+type Breaker struct {
+	Failures    int      `yaml:"failures"`     // consecutive failures that open it; default 5
+	OpenFor     Duration `yaml:"open_for"`     // default 30s
+	MaxOpenFor  Duration `yaml:"max_open_for"` // cap of the lengthening open time; default 5m
+	FailureRate float64  `yaml:"failure_rate"` // failed share within Window that opens it; default 0.5, above 1 disables
+	Window      Duration `yaml:"window"`       // span of the failure rate; default 60s
+	MinRequests int      `yaml:"min_requests"` // attempts within Window before FailureRate applies; default 20
+	SlowStart   Duration `yaml:"slow_start"`   // ramp of traffic back to a recovered region; default 30s, negative: none
+}
+
+// Timeouts bound each phase of an upstream attempt.
+type Timeouts struct {
+	Connect         Duration `yaml:"connect"`           // default 3s
+	StreamFirstByte Duration `yaml:"stream_first_byte"` // default 30s
+	Response        Duration `yaml:"response"`          // default 300s
+	StreamIdle      Duration `yaml:"stream_idle"`       // default 60s
+}
+
+// Server limits the client-facing HTTP servers.
+type Server struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: how long streams in flight may finish
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 64 KiB
+}
+
+// Logging selects the log format and level.
+type Logging struct {
+	Format string `yaml:"format"` // json (default) | text
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+}
+
+// Defaults, exported so that docs, tests and the gateway agree.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultAdminListen       = "127.0.0.1:8081"
+	DefaultStatusRefresh     = 2 * time.Second
+	DefaultRouting           = "priority"
+	DefaultAttemptsPerRegion = 2
+	DefaultBackoff           = 100 * time.Millisecond
+	DefaultMaxBackoff        = 2 * time.Second
+	DefaultBreakerFailures   = 5
+	DefaultOpenFor           = 30 * time.Second
+	DefaultMaxOpenFor        = 5 * time.Minute
+	DefaultFailureRate       = 0.5
+	DefaultWindow            = 60 * time.Second
+	DefaultMinRequests       = 20
+	DefaultSlowStart         = 30 * time.Second
+	DefaultConnect           = 3 * time.Second
+	DefaultStreamFirstByte   = 30 * time.Second
+	DefaultResponse          = 300 * time.Second
+	DefaultStreamIdle        = 60 * time.Second
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultLogFormat         = "json"
+	DefaultLogLevel          = "info"
+)
+
+// Duration is a time.Duration written as a Go duration string ("250ms", "2s") in YAML.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Load reads the file at path, expands ${NAME} from the process environment, parses it strictly, fills in the
+// defaults and validates. Problems in the file come back as *Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+// Parse is Load on bytes, with the environment given as a lookup function (nil: no variable is set).
+func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Errors{Problems: []Problem{{Message: trimYAMLPrefix(err.Error())}}}
+	}
+	c := &Config{}
+	d := decoder{env: lookupEnv}
+	if len(doc.Content) > 0 {
+		d.decode(doc.Content[0], "", c)
+	}
+	if len(d.errs.Problems) > 0 {
+		return nil, &d.errs
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ApplyDefaults replaces every zero field that has a documented default by that default.
+func (c *Config) ApplyDefaults() {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.Admin.Listen, DefaultAdminListen)
+	setDefault(&c.Admin.StatusRefresh, Duration(DefaultStatusRefresh))
+	for i := range c.Regions {
+		setDefault(&c.Regions[i].Priority, 1)
+		setDefault(&c.Regions[i].Weight, 1)
+	}
+	p := &c.Policy
+	setDefault(&p.Routing, DefaultRouting)
+	setDefault(&p.Retry.AttemptsPerRegion, DefaultAttemptsPerRegion)
+	setDefault(&p.Retry.Backoff, Duration(DefaultBackoff))
+	setDefault(&p.Retry.MaxBackoff, Duration(DefaultMaxBackoff))
+	setDefault(&p.Breaker.Failures, DefaultBreakerFailures)
+	setDefault(&p.Breaker.OpenFor, Duration(DefaultOpenFor))
+	setDefault(&p.Breaker.MaxOpenFor, Duration(max(DefaultMaxOpenFor, p.Breaker.OpenFor.D())))
+	setDefault(&p.Breaker.FailureRate, DefaultFailureRate)
+	setDefault(&p.Breaker.Window, Duration(DefaultWindow))
+	setDefault(&p.Breaker.MinRequests, DefaultMinRequests)
+	setDefault(&p.Breaker.SlowStart, Duration(DefaultSlowStart))
+	setDefault(&p.Timeouts.Connect, Duration(DefaultConnect))
+	setDefault(&p.Timeouts.StreamFirstByte, Duration(DefaultStreamFirstByte))
+	setDefault(&p.Timeouts.Response, Duration(DefaultResponse))
+	setDefault(&p.Timeouts.StreamIdle, Duration(DefaultStreamIdle))
+	setDefault(&p.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&c.Server.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	setDefault(&c.Server.IdleTimeout, Duration(DefaultIdleTimeout))
+	setDefault(&c.Server.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.Logging.Format, DefaultLogFormat)
+	setDefault(&c.Logging.Level, DefaultLogLevel)
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Names returns the client-visible names that some region maps, sorted.
+func (c *Config) Names() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range c.Regions {
+		for n := range r.Deployments {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sortStrings(out)
+	return out
+}

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"maps"
+
+	"github.com/lifeline-sre/lifeline/failover"
+)
+
+// Failover returns the `regions` and `policy` parts of c as the engine's config. Zero values stay zero: the engine
+// applies the same defaults.
+func (c *Config) Failover() failover.Config {
+	out := failover.Config{Regions: make([]failover.Region, len(c.Regions))}
+	for i, r := range c.Regions {
+		fr := failover.Region{
+			Name:        r.Name,
+			Endpoint:    r.Endpoint,
+			APIKey:      r.APIKey,
+			Priority:    r.Priority,
+			Weight:      r.Weight,
+			Deployments: maps.Clone(r.Deployments),
+		}
+		if r.Entra != nil {
+			fr.Entra = &failover.Entra{TenantID: r.Entra.TenantID, ClientID: r.Entra.ClientID, ClientSecret: r.Entra.ClientSecret}
+		}
+		out.Regions[i] = fr
+	}
+	p := c.Policy
+	out.Policy = failover.Policy{
+		Routing: p.Routing,
+		Retry: failover.RetryPolicy{
+			AttemptsPerRegion: p.Retry.AttemptsPerRegion,
+			Backoff:           p.Retry.Backoff.D(),
+			MaxBackoff:        p.Retry.MaxBackoff.D(),
+		},
+		Breaker: failover.BreakerPolicy{
+			Failures:    p.Breaker.Failures,
+			OpenFor:     p.Breaker.OpenFor.D(),
+			MaxOpenFor:  p.Breaker.MaxOpenFor.D(),
+			FailureRate: p.Breaker.FailureRate,
+			Window:      p.Breaker.Window.D(),
+			MinRequests: p.Breaker.MinRequests,
+			SlowStart:   p.Breaker.SlowStart.D(),
+		},
+		Timeouts: failover.Timeouts{
+			Connect:         p.Timeouts.Connect.D(),
+			StreamFirstByte: p.Timeouts.StreamFirstByte.D(),
+			Response:        p.Timeouts.Response.D(),
+			StreamIdle:      p.Timeouts.StreamIdle.D(),
+		},
+		MaxBodyBytes: p.MaxBodyBytes,
+	}
+	return out
+}
