@@ -1,0 +1,239 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// attempt is one request sent to one region.
+type attempt struct {
+	rt     *roundTrip
+	r      *region
+	tg     *target
+	probe  bool
+	n      int
+	start  time.Time
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+// errorPeek is how much of a 404 body is read to tell DeploymentNotFound from other 404s.
+const errorPeek = 4 << 10
+
+// streamPeek is the buffer for the first bytes of a stream, read before the response is
+// handed over so that a region that stalls before its first event can still be failed over.
+const streamPeek = 2 << 10
+
+func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
+	t := rt.t
+	rt.attempts++
+	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: probe})
+	r.h.inflight.Add(1)
+	r.h.attempts.Add(1)
+	a := &attempt{rt: rt, r: r, tg: tg, probe: probe, n: rt.attempts, start: t.clock.Now()}
+	a.ctx, a.cancel = context.WithCancelCause(rt.ctx)
+	timeout := rt.p.Timeouts.Response
+	if rt.in.stream {
+		timeout = rt.p.Timeouts.StreamFirstByte
+	}
+	a.timer = time.AfterFunc(timeout, func() { a.cancel(ErrAttemptTimeout) })
+
+	out, err := rt.build(a.ctx, r, tg)
+	if err != nil {
+		return a.fail(err)
+	}
+	resp, err := r.rt.RoundTrip(out)
+	if err != nil {
+		return a.fail(err)
+	}
+	sig := Signal{Status: resp.StatusCode, Header: resp.Header, Now: t.clock.Now()}
+	if resp.StatusCode == http.StatusNotFound {
+		b, _ := readPrefix(resp.Body, errorPeek)
+		sig.Body = b
+		resp.Body = &prefixedBody{prefix: b, ReadCloser: resp.Body}
+	}
+	v := Classify(sig)
+	switch {
+	case !v.Final():
+		return a.failed(v, resp)
+	case resp.StatusCode >= 400:
+		return a.passThrough(v, resp)
+	}
+	return a.deliver(resp)
+}
+
+// deliver hands a good response to the caller. For a stream it first waits for the first
+// bytes, within the first-byte timeout, so that a region that stalls can still be left.
+func (a *attempt) deliver(resp *http.Response) attemptResult {
+	var prefix []byte
+	if a.rt.in.stream {
+		buf := make([]byte, streamPeek)
+		var n int
+		var err error
+		for n == 0 && err == nil {
+			n, err = resp.Body.Read(buf)
+		}
+		if n == 0 {
+			resp.Body.Close()
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return a.fail(err)
+		}
+		prefix = buf[:n]
+	}
+	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
+		resp.Body.Close()
+		return a.fail(ErrAttemptTimeout)
+	}
+	now := a.rt.t.clock.Now()
+	lat := now.Sub(a.start)
+	a.r.h.observeLatency(lat)
+	a.record(Verdict{Outcome: OutcomeOK}, now)
+	a.label(resp)
+	resp.Body = newGuardedBody(a, resp, prefix, lat)
+	return attemptResult{resp: resp, final: true}
+}
+
+// passThrough hands a region's 4xx answer to the caller as it is.
+func (a *attempt) passThrough(v Verdict, resp *http.Response) attemptResult {
+	a.timer.Stop()
+	now := a.rt.t.clock.Now()
+	lat := now.Sub(a.start)
+	a.r.h.observeLatency(lat)
+	a.record(v, now)
+	a.finished(v, resp.StatusCode, lat, lat, nil)
+	a.label(resp)
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: a.cancel}
+	return attemptResult{resp: resp, final: true}
+}
+
+// failed handles a response that sends the request on (5xx, 429, 404 DeploymentNotFound, 401, 403).
+func (a *attempt) failed(v Verdict, resp *http.Response) attemptResult {
+	a.timer.Stop()
+	now := a.rt.t.clock.Now()
+	lat := now.Sub(a.start)
+	a.r.h.observeLatency(lat)
+	a.record(v, now)
+	if v.Outcome == OutcomeServerError {
+		a.rt.keep(a.r, resp)
+	} else {
+		drain(resp.Body)
+	}
+	a.cancel(nil)
+	a.finished(v, resp.StatusCode, lat, lat, nil)
+	return attemptResult{verdict: v}
+}
+
+// fail handles an attempt that got no usable response.
+func (a *attempt) fail(err error) attemptResult {
+	a.timer.Stop()
+	switch {
+	case a.rt.ctx.Err() != nil:
+		err = a.rt.ctx.Err()
+	case context.Cause(a.ctx) == ErrAttemptTimeout:
+		err = fmt.Errorf("region %s: %w", a.r.cfg.Name, ErrAttemptTimeout)
+	}
+	a.cancel(nil)
+	now := a.rt.t.clock.Now()
+	lat := now.Sub(a.start)
+	v := Classify(Signal{Err: err, Now: now})
+	if v.Outcome == OutcomeTimeout {
+		a.r.h.observeLatency(lat)
+	}
+	a.record(v, now)
+	a.finished(v, 0, lat, lat, err)
+	if v.Outcome == OutcomeCanceled {
+		return attemptResult{final: true, err: err, verdict: v}
+	}
+	return attemptResult{verdict: v}
+}
+
+// record feeds the breaker and, for deployment-scoped failures, the deployment's state.
+func (a *attempt) record(v Verdict, now time.Time) {
+	b := a.r.h.breaker
+	var tr *transition
+	switch {
+	case v.Outcome == OutcomeCanceled:
+		tr = b.record(now, a.probe, false, true)
+	case v.Scope == ScopeRegion:
+		tr = b.record(now, a.probe, true, false)
+	default: // the region answered
+		tr = b.record(now, a.probe, false, false)
+	}
+	a.rt.t.emitState(a.r.cfg.Name, tr, now)
+	if v.Scope != ScopeDeployment || a.tg == nil {
+		return
+	}
+	st := a.tg.state
+	if v.Outcome == OutcomeThrottled {
+		d := v.RetryAfter
+		if d <= 0 {
+			d = DefaultCoolDown
+		}
+		extend(&st.coolUntil, now.Add(d).UnixNano())
+		return
+	}
+	st.brokenBy.Store(int32(v.Outcome))
+	extend(&st.brokenUntil, now.Add(a.rt.p.Breaker.OpenFor).UnixNano())
+}
+
+func (a *attempt) finished(v Verdict, status int, lat, dur time.Duration, err error) {
+	a.r.h.inflight.Add(-1)
+	a.rt.t.obs.AttemptFinished(AttemptResult{
+		Region: a.r.cfg.Name, Name: a.rt.in.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
+		Latency: lat, Duration: dur, RetryAfter: v.RetryAfter, Err: err,
+	})
+}
+
+// label sets x-lifeline-region and x-lifeline-attempts.
+func (a *attempt) label(resp *http.Response) {
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header[HeaderRegion] = []string{a.r.cfg.Name}
+	resp.Header[HeaderAttempts] = []string{strconv.Itoa(a.n)}
+}
+
+// drain reads a little of a discarded body so that its connection can be reused, then closes it.
+func drain(b io.ReadCloser) {
+	io.CopyN(io.Discard, b, 4<<10)
+	b.Close()
+}
+
+// prefixedBody returns prefix, then the rest of the body.
+type prefixedBody struct {
+	prefix []byte
+	io.ReadCloser
+}
+
+func (p *prefixedBody) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.ReadCloser.Read(b)
+}
+
+// cancelOnClose ends the attempt's context when the caller closes the body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
+}
+
+func isEventStream(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}

@@ -1,0 +1,228 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// Config is the `regions` and `policy` parts of the YAML config as Go values.
+// Zero values mean the documented defaults.
+type Config struct {
+	Regions []Region
+	Policy  Policy
+}
+
+// Region is one regional Azure OpenAI (or OpenAI-compatible) resource.
+type Region struct {
+	// Name is the short name used in logs, metrics, headers and the admin API. Required, unique.
+	Name string
+	// Endpoint is the base URL, e.g. https://contoso-eastus.openai.azure.com (no /openai suffix).
+	// A path prefix is kept: https://gw.example/eastus sends /eastus/openai/....
+	Endpoint string
+	// APIKey is sent as `api-key`. Exactly one of APIKey and Entra/Credential is set.
+	APIKey string
+	// Entra selects an Entra ID token from azidentity for scope https://cognitiveservices.azure.com/.default.
+	Entra *Entra
+	// Credential overrides Entra: any azcore.TokenCredential (tests, callers that already have one).
+	Credential azcore.TokenCredential
+	// Priority: lower is preferred; 0 means 1.
+	Priority int
+	// Weight is the share within a priority level (or overall with weighted routing); 0 means 1.
+	Weight int
+	// Deployments maps client-visible name -> deployment name in this region. At least one entry.
+	Deployments map[string]string
+}
+
+// Entra configures an azidentity credential. All fields empty means DefaultAzureCredential;
+// otherwise ClientSecretCredential.
+type Entra struct{ TenantID, ClientID, ClientSecret string }
+
+// Routing modes for Policy.Routing.
+const (
+	RoutingPriority = "priority" // preferred regions first; equal priority shares by weight
+	RoutingWeighted = "weighted" // active-active split by weight, priority ignored
+	RoutingLatency  = "latency"  // best recent latency (EWMA, power of two choices)
+)
+
+// Policy is how the engine retries, trips breakers and times out. Zero values mean the defaults.
+type Policy struct {
+	// Routing is RoutingPriority (default), RoutingWeighted or RoutingLatency.
+	Routing string
+	Retry   RetryPolicy
+	Breaker BreakerPolicy
+	// Timeouts bound each attempt.
+	Timeouts Timeouts
+	// MaxBodyBytes bounds the buffered request body; 0 means 32 MiB.
+	MaxBodyBytes int64
+}
+
+// RetryPolicy governs retries inside one region.
+type RetryPolicy struct {
+	// AttemptsPerRegion is the number of attempts in one region for transient errors; 0 means 2.
+	AttemptsPerRegion int
+	// Backoff is the first backoff; it doubles per retry, with full jitter. 0 means 100ms.
+	Backoff time.Duration
+	// MaxBackoff caps the backoff, and a server's Retry-After for an in-region retry. 0 means 2s.
+	MaxBackoff time.Duration
+}
+
+// BreakerPolicy governs the per-region circuit breaker.
+type BreakerPolicy struct {
+	// Failures is the number of consecutive failed attempts that open the breaker; 0 means 5.
+	Failures int
+	// OpenFor is how long an open breaker keeps the region out before one probe decides; 0 means 30s.
+	// Each trip that follows a failed probe doubles it, up to MaxOpenFor.
+	OpenFor time.Duration
+	// MaxOpenFor caps the lengthened open time; 0 means 5m.
+	MaxOpenFor time.Duration
+	// FailureRate opens the breaker when the failed share of attempts within Window reaches it
+	// (after MinRequests attempts). 0 means 0.5; a value above 1 disables the rate rule.
+	FailureRate float64
+	// Window is the span of the failure rate; 0 means 60s.
+	Window time.Duration
+	// MinRequests is the number of attempts within Window before FailureRate applies; 0 means 20.
+	MinRequests int
+	// SlowStart is how long a recovered or re-enabled region takes to get its full share back;
+	// 0 means 30s, negative disables slow start.
+	SlowStart time.Duration
+}
+
+// Timeouts bound each attempt. A region that does not answer in time is a failed attempt.
+type Timeouts struct {
+	// Connect bounds TCP + TLS handshake; 0 means 3s.
+	Connect time.Duration
+	// StreamFirstByte bounds, for streaming requests, the wait for headers and the first body bytes; 0 means 30s.
+	StreamFirstByte time.Duration
+	// Response bounds, for non-streaming requests, the wait for response headers; 0 means 300s.
+	Response time.Duration
+	// StreamIdle is the longest gap between reads of a response body; 0 means 60s.
+	StreamIdle time.Duration
+}
+
+// Defaults, exported so that callers and docs can name them.
+const (
+	DefaultAttemptsPerRegion = 2
+	DefaultBackoff           = 100 * time.Millisecond
+	DefaultMaxBackoff        = 2 * time.Second
+	DefaultFailures          = 5
+	DefaultOpenFor           = 30 * time.Second
+	DefaultMaxOpenFor        = 5 * time.Minute
+	DefaultFailureRate       = 0.5
+	DefaultWindow            = 60 * time.Second
+	DefaultMinRequests       = 20
+	DefaultSlowStart         = 30 * time.Second
+	DefaultConnectTimeout    = 3 * time.Second
+	DefaultStreamFirstByte   = 30 * time.Second
+	DefaultResponseTimeout   = 300 * time.Second
+	DefaultStreamIdle        = 60 * time.Second
+	DefaultMaxBodyBytes      = 32 << 20
+	// DefaultCoolDown is the cool-down after a 429 that names no Retry-After.
+	DefaultCoolDown = time.Second
+)
+
+// WithDefaults returns p with every zero field set to its default.
+func (p Policy) WithDefaults() Policy {
+	if p.Routing == "" {
+		p.Routing = RoutingPriority
+	}
+	r := &p.Retry
+	setInt(&r.AttemptsPerRegion, DefaultAttemptsPerRegion)
+	setDur(&r.Backoff, DefaultBackoff)
+	setDur(&r.MaxBackoff, DefaultMaxBackoff)
+	b := &p.Breaker
+	setInt(&b.Failures, DefaultFailures)
+	setDur(&b.OpenFor, DefaultOpenFor)
+	setDur(&b.MaxOpenFor, DefaultMaxOpenFor)
+	if b.MaxOpenFor < b.OpenFor {
+		b.MaxOpenFor = b.OpenFor
+	}
+	if b.FailureRate == 0 {
+		b.FailureRate = DefaultFailureRate
+	}
+	setDur(&b.Window, DefaultWindow)
+	setInt(&b.MinRequests, DefaultMinRequests)
+	setDur(&b.SlowStart, DefaultSlowStart)
+	t := &p.Timeouts
+	setDur(&t.Connect, DefaultConnectTimeout)
+	setDur(&t.StreamFirstByte, DefaultStreamFirstByte)
+	setDur(&t.Response, DefaultResponseTimeout)
+	setDur(&t.StreamIdle, DefaultStreamIdle)
+	if p.MaxBodyBytes == 0 {
+		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return p
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func setDur(v *time.Duration, def time.Duration) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// Validate reports every problem in c, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Regions) == 0 {
+		errs = append(errs, errors.New("regions: at least one region is required"))
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Regions {
+		f := func(field, msg string, args ...any) {
+			errs = append(errs, fmt.Errorf("regions[%d].%s: %s", i, field, fmt.Sprintf(msg, args...)))
+		}
+		switch {
+		case r.Name == "":
+			f("name", "is required")
+		case seen[r.Name]:
+			f("name", "%q is used twice", r.Name)
+		}
+		seen[r.Name] = true
+		if u, err := url.Parse(r.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			f("endpoint", "%q is not an http(s) URL", r.Endpoint)
+		}
+		hasToken := r.Entra != nil || r.Credential != nil
+		if (r.APIKey != "") == hasToken {
+			f("api_key", "exactly one of api_key and entra is required")
+		}
+		if r.Priority < 0 {
+			f("priority", "must not be negative")
+		}
+		if r.Weight < 0 {
+			f("weight", "must not be negative")
+		}
+		if len(r.Deployments) == 0 {
+			f("deployments", "at least one name is required")
+		}
+		for k, v := range r.Deployments {
+			if k == "" || v == "" {
+				f("deployments", "empty name in %q: %q", k, v)
+			}
+		}
+	}
+	p := c.Policy
+	switch p.Routing {
+	case "", RoutingPriority, RoutingWeighted, RoutingLatency:
+	default:
+		errs = append(errs, fmt.Errorf("policy.routing: %q is not one of priority, weighted, latency", p.Routing))
+	}
+	if p.Retry.AttemptsPerRegion < 0 {
+		errs = append(errs, errors.New("policy.retry.attempts_per_region: must not be negative"))
+	}
+	if p.Breaker.Failures < 0 {
+		errs = append(errs, errors.New("policy.breaker.failures: must not be negative"))
+	}
+	if p.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("policy.max_body_bytes: must not be negative"))
+	}
+	return errors.Join(errs...)
+}

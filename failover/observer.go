@@ -1,0 +1,86 @@
+package failover
+
+import "time"
+
+// Observer receives the engine's events. All methods are called synchronously on the request's
+// goroutine (StateChanged also from Disable, Enable and Reconfigure); keep them cheap and never
+// block. Embed NopObserver to implement only some of them.
+type Observer interface {
+	AttemptStarted(AttemptStart)
+	AttemptFinished(AttemptResult)
+	Failover(FailoverEvent)
+	StateChanged(StateChange)
+}
+
+// AttemptStart is sent before each upstream attempt.
+type AttemptStart struct {
+	Region  string
+	Name    string // client-visible name ("" for requests without one)
+	Attempt int    // 1-based attempt number within the request
+	Probe   bool   // the half-open probe that decides whether the region comes back
+}
+
+// AttemptResult is sent once per attempt. For a response that is handed to the caller with a
+// status below 400 it is sent when the body ends (EOF, error or Close), so that a stream that
+// fails after the headers is reported as OutcomeStreamError rather than OutcomeOK.
+type AttemptResult struct {
+	Region  string
+	Name    string
+	Attempt int
+	Outcome Outcome
+	Status  int           // 0 when no response arrived
+	Latency time.Duration // until the response headers (or the failure)
+	// Duration is until the attempt ended: body end for a delivered response, else Latency.
+	Duration   time.Duration
+	RetryAfter time.Duration // the region's hint, if any
+	Err        error         // transport or stream error; nil for responses
+}
+
+// FailoverEvent is sent when a request leaves a region that failed it for another region.
+type FailoverEvent struct {
+	Name     string
+	From, To string
+	Reason   Outcome // the outcome of the last attempt in From
+}
+
+// StateChange is sent when a region's state changes.
+type StateChange struct {
+	Region   string
+	From, To State
+	At       time.Time
+}
+
+// NopObserver ignores every event; embed it to implement part of Observer.
+type NopObserver struct{}
+
+func (NopObserver) AttemptStarted(AttemptStart)   {}
+func (NopObserver) AttemptFinished(AttemptResult) {}
+func (NopObserver) Failover(FailoverEvent)        {}
+func (NopObserver) StateChanged(StateChange)      {}
+
+// Observers fans events out to several observers, in order.
+type Observers []Observer
+
+func (os Observers) AttemptStarted(e AttemptStart) {
+	for _, o := range os {
+		o.AttemptStarted(e)
+	}
+}
+
+func (os Observers) AttemptFinished(e AttemptResult) {
+	for _, o := range os {
+		o.AttemptFinished(e)
+	}
+}
+
+func (os Observers) Failover(e FailoverEvent) {
+	for _, o := range os {
+		o.Failover(e)
+	}
+}
+
+func (os Observers) StateChanged(e StateChange) {
+	for _, o := range os {
+		o.StateChanged(e)
+	}
+}

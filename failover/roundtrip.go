@@ -1,0 +1,304 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RoundTrip sends req to the most preferred available region that serves the name it asks
+// for, retrying and failing over by SPEC.md section 5. It returns an error only when the
+// caller's context ended or the request body could not be read or was too large; every other
+// failure is a response (the region's own, or one the transport made in the OpenAI error
+// shape). Every response carries x-lifeline-region and x-lifeline-attempts.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tab := t.tab.Load()
+	body, err := readBody(req, tab.policy.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context()}
+	rt.in = parseInbound(req, body)
+	named := rt.in.shape != shapeOther && rt.in.name != ""
+	cands := tab.candidates(rt.in.name, named)
+	if len(cands) == 0 {
+		msg := "lifeline: no region serves the name " + strconv.Quote(rt.in.name) +
+			"; known names: " + strings.Join(tab.sorted, ", ")
+		return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0), nil
+	}
+	return rt.run(cands)
+}
+
+// roundTrip is one client request on its way through the regions.
+type roundTrip struct {
+	t   *Transport
+	tab *table
+	p   *Policy
+	req *http.Request
+	ctx context.Context
+	in  inbound
+
+	attempts int
+	kept     *http.Response // the last region 5xx, returned if nothing better comes
+	coolNext time.Time      // soonest end of a cool-down among candidates
+	openNext time.Time      // soonest probe of an open region
+	cooling  bool
+	reasons  []string // why each region did not serve, for the final error
+}
+
+// attemptResult is one attempt's end.
+type attemptResult struct {
+	resp    *http.Response // final: hand to the caller
+	err     error          // final error (caller's context)
+	final   bool
+	verdict Verdict
+}
+
+func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
+	var buf [maxCandidates]*region
+	plan := rt.t.order(buf[:0], cands, rt.p, rt.in.name, rt.t.clock.Now())
+	var from *region
+	var reason Outcome
+	for i, r := range plan {
+		tg := r.targets[rt.in.name]
+		for k := 0; k < rt.p.Retry.AttemptsPerRegion; k++ {
+			probe, ok := rt.admit(r, tg)
+			if !ok {
+				break
+			}
+			if from != nil && from != r {
+				rt.t.obs.Failover(FailoverEvent{Name: rt.in.name, From: from.cfg.Name, To: r.cfg.Name, Reason: reason})
+				from = nil
+			}
+			res := rt.attempt(r, tg, probe)
+			if res.final {
+				rt.discardKept()
+				return res.resp, res.err
+			}
+			from, reason = r, res.verdict.Outcome
+			if !rt.retryInPlace(res.verdict, k, plan[i+1:], tg) {
+				rt.reasons = append(rt.reasons, r.cfg.Name+": "+res.verdict.Outcome.String())
+				break
+			}
+			if err := rt.backoff(k, res.verdict.RetryAfter); err != nil {
+				rt.discardKept()
+				return nil, err
+			}
+		}
+	}
+	return rt.exhausted()
+}
+
+// admit checks that r may take an attempt for tg now, and takes the half-open probe slot if
+// that is what it takes. A region that may not is noted for the final answer.
+func (rt *roundTrip) admit(r *region, tg *target) (probe, ok bool) {
+	now := rt.t.clock.Now()
+	why, until := r.check(tg, now)
+	if why == isAvailable {
+		var tr *transition
+		ok, probe, tr = r.h.breaker.acquire(now)
+		rt.t.emitState(r.cfg.Name, tr, now)
+		if ok {
+			return probe, true
+		}
+		why, until = isOpen, r.h.breaker.retryAt()
+	}
+	switch why {
+	case isCooling:
+		rt.cooling = true
+		rt.coolNext = earliest(rt.coolNext, until)
+		rt.reasons = append(rt.reasons, r.cfg.Name+": cooling down after 429")
+	case isOpen:
+		rt.openNext = earliest(rt.openNext, until)
+		rt.reasons = append(rt.reasons, r.cfg.Name+": out of service (breaker open)")
+	case isDisabled:
+		rt.reasons = append(rt.reasons, r.cfg.Name+": disabled")
+	case isBroken:
+		rt.openNext = earliest(rt.openNext, until)
+		rt.reasons = append(rt.reasons, r.cfg.Name+": deployment marked broken")
+	}
+	return false, false
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// retryInPlace decides whether the region that just failed gets another attempt. A timeout
+// is retried in place only when no other region could take the request: a region that did
+// not answer within the timeout would likely cost the caller another one.
+func (rt *roundTrip) retryInPlace(v Verdict, k int, rest []*region, tg *target) bool {
+	if !v.Retry || k+1 >= rt.p.Retry.AttemptsPerRegion {
+		return false
+	}
+	if v.Outcome == OutcomeTimeout {
+		now := rt.t.clock.Now()
+		for _, r := range rest {
+			if why, _ := r.check(r.targets[rt.in.name], now); why == isAvailable {
+				return false
+			}
+		}
+	}
+	if v.RetryAfter > rt.p.Retry.MaxBackoff {
+		return false // the region asks for longer than we wait in place: move on
+	}
+	if dl, ok := rt.ctx.Deadline(); ok && time.Until(dl) <= v.RetryAfter {
+		return false
+	}
+	return true
+}
+
+// backoff waits before retry k+1 in the same region: exponential with full jitter, at least
+// the region's hint, never past the caller's deadline (then it returns so the next region
+// gets what time is left).
+func (rt *roundTrip) backoff(k int, hint time.Duration) error {
+	ceil := rt.p.Retry.Backoff << k
+	if ceil <= 0 || ceil > rt.p.Retry.MaxBackoff {
+		ceil = rt.p.Retry.MaxBackoff
+	}
+	d := time.Duration(float64n(rt.t.rand) * float64(ceil))
+	d = max(d, hint)
+	if dl, ok := rt.ctx.Deadline(); ok {
+		if left := time.Until(dl); d >= left {
+			return nil
+		}
+	}
+	if d <= 0 {
+		return rt.ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-rt.ctx.Done():
+		return rt.ctx.Err()
+	}
+}
+
+// exhausted is the answer when no region served: the caller's context error, a 429 with the
+// shortest cool-down, the last region 5xx, or a 503 naming why each region did not serve.
+func (rt *roundTrip) exhausted() (*http.Response, error) {
+	if err := rt.ctx.Err(); err != nil {
+		rt.discardKept()
+		return nil, err
+	}
+	now := rt.t.clock.Now()
+	if rt.cooling {
+		rt.discardKept()
+		wait := max(rt.coolNext.Sub(now), time.Millisecond)
+		msg := "lifeline: every region that serves " + strconv.Quote(rt.in.name) + " is rate limited; retry after " + wait.Round(time.Millisecond).String()
+		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.attempts), nil
+	}
+	if rt.kept != nil {
+		resp := rt.kept
+		resp.Header.Set("X-Should-Retry", "false")
+		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.attempts))
+		return resp, nil
+	}
+	wait := time.Second
+	if !rt.openNext.IsZero() {
+		wait = max(rt.openNext.Sub(now), time.Second)
+	}
+	msg := "lifeline: no region is available"
+	if rt.in.name != "" {
+		msg += " for " + strconv.Quote(rt.in.name)
+	}
+	if len(rt.reasons) > 0 {
+		msg += " (" + strings.Join(rt.reasons, "; ") + ")"
+	}
+	return errorResponse(rt.req, http.StatusServiceUnavailable, "service_unavailable", "server_error", msg, wait, rt.attempts), nil
+}
+
+func (rt *roundTrip) discardKept() {
+	if rt.kept != nil {
+		rt.kept.Body.Close()
+		rt.kept = nil
+	}
+}
+
+// keep holds a region's 5xx answer (body read into memory) as the fallback answer.
+func (rt *roundTrip) keep(r *region, resp *http.Response) {
+	b, _ := readPrefix(resp.Body, 64<<10)
+	resp.Body.Close()
+	rt.discardKept()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Del("Content-Length")
+	resp.Header.Set(HeaderRegion, r.cfg.Name)
+	rt.kept = resp
+}
+
+// build makes the outgoing request for region r: its host and path shape, its deployment
+// name, its credential; the caller's credential never leaves.
+func (rt *roundTrip) build(ctx context.Context, r *region, tg *target) (*http.Request, error) {
+	in := &rt.in
+	dep, body := "", in.body
+	if tg != nil {
+		dep = tg.deployment
+		body = in.rewriteBody(tg.deployment, tg.quoted)
+	}
+	h := outboundHeader(rt.req.Header)
+	if err := r.cred.apply(ctx, h); err != nil {
+		return nil, fmt.Errorf("region %s: %w", r.cfg.Name, err)
+	}
+	out := &http.Request{
+		Method:     rt.req.Method,
+		URL:        &url.URL{Scheme: r.url.scheme, Host: r.url.host, Path: in.targetPath(r.url.prefix, dep), RawQuery: rt.req.URL.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       r.url.host,
+	}
+	if len(body) > 0 {
+		out.ContentLength = int64(len(body))
+		out.Body = newReplayBody(body)
+		out.GetBody = func() (io.ReadCloser, error) { return newReplayBody(body), nil }
+	}
+	return out.WithContext(ctx), nil
+}
+
+// replayBody is a request body that can be sent again.
+type replayBody struct{ bytes.Reader }
+
+func newReplayBody(b []byte) *replayBody {
+	r := &replayBody{}
+	r.Reset(b)
+	return r
+}
+
+func (*replayBody) Close() error { return nil }
+
+// outboundHeader copies the caller's headers without its credential, hop-by-hop headers and
+// Content-Length. Values are shared, not copied: nothing downstream writes to them.
+func outboundHeader(src http.Header) http.Header {
+	h := make(http.Header, len(src)+1)
+	for k, v := range src {
+		switch {
+		case hopByHop(k), strings.EqualFold(k, "Api-Key"), strings.EqualFold(k, "Authorization"),
+			strings.EqualFold(k, "Content-Length"):
+			continue
+		}
+		h[k] = v
+	}
+	return h
+}
+
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}

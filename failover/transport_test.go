@@ -1,0 +1,90 @@
+package failover
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestPriorityRoutingAndRewrite(t *testing.T) {
+	east := newBackend(t, okJSON)
+	west := newBackend(t, okJSON)
+	tr := mustNew(t, Config{
+		Regions: []Region{
+			testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o-west"),
+			testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o-prod"),
+		},
+		Policy: fastPolicy(),
+	})
+	for range 5 {
+		resp := chat(t, tr, "gpt-4o")
+		readAll(t, resp)
+		if resp.StatusCode != 200 || resp.Header.Get("x-lifeline-region") != "eastus" || resp.Header.Get("x-lifeline-attempts") != "1" {
+			t.Fatalf("status %d region %q attempts %q", resp.StatusCode, resp.Header.Get("x-lifeline-region"), resp.Header.Get("x-lifeline-attempts"))
+		}
+	}
+	if east.hits.Load() != 5 || west.hits.Load() != 0 {
+		t.Fatalf("hits east=%d west=%d, want 5/0", east.hits.Load(), west.hits.Load())
+	}
+	r, body := east.lastRequest()
+	if r.URL.Path != "/openai/deployments/gpt-4o-prod/chat/completions" || r.URL.Query().Get("api-version") != "2024-10-21" {
+		t.Errorf("region got %s", r.URL)
+	}
+	if got := r.Header.Get("Api-Key"); got != "key-eastus" {
+		t.Errorf("api-key = %q, want the region's own", got)
+	}
+	if strings.Contains(r.Header.Get("Authorization"), "caller") {
+		t.Errorf("caller credential leaked")
+	}
+	if !strings.Contains(string(body), `"hi"`) {
+		t.Errorf("body not forwarded: %s", body)
+	}
+}
+
+func TestV1ModelRewrite(t *testing.T) {
+	east := newBackend(t, okJSON)
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o-prod")}, Policy: fastPolicy()})
+	for _, path := range []string{"/openai/v1/chat/completions", "/v1/chat/completions"} {
+		req, _ := http.NewRequest("POST", "https://lifeline.invalid"+path, strings.NewReader(`{"model":"gpt-4o","messages":[]}`))
+		req.Header.Set("Authorization", "Bearer caller-secret")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		r, body := east.lastRequest()
+		if r.URL.Path != "/openai/v1/chat/completions" {
+			t.Errorf("%s: region got path %s", path, r.URL.Path)
+		}
+		if string(body) != `{"model":"gpt-4o-prod","messages":[]}` {
+			t.Errorf("%s: region got body %s", path, body)
+		}
+		if r.Header.Get("Authorization") != "" || r.Header.Get("Api-Key") != "key-eastus" {
+			t.Errorf("%s: credentials: auth=%q api-key=%q", path, r.Header.Get("Authorization"), r.Header.Get("Api-Key"))
+		}
+	}
+}
+
+func TestFailoverOn503(t *testing.T) {
+	east := newBackend(t, status(503, `{"error":{"code":"ServiceUnavailable","message":"busy"}}`))
+	west := newBackend(t, okJSON)
+	rec := &recorder{}
+	tr := mustNew(t, Config{
+		Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "a"), testRegion("westus", west.URL, 2, "gpt-4o", "b")},
+		Policy:  fastPolicy(),
+	}, WithObserver(rec))
+	resp := chat(t, tr, "gpt-4o")
+	readAll(t, resp)
+	if resp.StatusCode != 200 || resp.Header.Get("x-lifeline-region") != "westus" || resp.Header.Get("x-lifeline-attempts") != "3" {
+		t.Fatalf("got %d from %s after %s attempts", resp.StatusCode, resp.Header.Get("x-lifeline-region"), resp.Header.Get("x-lifeline-attempts"))
+	}
+	if east.hits.Load() != 2 || west.hits.Load() != 1 {
+		t.Fatalf("hits east=%d west=%d, want 2/1", east.hits.Load(), west.hits.Load())
+	}
+	if got := strings.Join(rec.outcomes(), ","); got != "eastus:server_error,eastus:server_error,westus:ok" {
+		t.Errorf("outcomes %s", got)
+	}
+	if len(rec.failovers) != 1 || rec.failovers[0].From != "eastus" || rec.failovers[0].To != "westus" || rec.failovers[0].Reason != OutcomeServerError {
+		t.Errorf("failovers %+v", rec.failovers)
+	}
+}
