@@ -1,0 +1,187 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fault modes.
+const (
+	ModeDown      = "down"       // the listener is closed: connection refused; open connections are closed
+	ModeBlackhole = "blackhole"  // requests are read and never answered
+	ModeSlow      = "slow"       // Latency is added before the answer
+	ModeError     = "error"      // answer Status (default 503) with Azure's body
+	ModeThrottle  = "throttle"   // answer 429 with Retry-After (default 10s)
+	ModeCutStream = "cut_stream" // streams are reset after AfterEvents SSE events
+	ModeClear     = "clear"      // remove the fault; a down region listens again on the same port
+)
+
+// Fault is a failure injected into a region. Rate and Deployment apply to every mode but down and clear.
+type Fault struct {
+	Mode        string   `json:"mode"`
+	Rate        float64  `json:"rate,omitempty"`         // 0..1, the share of requests affected; 0 means 1
+	Status      int      `json:"status,omitempty"`       // for error; 0 means 503
+	RetryAfter  Duration `json:"retry_after,omitempty"`  // for throttle; 0 means 10s
+	Latency     Duration `json:"latency,omitempty"`      // for slow
+	AfterEvents int      `json:"after_events,omitempty"` // for cut_stream: SSE events sent before the reset
+	Deployment  string   `json:"deployment,omitempty"`   // limit the fault to one deployment; empty: every request
+}
+
+// Validate reports a fault that cannot be applied, naming the field.
+func (f Fault) Validate() error {
+	switch f.Mode {
+	case ModeDown, ModeBlackhole, ModeSlow, ModeError, ModeThrottle, ModeCutStream, ModeClear:
+	case "":
+		return fmt.Errorf("fault: mode is required (down | blackhole | slow | error | throttle | cut_stream | clear)")
+	default:
+		return fmt.Errorf("fault: mode %q is unknown (down | blackhole | slow | error | throttle | cut_stream | clear)", f.Mode)
+	}
+	if f.Rate < 0 || f.Rate > 1 {
+		return fmt.Errorf("fault: rate %v must be between 0 and 1", f.Rate)
+	}
+	if f.Mode == ModeError && f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+		return fmt.Errorf("fault: status %d must be a 4xx or 5xx code", f.Status)
+	}
+	if f.AfterEvents < 0 {
+		return fmt.Errorf("fault: after_events %d must not be negative", f.AfterEvents)
+	}
+	if f.Latency < 0 || f.RetryAfter < 0 {
+		return fmt.Errorf("fault: durations must not be negative")
+	}
+	if f.Mode == ModeSlow && f.Latency == 0 {
+		return fmt.Errorf("fault: slow needs latency (e.g. \"2s\")")
+	}
+	return nil
+}
+
+func (f Fault) normalized() Fault {
+	if f.Rate == 0 {
+		f.Rate = 1
+	}
+	if f.Mode == ModeError && f.Status == 0 {
+		f.Status = 503
+	}
+	if f.Mode == ModeThrottle && f.RetryAfter == 0 {
+		f.RetryAfter = Duration(10 * time.Second)
+	}
+	return f
+}
+
+// Duration is a time.Duration that reads and writes Go duration strings ("7s", "250ms") in JSON and YAML.
+// A bare JSON number is read as seconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "7s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "7s" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		return nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("duration %q: use Go syntax such as \"7s\" or \"250ms\"", str)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("duration %s: use a string such as \"7s\"", s)
+	}
+	*d = Duration(f * float64(time.Second))
+	return nil
+}
+
+// UnmarshalText reads a Go duration string (used by YAML).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: use Go syntax such as \"7s\" or \"250ms\"", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String returns the Go duration syntax.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// applyFault applies the region's fault to a call. It returns false when the fault answered (or swallowed) the
+// request; cut_stream is remembered on the call and acts later, in the stream.
+func (c *call) applyFault() bool {
+	c.r.mu.RLock()
+	fp := c.r.fault
+	c.r.mu.RUnlock()
+	if fp == nil || fp.Mode == ModeDown {
+		return true
+	}
+	f := *fp
+	if f.Deployment != "" && f.Deployment != c.rt.deployment {
+		return true
+	}
+	if f.Mode == ModeCutStream && (c.gen == nil || !c.gen.Stream) {
+		return true
+	}
+	if !c.r.sim.chance(f.Rate) {
+		return true
+	}
+	c.r.stats.faults.Add(1)
+	switch f.Mode {
+	case ModeBlackhole:
+		c.r.stats.blackholed.Add(1)
+		c.hold()
+		return false
+	case ModeSlow:
+		return c.sleep(time.Duration(f.Latency))
+	case ModeError:
+		writeJSON(c.w, f.Status, faultErrorBody(f.Status, c.w.Header().Get("apim-request-id")))
+		return false
+	case ModeThrottle:
+		c.r.stats.throttled.Add(1)
+		setRetryAfter(c.w.Header(), time.Duration(f.RetryAfter))
+		writeJSON(c.w, http.StatusTooManyRequests, rateLimitBody(c.rt.op, c.rt.apiVersion, "token", time.Duration(f.RetryAfter)))
+		return false
+	case ModeCutStream:
+		c.fault = &f
+	}
+	return true
+}
+
+// hold takes the connection from the HTTP server and never answers; it returns when the client (or Close) ends
+// the connection.
+func (c *call) hold() {
+	conn, brw, err := http.NewResponseController(c.w).Hijack()
+	if err != nil {
+		<-c.req.Context().Done()
+		return
+	}
+	io.Copy(io.Discard, brw)
+	conn.Close()
+}
+
+// sleep waits d unless the client goes away first; it reports whether the call should go on.
+func (c *call) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.req.Context().Done():
+		return false
+	}
+}

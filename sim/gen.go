@@ -1,0 +1,270 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// genRequest holds the fields of chat/completions, completions, embeddings and responses bodies that the
+// simulator reads; everything else is accepted and ignored, as the service does.
+type genRequest struct {
+	Model               string          `json:"model"`
+	Messages            json.RawMessage `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"`
+	Input               json.RawMessage `json:"input"`
+	Instructions        string          `json:"instructions"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *streamOptions  `json:"stream_options"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	MaxOutputTokens     *int            `json:"max_output_tokens"`
+	Dimensions          *int            `json:"dimensions"`
+	EncodingFormat      string          `json:"encoding_format"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type contentPart struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// answer is what the simulated model will say.
+type answer struct {
+	prompt       string   // all prompt text, for the content filter
+	promptTokens int      // as counted for usage
+	words        []string // one token each
+	finish       string   // "stop" or "length"
+}
+
+func (a answer) text() string { return strings.Join(a.words, "") }
+
+// tokens estimates the tokens of a text as the service's tokenizers average: about four characters each.
+func tokens(s string) int {
+	if s == "" {
+		return 0
+	}
+	return (len(s) + 3) / 4
+}
+
+// textOf returns the text of a message content: a string or an array of parts.
+func textOf(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	var parts []contentPart
+	if json.Unmarshal(raw, &parts) != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(p.Text)
+	}
+	return b.String(), true
+}
+
+// stringsOf reads a prompt or input that is a string or an array of strings (token arrays count as their length).
+func stringsOf(raw json.RawMessage) ([]string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return []string{s}, true
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return list, len(list) > 0
+	}
+	var toks []int
+	if json.Unmarshal(raw, &toks) == nil && len(toks) > 0 {
+		return []string{strings.Repeat("tokn", len(toks))}, true
+	}
+	var many [][]int
+	if json.Unmarshal(raw, &many) == nil && len(many) > 0 {
+		out := make([]string, len(many))
+		for i, t := range many {
+			out[i] = strings.Repeat("tokn", len(t))
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// plan decides the answer to a prompt. A prompt containing "sim:tokens=N" gets an answer of exactly N tokens
+// (before max_tokens), which makes latency tests and benchmarks choose their answer length.
+func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
+	a := answer{prompt: prompt, promptTokens: promptTokens, finish: "stop"}
+	n := -1
+	if i := strings.Index(prompt, "sim:tokens="); i >= 0 {
+		digits := prompt[i+len("sim:tokens="):]
+		j := 0
+		for j < len(digits) && j < 7 && digits[j] >= '0' && digits[j] <= '9' {
+			j++
+		}
+		if v, err := strconv.Atoi(digits[:j]); err == nil {
+			n = min(v, 100000)
+		}
+	}
+	if n >= 0 {
+		a.words = make([]string, n)
+		for i := range a.words {
+			a.words[i] = loremWords[i%len(loremWords)]
+		}
+		if n > 0 {
+			a.words[0] = strings.TrimPrefix(a.words[0], " ")
+		}
+	} else {
+		a.words = c.defaultWords(last)
+	}
+	if limit != nil && *limit >= 0 && *limit < len(a.words) {
+		a.words, a.finish = a.words[:*limit], "length"
+	}
+	return a
+}
+
+var loremWords = []string{" Lorem", " ipsum", " dolor", " sit", " amet,", " consectetur", " adipiscing", " elit,", " sed",
+	" do", " eiusmod", " tempor", " incididunt", " ut", " labore", " et", " dolore", " magna", " aliqua."}
+
+func (c *call) defaultWords(last string) []string {
+	if len(last) > 80 {
+		last = last[:80]
+	}
+	last = strings.Join(strings.Fields(last), " ")
+	text := fmt.Sprintf("Hello from %s! This is %s answering: %q.", c.r.display, c.dep.Name, last)
+	return strings.SplitAfter(text, " ")
+}
+
+// serveGeneration answers chat/completions, completions, embeddings and responses on a deployment.
+func (c *call) serveGeneration() {
+	c.dep = c.r.deployment(c.rt.deployment)
+	if c.dep == nil {
+		writeJSON(c.w, http.StatusNotFound, deploymentNotFound)
+		return
+	}
+	kind := modelKind(c.dep.Model)
+	if (c.rt.op == "embeddings") != (kind == kindEmbedding) {
+		opName := map[string]string{"chat/completions": "chatCompletion", "completions": "completion", "embeddings": "embeddings", "responses": "responses"}[c.rt.op]
+		writeJSON(c.w, http.StatusBadRequest, azureError("OperationNotSupported", fmt.Sprintf("The %s operation does not work with the specified model, %s. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.", opName, c.dep.Model)))
+		return
+	}
+	switch c.rt.op {
+	case "chat/completions":
+		c.serveChat()
+	case "completions":
+		c.serveCompletions()
+	case "embeddings":
+		c.serveEmbeddings()
+	case "responses":
+		c.serveResponses()
+	}
+}
+
+// admit applies the deployment's quota; it answers 429 itself and reports false when over.
+func (c *call) admit(estimate int) bool {
+	v := c.dep.quota.admit(estimate, c.r.sim.now())
+	h := c.w.Header()
+	setRateHeaders(h, v)
+	if !v.ok {
+		c.r.stats.throttled.Add(1)
+		setRetryAfter(h, v.retryAfter)
+		writeJSON(c.w, http.StatusTooManyRequests, rateLimitBody(c.rt.op, c.rt.apiVersion, v.kind, v.retryAfter))
+		return false
+	}
+	return true
+}
+
+// filtered answers the content-filter 400 when the prompt carries the trigger.
+func (c *call) filtered(prompt string) bool {
+	if strings.Contains(prompt, c.r.sim.trigger) {
+		writeJSON(c.w, http.StatusBadRequest, contentFilterBody)
+		return true
+	}
+	return false
+}
+
+// waitFirstToken waits the time to first token and then the whole generation for non-streaming answers.
+func (c *call) waitGeneration(n int, stream bool) bool {
+	d := c.r.ttft
+	if !stream {
+		d += c.perToken() * time.Duration(n)
+	}
+	return c.sleep(d)
+}
+
+func (c *call) perToken() time.Duration {
+	if c.r.tps <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) / c.r.tps)
+}
+
+func (c *call) countUsage(prompt, completion int) {
+	c.r.stats.promptTokens.Add(int64(prompt))
+	c.r.stats.completionTokens.Add(int64(completion))
+}
+
+func (c *call) modelName() string {
+	return modelWithVersion(c.dep.Model, c.dep.Version)
+}
+
+func modelWithVersion(model, version string) string {
+	if version == "" || version == "1" || isFineTuned(model) || modelKind(model) == kindEmbedding {
+		return model
+	}
+	return model + "-" + version
+}
+
+const (
+	kindChat = iota
+	kindEmbedding
+)
+
+func modelKind(model string) int {
+	if strings.Contains(model, "embedding") || strings.HasPrefix(model, "text-similarity") {
+		return kindEmbedding
+	}
+	return kindChat
+}
+
+func isFineTuned(model string) bool { return strings.Contains(model, ".ft-") }
+
+func defaultVersion(model string) string {
+	switch model {
+	case "gpt-4o":
+		return "2024-11-20"
+	case "gpt-4o-mini":
+		return "2024-07-18"
+	case "gpt-4.1":
+		return "2025-04-14"
+	case "gpt-4.1-mini":
+		return "2025-04-14"
+	case "gpt-4.1-nano":
+		return "2025-04-14"
+	case "gpt-35-turbo":
+		return "0125"
+	}
+	return "1"
+}
+
+func fingerprint(model string) string {
+	h := fnv.New64a()
+	h.Write([]byte(model))
+	return fmt.Sprintf("fp_%010x", h.Sum64()&0xffffffffff)
+}

@@ -1,0 +1,398 @@
+package sim
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Region is one simulated Azure OpenAI region (one resource), served on its own address.
+type Region struct {
+	sim     *Sim
+	name    string
+	display string
+	ttft    time.Duration
+	tps     float64
+	noLocal bool
+
+	mu          sync.RWMutex
+	addr        string // resolved after the first listen, kept across down/clear
+	srv         *http.Server
+	up          bool
+	fault       *Fault
+	deployments map[string]*deployment
+	conns       map[*trackedConn]struct{}
+	closed      bool
+
+	store *store // files and fine-tuning jobs
+	stats counters
+}
+
+// deployment is a Deployment with its quota state.
+type deployment struct {
+	Deployment
+	fingerprint string
+	quota       *quota
+	sku         string // ARM sku name, "Standard" unless set through the ARM endpoint
+	capacity    int    // ARM capacity (1 = 1,000 TPM)
+}
+
+func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
+	r := &Region{
+		sim:         s,
+		name:        rc.Name,
+		display:     rc.DisplayName,
+		ttft:        rc.TimeToFirstToken,
+		tps:         rc.TokensPerSecond,
+		noLocal:     rc.DisableLocalAuth,
+		addr:        rc.Addr,
+		deployments: map[string]*deployment{},
+		conns:       map[*trackedConn]struct{}{},
+	}
+	r.store = newStore(r)
+	if r.display == "" {
+		r.display = DisplayName(rc.Name)
+	}
+	if r.addr == "" {
+		r.addr = "127.0.0.1:0"
+	}
+	if r.ttft < 0 || r.tps < 0 {
+		return nil, fmt.Errorf("time_to_first_token and tokens_per_second must not be negative")
+	}
+	deps := rc.Deployments
+	if len(deps) == 0 {
+		deps = DefaultDeployments()
+	}
+	for i, d := range deps {
+		if err := r.addDeployment(d, false, armSKU{}); err != nil {
+			return nil, fmt.Errorf("deployments[%d]: %w", i, err)
+		}
+	}
+	return r, nil
+}
+
+// Name is the region's short name.
+func (r *Region) Name() string { return r.name }
+
+// DisplayName is the x-ms-region value, e.g. "East US".
+func (r *Region) DisplayName() string { return r.display }
+
+// Addr is the host:port the region listens on (kept across down and clear).
+func (r *Region) Addr() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.addr
+}
+
+func (r *Region) addrOrDefault() string { return r.Addr() }
+
+// URL is the region's base URL (no /openai suffix), e.g. http://127.0.0.1:18001.
+func (r *Region) URL() string {
+	scheme := "http"
+	if r.sim.cert != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Addr()
+}
+
+// Fault returns the active fault, if any.
+func (r *Region) Fault() (Fault, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.fault == nil {
+		return Fault{}, false
+	}
+	return *r.fault, true
+}
+
+// Up reports whether the region is listening.
+func (r *Region) Up() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.up
+}
+
+// SetFault sets the region's fault, replacing any other; mode "clear" removes it and reopens a down listener.
+func (r *Region) SetFault(f Fault) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	f = f.normalized()
+	if f.Deployment != "" && f.Mode != ModeClear && f.Mode != ModeDown {
+		r.mu.RLock()
+		_, ok := r.deployments[f.Deployment]
+		r.mu.RUnlock()
+		if !ok {
+			return fmt.Errorf("fault: deployment %q is not served by region %s", f.Deployment, r.name)
+		}
+	}
+	switch f.Mode {
+	case ModeClear:
+		r.mu.Lock()
+		r.fault = nil
+		r.mu.Unlock()
+		return r.open()
+	case ModeDown:
+		r.mu.Lock()
+		r.fault = &f
+		r.mu.Unlock()
+		r.down()
+		return nil
+	default:
+		r.mu.Lock()
+		r.fault = &f
+		r.mu.Unlock()
+		return r.open()
+	}
+}
+
+// AddDeployment adds or replaces a deployment.
+func (r *Region) AddDeployment(d Deployment) error {
+	return r.addDeployment(d, true, armSKU{})
+}
+
+func (r *Region) addDeployment(d Deployment, checkFineTuned bool, sku armSKU) error {
+	if d.Name == "" {
+		return fmt.Errorf("deployment name is required")
+	}
+	if strings.ContainsAny(d.Name, "/?#% ") {
+		return fmt.Errorf("deployment name %q may not contain '/', '?', '#', '%%' or spaces", d.Name)
+	}
+	if d.Model == "" {
+		d.Model = d.Name
+	}
+	if d.TPM < 0 || d.RPM < 0 || d.Dimensions < 0 {
+		return fmt.Errorf("deployment %s: tpm, rpm and dimensions must not be negative", d.Name)
+	}
+	if d.Version == "" {
+		d.Version = defaultVersion(d.Model)
+	}
+	if checkFineTuned && isFineTuned(d.Model) && !r.store.hasFineTunedModel(d.Model) {
+		return fmt.Errorf("model %q is not a fine-tuned model of region %s (its job must have succeeded there)", d.Model, r.name)
+	}
+	if sku.Name == "" {
+		sku = armSKU{Name: "Standard", Capacity: max(1, d.TPM/1000)}
+	}
+	dep := &deployment{Deployment: d, fingerprint: fingerprint(d.Model), quota: newQuota(d.TPM, d.RPM, r.sim.now()), sku: sku.Name, capacity: sku.Capacity}
+	r.mu.Lock()
+	r.deployments[d.Name] = dep
+	r.mu.Unlock()
+	return nil
+}
+
+// Deployments returns the region's deployments sorted by name.
+func (r *Region) Deployments() []Deployment {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Deployment, 0, len(r.deployments))
+	for _, d := range r.deployments {
+		out = append(out, d.Deployment)
+	}
+	sortDeployments(out)
+	return out
+}
+
+func (r *Region) deployment(name string) *deployment {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.deployments[name]
+}
+
+// open starts listening if the region is not listening; it is a no-op when up.
+func (r *Region) open() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
+	if r.up {
+		return nil
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		return err
+	}
+	r.addr = hostForURL(ln.Addr())
+	var l net.Listener = &trackingListener{Listener: ln, region: r}
+	if r.sim.cert != nil {
+		l = tls.NewListener(l, r.sim.cert.serverConfig())
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		// HTTP/1.1 only: hijacking (blackhole, cut_stream) needs it, and clients gain nothing from h2 here.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     log.New(io.Discard, "", 0),
+	}
+	r.srv = srv
+	r.up = true
+	go srv.Serve(l)
+	return nil
+}
+
+// down closes the listener and every connection, so new connections are refused and open ones break.
+func (r *Region) down() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.up = false
+	conns := make([]*trackedConn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func (r *Region) shutdown() {
+	r.down()
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+}
+
+// trackingListener records every accepted connection so that down and Close can end hijacked and held ones too.
+type trackingListener struct {
+	net.Listener
+	region *Region
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, region: l.region}
+	l.region.mu.Lock()
+	if l.region.closed {
+		l.region.mu.Unlock()
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.region.conns[tc] = struct{}{}
+	l.region.mu.Unlock()
+	l.region.stats.connections.Add(1)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	region *Region
+	once   sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.region.mu.Lock()
+		delete(c.region.conns, c)
+		c.region.mu.Unlock()
+	})
+	return err
+}
+
+// reset closes a connection with TCP RST (SO_LINGER 0) so the peer sees "connection reset", not a clean end.
+func reset(c net.Conn) {
+	raw := c
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if t, ok := raw.(*trackedConn); ok {
+		if tcp, ok := t.Conn.(*net.TCPConn); ok {
+			tcp.SetLinger(0)
+		}
+	}
+	c.Close()
+}
+
+// counters are a region's request counters; all fields are updated atomically.
+type counters struct {
+	requests         atomic.Int64
+	streams          atomic.Int64
+	streamsCut       atomic.Int64
+	blackholed       atomic.Int64
+	faults           atomic.Int64
+	throttled        atomic.Int64
+	connections      atomic.Int64
+	promptTokens     atomic.Int64
+	completionTokens atomic.Int64
+	byStatus         [600]atomic.Int64
+}
+
+// Counters is a snapshot of a region's counters.
+type Counters struct {
+	Requests         int64         `json:"requests"`          // requests that reached the handler
+	ByStatus         map[int]int64 `json:"by_status"`         // responses by status code
+	Streams          int64         `json:"streams"`           // SSE responses started
+	StreamsCut       int64         `json:"streams_cut"`       // streams reset by cut_stream
+	Blackholed       int64         `json:"blackholed"`        // requests held by blackhole
+	FaultsInjected   int64         `json:"faults_injected"`   // error, throttle, slow, blackhole and cut_stream hits
+	Throttled        int64         `json:"throttled"`         // 429 answers (quota and throttle fault)
+	Connections      int64         `json:"connections"`       // TCP connections accepted
+	PromptTokens     int64         `json:"prompt_tokens"`     // usage reported
+	CompletionTokens int64         `json:"completion_tokens"` // usage reported
+}
+
+// Stats returns a snapshot of the region's counters.
+func (r *Region) Stats() Counters {
+	c := Counters{
+		Requests:         r.stats.requests.Load(),
+		ByStatus:         map[int]int64{},
+		Streams:          r.stats.streams.Load(),
+		StreamsCut:       r.stats.streamsCut.Load(),
+		Blackholed:       r.stats.blackholed.Load(),
+		FaultsInjected:   r.stats.faults.Load(),
+		Throttled:        r.stats.throttled.Load(),
+		Connections:      r.stats.connections.Load(),
+		PromptTokens:     r.stats.promptTokens.Load(),
+		CompletionTokens: r.stats.completionTokens.Load(),
+	}
+	for i := range r.stats.byStatus {
+		if n := r.stats.byStatus[i].Load(); n != 0 {
+			c.ByStatus[i] = n
+		}
+	}
+	return c
+}
+
+func (c *counters) status(code int) {
+	if code >= 0 && code < len(c.byStatus) {
+		c.byStatus[code].Add(1)
+	}
+}
+
+// DisplayName returns the Azure display name of a region ("swedencentral" -> "Sweden Central"); unknown names are
+// returned unchanged.
+func DisplayName(name string) string {
+	if d, ok := displayNames[strings.ToLower(name)]; ok {
+		return d
+	}
+	return name
+}
+
+var displayNames = map[string]string{
+	"eastus": "East US", "eastus2": "East US 2", "westus": "West US", "westus2": "West US 2", "westus3": "West US 3",
+	"centralus": "Central US", "northcentralus": "North Central US", "southcentralus": "South Central US",
+	"westcentralus": "West Central US", "canadaeast": "Canada East", "canadacentral": "Canada Central",
+	"brazilsouth": "Brazil South", "swedencentral": "Sweden Central", "francecentral": "France Central",
+	"germanywestcentral": "Germany West Central", "uksouth": "UK South", "ukwest": "UK West",
+	"westeurope": "West Europe", "northeurope": "North Europe", "switzerlandnorth": "Switzerland North",
+	"switzerlandwest": "Switzerland West", "norwayeast": "Norway East", "polandcentral": "Poland Central",
+	"spaincentral": "Spain Central", "italynorth": "Italy North", "japaneast": "Japan East",
+	"japanwest": "Japan West", "koreacentral": "Korea Central", "australiaeast": "Australia East",
+	"southindia": "South India", "centralindia": "Central India", "southeastasia": "Southeast Asia",
+	"eastasia": "East Asia", "southafricanorth": "South Africa North", "uaenorth": "UAE North",
+}

@@ -1,0 +1,296 @@
+package sim
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const testKey = "test-key"
+
+func startSim(t *testing.T, cfg Config) *Sim {
+	t.Helper()
+	if cfg.APIKey == "" {
+		cfg.APIKey = testKey
+	}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// post sends a JSON body to a region with the api-key header.
+func post(t *testing.T, c *http.Client, url string, body string, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("api-key", testKey)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		} else {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return b
+}
+
+func chatURL(r *Region, dep string) string {
+	return r.URL() + "/openai/deployments/" + dep + "/chat/completions?api-version=2024-10-21"
+}
+
+const hello = `{"messages":[{"role":"user","content":"Say hello"}]}`
+
+func TestChatNonStreaming(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	r := s.Region("eastus")
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), hello)
+	body := readBody(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	for _, h := range []string{"apim-request-id", "x-request-id", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if got := resp.Header.Get("x-ms-region"); got != "East US" {
+		t.Errorf("x-ms-region = %q, want East US", got)
+	}
+	var cc struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		Model   string `json:"model"`
+		Choices []struct {
+			FinishReason string          `json:"finish_reason"`
+			Message      struct{ Role, Content string }
+			CFR          json.RawMessage `json:"content_filter_results"`
+		} `json:"choices"`
+		PFR   []json.RawMessage `json:"prompt_filter_results"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+			TotalTokens      int `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &cc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cc.ID, "chatcmpl-") || cc.Object != "chat.completion" || cc.Model != "gpt-4o-2024-11-20" || cc.Created == 0 {
+		t.Errorf("bad envelope: %s", body)
+	}
+	if len(cc.Choices) != 1 || cc.Choices[0].Message.Role != "assistant" || cc.Choices[0].Message.Content == "" || cc.Choices[0].FinishReason != "stop" || len(cc.Choices[0].CFR) == 0 {
+		t.Errorf("bad choices: %s", body)
+	}
+	if len(cc.PFR) != 1 || cc.Usage.PromptTokens == 0 || cc.Usage.CompletionTokens == 0 || cc.Usage.TotalTokens != cc.Usage.PromptTokens+cc.Usage.CompletionTokens {
+		t.Errorf("bad usage or prompt filter results: %s", body)
+	}
+	if !bytes.HasPrefix(body, []byte(`{"choices":[{"content_filter_results":`)) {
+		t.Errorf("keys are not in Azure's alphabetical order: %.80s", body)
+	}
+}
+
+// sseEvents reads data: payloads until [DONE] or an error.
+func sseEvents(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			out = append(out, d)
+			if d == "[DONE]" {
+				return out, nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return out, err
+	}
+	return out, io.ErrUnexpectedEOF
+}
+
+func TestChatStreaming(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	resp := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o-mini"),
+		`{"messages":[{"role":"user","content":"sim:tokens=5"}],"stream":true,"stream_options":{"include_usage":true}}`)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	evs, err := sseEvents(resp.Body)
+	if err != nil {
+		t.Fatalf("stream: %v (events %v)", err, evs)
+	}
+	// prompt filter event, role chunk, 5 content chunks, finish chunk, usage chunk, [DONE]
+	if len(evs) != 10 {
+		t.Fatalf("got %d events, want 10:\n%s", len(evs), strings.Join(evs, "\n"))
+	}
+	if !strings.HasPrefix(evs[0], `{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[`) {
+		t.Errorf("first event: %s", evs[0])
+	}
+	if !strings.Contains(evs[1], `"delta":{"content":"","refusal":null,"role":"assistant"}`) {
+		t.Errorf("role chunk: %s", evs[1])
+	}
+	if !strings.Contains(evs[7], `"finish_reason":"stop"`) {
+		t.Errorf("finish chunk: %s", evs[7])
+	}
+	if !strings.Contains(evs[8], `"choices":[]`) || !strings.Contains(evs[8], `"completion_tokens":5`) {
+		t.Errorf("usage chunk: %s", evs[8])
+	}
+	if !strings.Contains(evs[2], `"usage":null`) {
+		t.Errorf("content chunks must carry usage:null when include_usage is set: %s", evs[2])
+	}
+}
+
+func TestFaultDownRefusesAndClearReopens(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus", "westus")})
+	r := s.Region("eastus")
+	addr := r.Addr()
+	c := s.Client()
+	readBody(t, post(t, c, chatURL(r, "gpt-4o"), hello))
+	if err := s.Fault("eastus", Fault{Mode: ModeDown}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, chatURL(r, "gpt-4o"), strings.NewReader(hello))
+	req.Header.Set("api-key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	_, err := c.Do(req)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("down region: err = %v, want connection refused", err)
+	}
+	if err := s.Fault("eastus", Fault{Mode: ModeClear}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Addr() != addr {
+		t.Fatalf("reopened on %s, want %s", r.Addr(), addr)
+	}
+	resp := post(t, c, chatURL(r, "gpt-4o"), hello)
+	readBody(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after clear: status %d", resp.StatusCode)
+	}
+}
+
+func TestFaultError(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	r := s.Region("eastus")
+	for _, status := range []int{500, 503, 408} {
+		if err := s.Fault("eastus", Fault{Mode: ModeError, Status: status}); err != nil {
+			t.Fatal(err)
+		}
+		resp := post(t, s.Client(), chatURL(r, "gpt-4o"), hello)
+		body := readBody(t, resp)
+		if resp.StatusCode != status || !bytes.Contains(body, []byte(`"error":`)) {
+			t.Errorf("status %d body %s, want %d", resp.StatusCode, body, status)
+		}
+	}
+	if got := r.Stats().ByStatus[503]; got != 1 {
+		t.Errorf("by_status[503] = %d, want 1", got)
+	}
+}
+
+func TestFaultThrottle(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeThrottle, RetryAfter: Duration(7 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	resp := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o"), hello)
+	body := readBody(t, resp)
+	if resp.StatusCode != 429 || resp.Header.Get("retry-after") != "7" || resp.Header.Get("retry-after-ms") != "7000" {
+		t.Fatalf("status %d retry-after %q retry-after-ms %q", resp.StatusCode, resp.Header.Get("retry-after"), resp.Header.Get("retry-after-ms"))
+	}
+	if !bytes.Contains(body, []byte("Please retry after 7 seconds")) {
+		t.Errorf("body: %s", body)
+	}
+}
+
+func TestFaultSlow(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeSlow, Latency: Duration(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o"), hello)
+	readBody(t, resp)
+	if el := time.Since(start); el < 300*time.Millisecond || resp.StatusCode != 200 {
+		t.Fatalf("slow: status %d after %v, want 200 after >= 300ms", resp.StatusCode, el)
+	}
+}
+
+func TestFaultBlackhole(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeBlackhole}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Client()
+	c.Timeout = 300 * time.Millisecond
+	req, _ := http.NewRequest(http.MethodPost, chatURL(s.Region("eastus"), "gpt-4o"), strings.NewReader(hello))
+	req.Header.Set("api-key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	_, err := c.Do(req)
+	var ne interface{ Timeout() bool }
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("blackhole: err = %v, want a timeout", err)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("blackhole answered too early")
+	}
+	if s.Region("eastus").Stats().Blackholed != 1 {
+		t.Errorf("blackholed counter = %d", s.Region("eastus").Stats().Blackholed)
+	}
+	// Close must not hang on the held connection (the test's Cleanup runs it).
+}
+
+func TestFaultCutStream(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeCutStream, AfterEvents: 3}); err != nil {
+		t.Fatal(err)
+	}
+	resp := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=20"}],"stream":true}`)
+	defer resp.Body.Close()
+	evs, err := sseEvents(resp.Body)
+	if err == nil {
+		t.Fatalf("cut stream ended cleanly with %d events", len(evs))
+	}
+	if len(evs) != 3 {
+		t.Errorf("got %d events before the cut, want 3 (err %v)", len(evs), err)
+	}
+	if got := s.Region("eastus").Stats().StreamsCut; got != 1 {
+		t.Errorf("streams_cut = %d", got)
+	}
+	// Non-streaming requests are not affected by cut_stream.
+	resp2 := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o"), hello)
+	readBody(t, resp2)
+	if resp2.StatusCode != 200 {
+		t.Errorf("non-streaming under cut_stream: %d", resp2.StatusCode)
+	}
+}
