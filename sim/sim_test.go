@@ -89,7 +89,7 @@ func TestChatNonStreaming(t *testing.T) {
 		Created int64  `json:"created"`
 		Model   string `json:"model"`
 		Choices []struct {
-			FinishReason string          `json:"finish_reason"`
+			FinishReason string `json:"finish_reason"`
 			Message      struct{ Role, Content string }
 			CFR          json.RawMessage `json:"content_filter_results"`
 		} `json:"choices"`
@@ -179,10 +179,11 @@ func TestFaultDownRefusesAndClearReopens(t *testing.T) {
 	if err := s.Fault("eastus", Fault{Mode: ModeDown}); err != nil {
 		t.Fatal(err)
 	}
+	// A pooled connection sees EOF (the region closed it); a new connection is refused.
 	req, _ := http.NewRequest(http.MethodPost, chatURL(r, "gpt-4o"), strings.NewReader(hello))
 	req.Header.Set("api-key", testKey)
 	req.Header.Set("Content-Type", "application/json")
-	_, err := c.Do(req)
+	_, err := s.Client().Do(req)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("down region: err = %v, want connection refused", err)
 	}
@@ -192,7 +193,7 @@ func TestFaultDownRefusesAndClearReopens(t *testing.T) {
 	if r.Addr() != addr {
 		t.Fatalf("reopened on %s, want %s", r.Addr(), addr)
 	}
-	resp := post(t, c, chatURL(r, "gpt-4o"), hello)
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), hello)
 	readBody(t, resp)
 	if resp.StatusCode != 200 {
 		t.Fatalf("after clear: status %d", resp.StatusCode)
