@@ -1,0 +1,92 @@
+// Package check answers, before an outage, whether every region of a Lifeline config can really serve: it
+// probes each region (DNS, TCP connect, TLS handshake, certificate, auth, every mapped deployment) and compares
+// the regions with each other (Analyze), so that a failover does not land on a region that cannot answer or
+// answers differently.
+package check
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// Region is what check needs to know about one configured region.
+type Region struct {
+	Name        string
+	Endpoint    string                 // base URL, e.g. https://contoso-eastus.openai.azure.com
+	APIKey      string                 // exactly one of APIKey and Credential
+	Credential  azcore.TokenCredential // Entra ID
+	Priority    int                    // lower is preferred; 0 means 1
+	Deployments map[string]string      // client-visible name -> deployment name in this region
+}
+
+// Options tune Run. The zero value probes without spending tokens.
+type Options struct {
+	// Probe sends a minimal completion (max_tokens 1) to every mapped deployment to learn the model and version
+	// it serves. It costs tokens, so it is opt-in; without it a request that the region rejects as invalid tells
+	// whether the deployment exists, and the model comes from the models list.
+	Probe bool
+	// TLSConfig is the trust for HTTPS endpoints (nil: the system roots).
+	TLSConfig *tls.Config
+	// Timeout bounds each network step (DNS, connect, handshake, each HTTP request); 0 means 10s.
+	Timeout time.Duration
+	// Resolver resolves endpoint host names; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	// CertWarning is how close to expiry a certificate must be to give a warning; 0 means 30 days.
+	CertWarning time.Duration
+	// Now is the clock for certificate expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.CertWarning <= 0 {
+		o.CertWarning = 30 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) httpClient() *http.Client {
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: o.Timeout}).DialContext,
+		TLSHandshakeTimeout: o.Timeout,
+		TLSClientConfig:     o.TLSConfig,
+	}
+	return &http.Client{Transport: tr, Timeout: 3 * o.Timeout}
+}
+
+// Run probes every region concurrently and analyses the results. configErrors, when not empty, are reported
+// first (they come from config validation, each naming its field); regions are probed anyway so that one run
+// shows every problem.
+func Run(ctx context.Context, regions []Region, opts Options) *Report {
+	opts.defaults()
+	results := make([]RegionResult, len(regions))
+	var wg sync.WaitGroup
+	for i, r := range regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = probeRegion(ctx, r, &opts)
+		}()
+	}
+	wg.Wait()
+	rep := &Report{Regions: results, Probed: opts.Probe}
+	rep.Parity = ParityTable(results)
+	rep.Findings = append(regionFindings(results), Analyze(results)...)
+	sort.SliceStable(rep.Findings, func(i, j int) bool { return rep.Findings[i].Severity > rep.Findings[j].Severity })
+	return rep
+}

@@ -1,0 +1,215 @@
+// Package drill rehearses a region outage through a running Lifeline gateway: it sends steady synthetic traffic,
+// takes one region out (the admin switch, or a real simulator fault), brings it back, and measures what the
+// clients saw. Analyze is a pure function over the recorded samples, so the verdict is testable on its own.
+package drill
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Sample is one client request of the drill.
+type Sample struct {
+	Start   time.Duration `json:"start_ms"`   // since the drill started
+	Latency time.Duration `json:"latency_ms"` // until the full answer (or the error)
+	Region  string        `json:"region,omitempty"`
+	Status  int           `json:"status,omitempty"`
+	Err     string        `json:"error,omitempty"` // "" when the client got a good answer
+}
+
+// End is when the client had its answer.
+func (s Sample) End() time.Duration { return s.Start + s.Latency }
+
+// Timing says when the region was taken out and brought back, relative to the drill's start.
+type Timing struct {
+	Disable time.Duration
+	Enable  time.Duration
+	End     time.Duration
+}
+
+// PhaseStats describes the requests that started in one phase.
+type PhaseStats struct {
+	Name     string         `json:"name"` // before | during | after
+	Requests int            `json:"requests"`
+	Errors   int            `json:"errors"`
+	P50Ms    float64        `json:"p50_ms"`
+	P99Ms    float64        `json:"p99_ms"`
+	ByRegion map[string]int `json:"by_region"`
+}
+
+// Bucket is one slot of the timeline.
+type Bucket struct {
+	StartMs  float64        `json:"start_ms"`
+	ByRegion map[string]int `json:"by_region"`
+	Errors   int            `json:"errors"`
+}
+
+// Analysis is the verdict of a drill.
+type Analysis struct {
+	Region   string `json:"region"`
+	Requests int    `json:"requests"`
+	Errors   int    `json:"client_errors"`
+	// FailoverMs is the time from the disable until traffic had left the region and was answered elsewhere;
+	// nil when it never left.
+	FailoverMs *float64 `json:"failover_ms"`
+	// FailbackMs is the time from the enable until the region answered again; nil when it did not come back.
+	FailbackMs   *float64       `json:"failback_ms"`
+	CarriedFirst bool           `json:"region_carried_traffic_before"`
+	Phases       []PhaseStats   `json:"phases"`
+	Timeline     []Bucket       `json:"timeline"`
+	BucketMs     float64        `json:"bucket_ms"`
+	ErrorKinds   map[string]int `json:"error_kinds,omitempty"`
+	Passed       bool           `json:"passed"`
+	Problems     []string       `json:"problems,omitempty"` // why it did not pass
+	Notes        []string       `json:"notes,omitempty"`    // worth knowing, not a failure
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func phaseOf(s Sample, t Timing) int {
+	switch {
+	case s.Start < t.Disable:
+		return 0
+	case s.Start < t.Enable:
+		return 1
+	}
+	return 2
+}
+
+// Analyze computes the drill's verdict from its samples. buckets is the number of timeline slots (0: 40).
+func Analyze(samples []Sample, region string, t Timing, buckets int) Analysis {
+	sort.Slice(samples, func(i, j int) bool { return samples[i].Start < samples[j].Start })
+	a := Analysis{Region: region, Requests: len(samples), ErrorKinds: map[string]int{}}
+	names := []string{"before", "during", "after"}
+	lat := make([][]time.Duration, 3)
+	for i := range names {
+		a.Phases = append(a.Phases, PhaseStats{Name: names[i], ByRegion: map[string]int{}})
+	}
+	for _, s := range samples {
+		p := &a.Phases[phaseOf(s, t)]
+		p.Requests++
+		if s.Err != "" {
+			p.Errors++
+			a.Errors++
+			a.ErrorKinds[errorKind(s)]++
+			continue
+		}
+		p.ByRegion[s.Region]++
+		lat[phaseOf(s, t)] = append(lat[phaseOf(s, t)], s.Latency)
+	}
+	for i := range a.Phases {
+		a.Phases[i].P50Ms, a.Phases[i].P99Ms = percentile(lat[i], 0.50), percentile(lat[i], 0.99)
+	}
+	a.CarriedFirst = a.Phases[0].ByRegion[region] > 0
+	a.FailoverMs = failover(samples, region, t)
+	a.FailbackMs = failback(samples, region, t)
+	a.Timeline, a.BucketMs = timeline(samples, t, buckets)
+	a.verdict()
+	return a
+}
+
+func errorKind(s Sample) string {
+	if s.Status != 0 {
+		return fmt.Sprintf("HTTP %d", s.Status)
+	}
+	return "transport"
+}
+
+func (a *Analysis) verdict() {
+	if a.Errors > 0 {
+		a.Problems = append(a.Problems, fmt.Sprintf("clients saw %d error(s) out of %d requests", a.Errors, a.Requests))
+	}
+	if a.Phases[1].ByRegion[a.Region] > 0 && a.FailoverMs == nil {
+		a.Problems = append(a.Problems, fmt.Sprintf("traffic did not leave %s while it was out", a.Region))
+	}
+	if a.Requests == 0 {
+		a.Problems = append(a.Problems, "no request was sent")
+	}
+	if !a.CarriedFirst {
+		a.Notes = append(a.Notes, fmt.Sprintf("%s carried no traffic before the drill (is it the primary for this name?), so the failover was not exercised", a.Region))
+	}
+	if a.CarriedFirst && a.FailbackMs == nil {
+		a.Notes = append(a.Notes, fmt.Sprintf("%s did not take traffic back before the drill ended; lengthen --after (the breaker may keep it out for policy.breaker.open_for)", a.Region))
+	}
+	a.Passed = len(a.Problems) == 0
+}
+
+// failover: traffic has left once no request that started in the second half of the outage was answered by the
+// region; the time is until the later of the region's last answer and the first good answer from elsewhere.
+func failover(samples []Sample, region string, t Timing) *float64 {
+	half := t.Disable + (t.Enable-t.Disable)/2
+	var lastIn, firstOther time.Duration = -1, -1
+	for _, s := range samples {
+		if s.Start < t.Disable || s.Start >= t.Enable || s.Err != "" {
+			continue
+		}
+		if s.Region == region {
+			if s.Start >= half {
+				return nil
+			}
+			lastIn = max(lastIn, s.End())
+		} else if firstOther < 0 || s.End() < firstOther {
+			firstOther = s.End()
+		}
+	}
+	if firstOther < 0 {
+		return nil
+	}
+	v := msf(max(lastIn, firstOther) - t.Disable)
+	return &v
+}
+
+// failback: the first answer from the region to a request sent after the enable.
+func failback(samples []Sample, region string, t Timing) *float64 {
+	first := time.Duration(-1)
+	for _, s := range samples {
+		if s.Start >= t.Enable && s.Err == "" && s.Region == region && (first < 0 || s.End() < first) {
+			first = s.End()
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	v := msf(first - t.Enable)
+	return &v
+}
+
+// percentile is the nearest-rank percentile in milliseconds, 0 for no data.
+func percentile(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return msf(s[max(0, min(i, len(s)-1))])
+}
+
+func timeline(samples []Sample, t Timing, n int) ([]Bucket, float64) {
+	if n <= 0 {
+		n = 40
+	}
+	end := t.End
+	for _, s := range samples {
+		end = max(end, s.Start+1)
+	}
+	if end <= 0 {
+		return nil, 0
+	}
+	width := (end + time.Duration(n) - 1) / time.Duration(n)
+	out := make([]Bucket, n)
+	for i := range out {
+		out[i] = Bucket{StartMs: msf(width * time.Duration(i)), ByRegion: map[string]int{}}
+	}
+	for _, s := range samples {
+		i := min(int(s.Start/width), n-1)
+		if s.Err != "" {
+			out[i].Errors++
+		} else {
+			out[i].ByRegion[s.Region]++
+		}
+	}
+	return out, msf(width)
+}

@@ -1,0 +1,126 @@
+package drill
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+// steady makes one request every 100ms from 0 to end, answered by region(start) in 20ms.
+func steady(end time.Duration, region func(time.Duration) (string, string)) []Sample {
+	var out []Sample
+	for at := time.Duration(0); at < end; at += 100 * ms {
+		reg, err := region(at)
+		out = append(out, Sample{Start: at, Latency: 20 * ms, Region: reg, Err: err, Status: 200})
+	}
+	return out
+}
+
+var timing = Timing{Disable: 1000 * ms, Enable: 2000 * ms, End: 3000 * ms}
+
+func TestAnalyzePassingDrill(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		if at >= 1000*ms && at < 2300*ms { // back 300ms after the enable
+			return "westus", ""
+		}
+		return "eastus", ""
+	})
+	a := Analyze(s, "eastus", timing, 30)
+	if !a.Passed || a.Errors != 0 {
+		t.Fatalf("want pass, got %+v", a)
+	}
+	if a.FailoverMs == nil || *a.FailoverMs != 20 {
+		t.Errorf("failover = %v, want 20ms (the first answer from westus)", a.FailoverMs)
+	}
+	if a.FailbackMs == nil || *a.FailbackMs != 320 {
+		t.Errorf("failback = %v, want 320ms", a.FailbackMs)
+	}
+	if p := a.Phases[1]; p.ByRegion["westus"] != 10 || p.ByRegion["eastus"] != 0 || p.P50Ms != 20 || p.P99Ms != 20 {
+		t.Errorf("during = %+v", p)
+	}
+	if len(a.Timeline) != 30 || a.BucketMs != 100 {
+		t.Errorf("timeline %d buckets of %vms", len(a.Timeline), a.BucketMs)
+	}
+}
+
+func TestAnalyzeFailingDrill(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		switch {
+		case at >= 1000*ms && at < 1300*ms: // three errors while the gateway noticed
+			return "", "503 Service Unavailable"
+		case at >= 1000*ms && at < 2000*ms:
+			return "westus", ""
+		}
+		return "eastus", ""
+	})
+	s[10].Status = 503
+	a := Analyze(s, "eastus", timing, 0)
+	if a.Passed || a.Errors != 3 || a.Phases[1].Errors != 3 {
+		t.Fatalf("want 3 errors and a failure, got %+v", a)
+	}
+	if a.ErrorKinds["HTTP 503"] != 1 {
+		t.Errorf("error kinds %v", a.ErrorKinds)
+	}
+	if a.FailoverMs == nil || *a.FailoverMs != 320 {
+		t.Errorf("failover = %v, want 320ms", a.FailoverMs)
+	}
+}
+
+func TestAnalyzeTrafficNeverLeft(t *testing.T) {
+	s := steady(3000*ms, func(time.Duration) (string, string) { return "eastus", "" })
+	a := Analyze(s, "eastus", timing, 0)
+	if a.Passed || a.FailoverMs != nil {
+		t.Fatalf("traffic stayed in eastus, want a failure: %+v", a)
+	}
+	if !strings.Contains(strings.Join(a.Problems, ";"), "did not leave eastus") {
+		t.Errorf("problems %v", a.Problems)
+	}
+}
+
+func TestAnalyzeNoFailbackIsANote(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		if at >= 1000*ms {
+			return "westus", ""
+		}
+		return "eastus", ""
+	})
+	a := Analyze(s, "eastus", timing, 0)
+	if !a.Passed || a.FailbackMs != nil || len(a.Notes) != 1 {
+		t.Fatalf("want pass with a note, got %+v", a)
+	}
+}
+
+func TestReportRendering(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		if at >= 1000*ms && at < 2000*ms {
+			return "westus", ""
+		}
+		return "eastus", ""
+	})
+	r := &Report{Region: "eastus", Name: "gpt-4o", Samples: s, Analysis: Analyze(s, "eastus", timing, 30)}
+	r.Timing.DisableMs, r.Timing.EnableMs, r.Timing.EndMs = 1000, 2000, 3000
+	var md, js, svg bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteSVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PASSED", "| during | 10 | 0 |", "eastus        |██████████          ██████████|", "timeline.svg"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if !strings.Contains(js.String(), `"failover_ms": 20`) || !strings.Contains(js.String(), `"start_ms": 2900`) {
+		t.Errorf("json: %s", js.String()[:400])
+	}
+	if !strings.HasPrefix(svg.String(), "<svg") || strings.Count(svg.String(), "stroke-dasharray") != 2 {
+		t.Errorf("svg: %s", svg.String())
+	}
+}

@@ -1,0 +1,348 @@
+package drill
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// Options configure a drill. Zero values mean the defaults in brackets.
+type Options struct {
+	URL       string        // gateway client base URL, e.g. http://127.0.0.1:8080
+	Key       string        // client key of the gateway
+	Name      string        // client-visible model name ["": the first name the gateway lists]
+	Admin     string        // gateway admin base URL, e.g. http://127.0.0.1:8081
+	AdminKey  string        // admin key
+	Region    string        // the region to take out
+	Rate      float64       // requests per second [5]
+	Before    time.Duration // steady traffic before the outage [10s]
+	Hold      time.Duration // how long the region stays out [20s]
+	After     time.Duration // traffic after the region is back [20s]
+	MaxTokens int           // max_tokens per request [8]
+	Timeout   time.Duration // per request [30s]
+	// Fault, when set ("down", "blackhole", "throttle"), takes the region out with a real simulator fault
+	// through SimControl instead of the admin switch, so the automatic failover path is rehearsed.
+	Fault      string
+	SimControl string       // simulator control URL, e.g. http://127.0.0.1:18000
+	HTTP       *http.Client // nil: a client with the per-request timeout
+	Progress   io.Writer    // one line per phase; nil: discarded
+}
+
+func (o *Options) defaults() {
+	if o.Rate <= 0 {
+		o.Rate = 5
+	}
+	if o.Before <= 0 {
+		o.Before = 10 * time.Second
+	}
+	if o.Hold <= 0 {
+		o.Hold = 20 * time.Second
+	}
+	if o.After <= 0 {
+		o.After = 20 * time.Second
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 8
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// switcher takes the region out and brings it back.
+type switcher interface {
+	out(ctx context.Context) error
+	back(ctx context.Context) error
+}
+
+// Run performs the drill and returns its report. It returns an error only when the drill could not be run (the
+// gateway, the admin API or the simulator refused); a drill in which clients saw errors is a report that did not
+// pass.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.defaults()
+	if o.Region == "" {
+		return nil, errors.New("no region to take out: pass --region NAME (one of the gateway's regions)")
+	}
+	var sw switcher = &adminSwitch{o: &o}
+	method := "admin"
+	if o.Fault != "" {
+		sw, method = &faultSwitch{o: &o}, "fault:"+o.Fault
+	}
+	if err := preflight(ctx, &o); err != nil {
+		return nil, err
+	}
+	rep := &Report{Gateway: o.URL, Name: o.Name, Region: o.Region, Method: method, Rate: o.Rate,
+		Before: o.Before, Hold: o.Hold, After: o.After, StartedAt: time.Now()}
+	tr := newTraffic(&o)
+	start := time.Now()
+	trafficCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { tr.run(trafficCtx, start); close(done) }()
+	var t Timing
+	fmt.Fprintf(o.Progress, "drill: %.1f req/s to %q through %s; %s goes out after %s\n", o.Rate, o.Name, o.URL, o.Region, o.Before)
+	err := phases(ctx, &o, sw, start, &t)
+	stop()
+	<-done
+	if err != nil {
+		// Never leave the region out because the drill stopped half way.
+		_ = sw.back(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	t.End = time.Since(start)
+	rep.Samples = tr.samples()
+	rep.Timing.DisableMs, rep.Timing.EnableMs, rep.Timing.EndMs = msf(t.Disable), msf(t.Enable), msf(t.End)
+	rep.Analysis = Analyze(rep.Samples, o.Region, t, 0)
+	return rep, nil
+}
+
+func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Timing) error {
+	if err := sleep(ctx, o.Before); err != nil {
+		return err
+	}
+	t.Disable = time.Since(start)
+	if err := sw.out(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s out; holding %s\n", t.Disable.Seconds(), o.Region, o.Hold)
+	if err := sleep(ctx, o.Hold); err != nil {
+		return err
+	}
+	t.Enable = time.Since(start)
+	if err := sw.back(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s back; watching for %s\n", t.Enable.Seconds(), o.Region, o.After)
+	return sleep(ctx, o.After)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// preflight checks the admin API knows the region and picks a name when none was given.
+func preflight(ctx context.Context, o *Options) error {
+	if o.Fault == "" || o.Admin != "" {
+		var regions []struct {
+			Name string `json:"name"`
+		}
+		if err := adminCall(ctx, o, http.MethodGet, "/admin/regions", &regions); err != nil {
+			return err
+		}
+		var names []string
+		for _, r := range regions {
+			names = append(names, r.Name)
+		}
+		if len(names) > 0 && !contains(names, o.Region) {
+			return fmt.Errorf("the gateway has no region %q; its regions are %s", o.Region, strings.Join(names, ", "))
+		}
+	}
+	if o.Name != "" {
+		return nil
+	}
+	client := o.client()
+	page, err := client.Models.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the gateway's names at %s: %w (check --url and --key)", o.URL, err)
+	}
+	if len(page.Data) == 0 {
+		return fmt.Errorf("the gateway at %s serves no names; pass --name", o.URL)
+	}
+	o.Name = page.Data[0].ID
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// adminCall sends an admin request; the decoded answer (a JSON array or an object with "regions") goes in out.
+func adminCall(ctx context.Context, o *Options, method, path string, out *[]struct {
+	Name string `json:"name"`
+}) error {
+	if o.Admin == "" {
+		return errors.New("no admin URL: pass --admin (the gateway's admin listener, e.g. http://127.0.0.1:8081)")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(o.Admin, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.AdminKey)
+	req.Header.Set("api-key", o.AdminKey)
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API %s %s: %w (is the gateway running? check --admin)", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("admin API %s %s: HTTP %d: the admin key was refused; pass the gateway's admin.key as --admin-key", method, path, resp.StatusCode)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("admin API %s %s: HTTP 404: %s", method, path, strings.TrimSpace(string(data)))
+	case resp.StatusCode >= 300:
+		return fmt.Errorf("admin API %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out == nil {
+		return nil
+	}
+	if json.Unmarshal(data, out) != nil {
+		var wrapped struct {
+			Regions []struct {
+				Name string `json:"name"`
+			} `json:"regions"`
+		}
+		if err := json.Unmarshal(data, &wrapped); err != nil {
+			return fmt.Errorf("admin API %s: unexpected answer: %w", path, err)
+		}
+		*out = wrapped.Regions
+	}
+	return nil
+}
+
+type adminSwitch struct{ o *Options }
+
+func (a *adminSwitch) out(ctx context.Context) error {
+	return adminCall(ctx, a.o, http.MethodPost, "/admin/regions/"+url.PathEscape(a.o.Region)+"/disable", nil)
+}
+
+func (a *adminSwitch) back(ctx context.Context) error {
+	return adminCall(ctx, a.o, http.MethodPost, "/admin/regions/"+url.PathEscape(a.o.Region)+"/enable", nil)
+}
+
+type faultSwitch struct{ o *Options }
+
+func (f *faultSwitch) out(ctx context.Context) error {
+	body := map[string]any{"mode": f.o.Fault}
+	if f.o.Fault == "throttle" {
+		body["retry_after"] = f.o.Hold.String()
+	}
+	return f.post(ctx, body)
+}
+
+func (f *faultSwitch) back(ctx context.Context) error {
+	return f.post(ctx, map[string]any{"mode": "clear"})
+}
+
+func (f *faultSwitch) post(ctx context.Context, body map[string]any) error {
+	if f.o.SimControl == "" {
+		return errors.New("--fault needs --sim-control (the simulator's control URL, e.g. http://127.0.0.1:18000)")
+	}
+	b, _ := json.Marshal(body)
+	u := strings.TrimRight(f.o.SimControl, "/") + "/regions/" + url.PathEscape(f.o.Region) + "/fault"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := f.o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("simulator control %s: %w (is `lifeline sim` running? check --sim-control)", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return fmt.Errorf("simulator control %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	return nil
+}
+
+// traffic sends requests at a steady rate and records what each client saw.
+type traffic struct {
+	o      *Options
+	client openai.Client
+	mu     sync.Mutex
+	list   []Sample
+	wg     sync.WaitGroup
+}
+
+func (o *Options) client() openai.Client {
+	return openai.NewClient(
+		option.WithBaseURL(strings.TrimRight(o.URL, "/")+"/openai/v1/"),
+		option.WithAPIKey(o.Key),
+		option.WithHTTPClient(o.HTTP),
+		option.WithMaxRetries(0), // count what the gateway gives, not what an SDK retry hides
+		option.WithRequestTimeout(o.Timeout),
+	)
+}
+
+func newTraffic(o *Options) *traffic { return &traffic{o: o, client: o.client()} }
+
+func (tr *traffic) run(ctx context.Context, start time.Time) {
+	interval := time.Duration(float64(time.Second) / tr.o.Rate)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		tr.wg.Add(1)
+		// In-flight requests finish even when the drill ends, so that ending it does not cause errors.
+		go tr.one(context.WithoutCancel(ctx), start)
+		select {
+		case <-ctx.Done():
+			tr.wg.Wait()
+			return
+		case <-tick.C:
+		}
+	}
+	tr.wg.Wait()
+}
+
+func (tr *traffic) one(ctx context.Context, start time.Time) {
+	defer tr.wg.Done()
+	ctx, cancel := context.WithTimeout(ctx, tr.o.Timeout)
+	defer cancel()
+	begin := time.Now()
+	var resp *http.Response
+	_, err := tr.client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:     tr.o.Name,
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Lifeline drill: reply with one word.")},
+		MaxTokens: openai.Int(int64(tr.o.MaxTokens)),
+	}, option.WithResponseInto(&resp))
+	s := Sample{Start: begin.Sub(start), Latency: time.Since(begin)}
+	if resp != nil {
+		s.Region, s.Status = resp.Header.Get("x-lifeline-region"), resp.StatusCode
+	}
+	if err != nil {
+		s.Err = err.Error()
+		var apiErr *openai.Error
+		if errors.As(err, &apiErr) {
+			s.Status = apiErr.StatusCode
+		}
+	}
+	tr.mu.Lock()
+	tr.list = append(tr.list, s)
+	tr.mu.Unlock()
+}
+
+func (tr *traffic) samples() []Sample {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]Sample(nil), tr.list...)
+}
