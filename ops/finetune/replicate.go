@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
@@ -301,10 +302,13 @@ func (rp *Replicator) follow(ctx context.Context, tgt dataPlane, res *Result) er
 		}
 		res.Job = j
 		evs, _ := tgt.events(ctx, j.ID)
-		for i := len(evs) - 1; i >= 0; i-- { // newest first on the wire
-			if !seen[evs[i].ID] {
-				seen[evs[i].ID] = true
-				rp.progress(start, "event: "+evs[i].Message)
+		sort.SliceStable(evs, func(a, b int) bool { // regions differ in the order they list events
+			return evs[a].CreatedAt < evs[b].CreatedAt || evs[a].CreatedAt == evs[b].CreatedAt && evs[a].ID < evs[b].ID
+		})
+		for _, e := range evs {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				rp.progress(start, "event: "+e.Message)
 			}
 		}
 		if j.Status != last {
