@@ -115,7 +115,9 @@ func WaitJob(t testing.TB, base, id string) Job {
 // Files lists the region's files.
 func Files(t testing.TB, base string) []struct{ ID, Filename string } {
 	t.Helper()
-	var out struct{ Data []struct{ ID, Filename string } }
+	var out struct {
+		Data []struct{ ID, Filename string }
+	}
 	call(t, http.MethodGet, base+"/openai/files?api-version=2024-10-21", "", nil, &out)
 	return out.Data
 }
