@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/failover"
+)
+
+// AdminHandler returns the operator handler: /healthz, /readyz and /metrics are open; /status and /admin/* need
+// the admin key (docs/gateway.md).
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", g.serveReady)
+	mux.Handle("GET /metrics", g.metrics.handler())
+	mux.HandleFunc("GET /status", g.serveStatus)
+	mux.HandleFunc("GET /status.js", serveStatusJS)
+	mux.HandleFunc("GET /admin/regions", g.admin(g.serveRegions))
+	mux.HandleFunc("POST /admin/regions/{name}/disable", g.admin(g.serveDisable))
+	mux.HandleFunc("POST /admin/regions/{name}/enable", g.admin(g.serveEnable))
+	mux.HandleFunc("POST /admin/reload", g.admin(g.serveReload))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "404", "no such admin route; see /status, /admin/regions, /healthz, /readyz, /metrics")
+	})
+	return mux
+}
+
+// admin guards h with the admin key.
+func (g *Gateway) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		gen := g.state.Load()
+		if gen.adminKey == nil {
+			writeJSONError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set admin.key in the config")
+			return
+		}
+		if !gen.adminAllowed(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lifeline admin"`)
+			writeJSONError(w, http.StatusUnauthorized, "invalid_admin_key", "send the admin key as Authorization: Bearer KEY or x-admin-key: KEY")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
+	ready := g.transport.Ready() && g.hardCtx.Err() == nil
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]bool{"ready": ready})
+}
+
+// RegionView is one region in GET /admin/regions.
+type RegionView struct {
+	Name        string           `json:"name"`
+	Endpoint    string           `json:"endpoint"`
+	State       string           `json:"state"`
+	StateCode   int              `json:"state_code"` // the value of lifeline_region_state
+	Priority    int              `json:"priority"`
+	Weight      int              `json:"weight"`
+	ErrorRate   float64          `json:"error_rate"`
+	Attempts    int              `json:"attempts"`
+	LatencyMS   float64          `json:"latency_ms"`
+	InFlight    int              `json:"in_flight"`
+	Share       float64          `json:"share"`
+	Ramp        float64          `json:"ramp"`
+	OpenUntil   *time.Time       `json:"open_until,omitempty"`
+	Trips       int              `json:"trips"`
+	Deployments []DeploymentView `json:"deployments"`
+}
+
+// DeploymentView is one client-visible name in one region.
+type DeploymentView struct {
+	Name         string     `json:"name"`
+	Deployment   string     `json:"deployment"`
+	CoolingUntil *time.Time `json:"cooling_until,omitempty"`
+	BrokenUntil  *time.Time `json:"broken_until,omitempty"`
+	BrokenBy     string     `json:"broken_by,omitempty"`
+}
+
+// RegionsView is the body of GET /admin/regions.
+type RegionsView struct {
+	Ready   bool         `json:"ready"`
+	Now     time.Time    `json:"now"`
+	Uptime  string       `json:"uptime"`
+	Names   []string     `json:"names"`
+	Regions []RegionView `json:"regions"`
+	Events  []Event      `json:"events"`
+	Refresh float64      `json:"refresh_seconds"`
+}
+
+// Regions is the snapshot behind GET /admin/regions and the status page.
+func (g *Gateway) Regions() RegionsView {
+	gen := g.state.Load()
+	v := RegionsView{Ready: g.transport.Ready(), Now: g.now().UTC(), Uptime: time.Since(g.started).Round(time.Second).String(),
+		Names: gen.cfg.Names(), Events: g.events.snapshot(), Refresh: gen.cfg.Admin.StatusRefresh.D().Seconds()}
+	for _, r := range g.transport.Regions() {
+		rv := RegionView{Name: r.Name, Endpoint: r.Endpoint, State: r.State.String(), StateCode: int(r.State),
+			Priority: r.Priority, Weight: r.Weight, ErrorRate: r.ErrorRate, Attempts: r.Attempts,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000, InFlight: r.InFlight, Share: r.Share, Ramp: r.Ramp,
+			OpenUntil: timePtr(r.OpenUntil), Trips: r.Trips, Deployments: []DeploymentView{}}
+		for _, d := range r.Deployments {
+			rv.Deployments = append(rv.Deployments, DeploymentView{Name: d.Name, Deployment: d.Deployment,
+				CoolingUntil: timePtr(d.CoolingUntil), BrokenUntil: timePtr(d.BrokenUntil), BrokenBy: d.BrokenBy})
+		}
+		v.Regions = append(v.Regions, rv)
+	}
+	return v
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func (g *Gateway) serveRegions(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, g.Regions())
+}
+
+func (g *Gateway) serveDisable(w http.ResponseWriter, r *http.Request) {
+	g.setEnabled(w, r, false)
+}
+
+func (g *Gateway) serveEnable(w http.ResponseWriter, r *http.Request) {
+	g.setEnabled(w, r, true)
+}
+
+func (g *Gateway) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
+	name := r.PathValue("name")
+	var err error
+	if on {
+		err = g.transport.Enable(name)
+	} else {
+		err = g.transport.Disable(name)
+	}
+	if errors.Is(err, failover.ErrUnknownRegion) {
+		writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+quote(name))
+		return
+	}
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "error", err.Error())
+		return
+	}
+	action := "disabled"
+	if on {
+		action = "enabled"
+	}
+	g.log.Warn("region "+action+" by hand", "region", name, "remote", r.RemoteAddr)
+	for _, rv := range g.Regions().Regions {
+		if rv.Name == name {
+			writeJSON(w, http.StatusOK, rv)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"region": name, "result": action})
+}
+
+func (g *Gateway) serveReload(w http.ResponseWriter, r *http.Request) {
+	err := g.ReloadFromSource()
+	var cerrs *config.Errors
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
+	case errors.Is(err, errNoLoader):
+		writeJSONError(w, http.StatusNotImplemented, "no_config_file", "this gateway was not started from a config file")
+	case errors.As(err, &cerrs):
+		problems := make([]string, len(cerrs.Problems))
+		for i, p := range cerrs.Problems {
+			problems[i] = p.String()
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{"reloaded": false,
+			"error": map[string]any{"code": "invalid_config", "message": "the new config was refused; the old one keeps serving", "problems": problems}})
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]any{"reloaded": false,
+			"error": map[string]any{"code": "invalid_config", "message": "the new config was refused; the old one keeps serving: " + err.Error()}})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(errorJSON(code, "invalid_request_error", msg))
+}
+
+func quote(s string) string { return string(appendJSONString(nil, s)) }

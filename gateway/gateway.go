@@ -1,0 +1,267 @@
+// Package gateway is `lifeline serve`: an HTTP(S) reverse proxy that speaks the Azure OpenAI and OpenAI APIs to
+// clients and sends each request through the failover engine (package failover) to the configured regions. It adds
+// what a shared service needs around the engine: client routes and keys, the models list, streaming with in-band
+// errors, access logs, Prometheus metrics, the admin API and status page, reload and graceful shutdown.
+//
+// The shape is httputil.ReverseProxy's: choosing the region is the engine's job (failover.Transport), the gateway
+// moves the bytes and maps errors. See docs/gateway.md.
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/failover"
+)
+
+// Options are the gateway's hooks and dependencies. Every field may be left zero.
+type Options struct {
+	// Logger receives access logs and events. Nil: a logger on stderr in the format and level of the config's
+	// `logging` section, whose level follows reloads.
+	Logger *slog.Logger
+	// Registerer gets the gateway's metrics. Nil: a new registry, served on /metrics. When Registerer is also a
+	// prometheus.Gatherer (a *prometheus.Registry is), /metrics serves it.
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics serves. Nil: Registerer if it is a Gatherer, else the gateway's own registry.
+	Gatherer prometheus.Gatherer
+	// Observer receives the engine's events too (the demo and tests watch failovers with it). Nil: none.
+	Observer failover.Observer
+	// RegionTLS is the TLS config for connections to regions (trust for a test CA). Nil: the system roots.
+	RegionTLS *tls.Config
+	// Load reads the config again for POST /admin/reload and ReloadFromSource (the CLI passes config.Load of the
+	// file). Nil: reloading from the admin API answers 501.
+	Load func() (*config.Config, error)
+	// FailoverOptions are passed to failover.New after the gateway's own (tests inject clocks, base transports).
+	FailoverOptions []failover.Option
+	// Now is the clock for latencies and timestamps. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Gateway is a running gateway: the client handler, the admin handler and the engine under them.
+type Gateway struct {
+	opts      Options
+	transport *failover.Transport
+	state     atomic.Pointer[generation]
+	metrics   *metrics
+	log       *slog.Logger
+	level     *slog.LevelVar // nil when the caller gave the logger
+	events    *eventLog
+	ids       requestIDs
+	now       func() time.Time
+	reloadMu  sync.Mutex
+
+	// hardStop ends every request context when a graceful shutdown runs out of time.
+	hardCtx  context.Context
+	hardStop context.CancelFunc
+	started  time.Time
+}
+
+// generation is what a config decides for the gateway itself (the engine keeps its own). A request loads it
+// once, so a reload never changes the rules under a request in flight.
+type generation struct {
+	cfg        *config.Config
+	clients    []clientKey
+	open       bool // allow_unauthenticated
+	names      map[string]string
+	modelsJSON []byte
+	adminKey   []byte // sha256 of admin.key; nil: admin routes are off
+	cookie     string // value of the status page cookie (HMAC of the admin key); "" when no admin key
+	maxBody    int64
+}
+
+type clientKey struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// New builds a gateway for cfg, which must be valid (config.Load and config.Parse validate). It does not listen:
+// see Run and Serve, or use Handler and AdminHandler with your own servers.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: nil config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	g := &Gateway{opts: opts, now: opts.Now, events: newEventLog(50), started: time.Now()}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	g.log = opts.Logger
+	if g.log == nil {
+		g.level = new(slog.LevelVar)
+		g.level.Set(parseLevel(cfg.Logging.Level))
+		g.log = NewLogger(os.Stderr, cfg.Logging.Format, g.level)
+	}
+	g.ids = newRequestIDs()
+	reg, gath := opts.Registerer, opts.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+		if gath == nil {
+			gath = r
+		}
+	}
+	if gath == nil {
+		if gg, ok := reg.(prometheus.Gatherer); ok {
+			gath = gg
+		} else {
+			gath = prometheus.NewRegistry()
+		}
+	}
+	m, err := newMetrics(reg, gath)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	fopts := []failover.Option{failover.WithObserver(g.observer())}
+	if opts.RegionTLS != nil {
+		fopts = append(fopts, failover.WithTLSConfig(opts.RegionTLS))
+	}
+	fopts = append(fopts, opts.FailoverOptions...)
+	t, err := failover.New(cfg.Failover(), fopts...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.transport = t
+	g.state.Store(newGeneration(cfg))
+	g.hardCtx, g.hardStop = context.WithCancel(context.Background())
+	g.metrics.setStates(t.Regions())
+	return g, nil
+}
+
+func newGeneration(cfg *config.Config) *generation {
+	gen := &generation{cfg: cfg, open: cfg.AllowUnauthenticated, names: map[string]string{}, maxBody: cfg.Policy.MaxBodyBytes}
+	if gen.maxBody <= 0 {
+		gen.maxBody = config.DefaultMaxBodyBytes
+	}
+	for _, c := range cfg.Clients {
+		gen.clients = append(gen.clients, clientKey{name: c.Name, sum: sha256.Sum256([]byte(c.Key))})
+	}
+	for _, n := range cfg.Names() {
+		gen.names[n] = n // the map's values are the canonical strings used as metric labels
+	}
+	gen.modelsJSON = modelsList(cfg.Names())
+	if cfg.Admin.Key != "" {
+		sum := sha256.Sum256([]byte(cfg.Admin.Key))
+		gen.adminKey = sum[:]
+		mac := hmac.New(sha256.New, []byte(cfg.Admin.Key))
+		io.WriteString(mac, "lifeline status page session")
+		gen.cookie = hex.EncodeToString(mac.Sum(nil))
+	}
+	return gen
+}
+
+// Transport is the engine under the gateway (for callers that want its status or to disable a region).
+func (g *Gateway) Transport() *failover.Transport { return g.transport }
+
+// Config is the config in effect.
+func (g *Gateway) Config() *config.Config { return g.state.Load().cfg }
+
+// Reload applies cfg to a running gateway: regions, policy, names, client keys, admin key and log level change at
+// once; requests in flight finish under the config they started with. An invalid cfg is refused and the old one
+// keeps serving. listen, tls, admin.listen and server.* take effect only on restart; a change to them is logged.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("gateway: nil config")
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if err := cfg.Validate(); err != nil {
+		g.metrics.reloads.WithLabelValues("error").Inc()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := g.transport.Reconfigure(cfg.Failover()); err != nil {
+		g.metrics.reloads.WithLabelValues("error").Inc()
+		return fmt.Errorf("reload: %w", err)
+	}
+	old := g.state.Swap(newGeneration(cfg))
+	if g.level != nil {
+		g.level.Set(parseLevel(cfg.Logging.Level))
+	}
+	g.metrics.setStates(g.transport.Regions())
+	g.metrics.reloads.WithLabelValues("ok").Inc()
+	if o := old.cfg; o.Listen != cfg.Listen || o.Admin.Listen != cfg.Admin.Listen || o.Server != cfg.Server ||
+		(o.TLS == nil) != (cfg.TLS == nil) || (o.TLS != nil && *o.TLS != *cfg.TLS) {
+		g.log.Warn("config reloaded; listen, tls, admin.listen and server.* take effect only on restart")
+	}
+	g.log.Info("config reloaded", "regions", len(cfg.Regions), "names", len(cfg.Names()), "clients", len(cfg.Clients))
+	return nil
+}
+
+// ReloadFromSource reads the config again with Options.Load and applies it (SIGHUP and POST /admin/reload).
+func (g *Gateway) ReloadFromSource() error {
+	if g.opts.Load == nil {
+		return errNoLoader
+	}
+	cfg, err := g.opts.Load()
+	if err != nil {
+		g.metrics.reloads.WithLabelValues("error").Inc()
+		g.log.Error("config reload refused; the old config keeps serving", "error", err.Error())
+		return err
+	}
+	if err := g.Reload(cfg); err != nil {
+		g.log.Error("config reload refused; the old config keeps serving", "error", err.Error())
+		return err
+	}
+	return nil
+}
+
+var errNoLoader = errors.New("gateway: no config source to reload from")
+
+// Close stops the engine's background work. Use it when the gateway is not run with Run or Serve.
+func (g *Gateway) Close() {
+	g.hardStop()
+	g.transport.Close()
+}
+
+// requestIDs makes short unique request ids: a random process prefix and a counter.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() requestIDs {
+	var b [4]byte
+	rand.Read(b[:])
+	return requestIDs{prefix: hex.EncodeToString(b[:])}
+}
+
+func (r *requestIDs) next() string {
+	n := r.n.Add(1)
+	var buf [24]byte
+	out := append(buf[:0], r.prefix...)
+	out = append(out, '-')
+	out = appendHex(out, n)
+	return string(out)
+}
+
+func appendHex(b []byte, n uint64) []byte {
+	const digits = "0123456789abcdef"
+	var tmp [16]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = digits[n&15]
+		n >>= 4
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Run listens on the config's `listen` and `admin.listen` and serves until ctx ends, then shuts down gracefully
+// (see Serve).
+func (g *Gateway) Run(ctx context.Context) error {
+	cfg := g.Config()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+	}
+	return g.Serve(ctx, ln, aln)
+}
+
+// Serve serves clients on ln (HTTPS when the config has `tls`, HTTP/2 for clients that offer it, h2c without TLS)
+// and the admin handler on adminLn (nil: no admin listener) until ctx ends. Then it stops accepting, lets requests
+// and streams in flight finish for at most server.shutdown_timeout, ends those still running (streams get an
+// error event), closes the engine and returns nil. It returns early with an error if a listener fails.
+func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
+	cfg := g.Config()
+	srv := g.server(g.Handler())
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			return fmt.Errorf("tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	if adminLn != nil {
+		asrv := g.server(g.AdminHandler())
+		asrv.Protocols = nil
+		servers = append(servers, asrv)
+		go func() { errc <- asrv.Serve(adminLn) }()
+		g.log.Info("admin listening", "addr", adminLn.Addr().String())
+	}
+	g.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", cfg.TLS != nil,
+		"regions", len(cfg.Regions), "names", len(cfg.Names()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	g.shutdown(servers, cfg.Server.ShutdownTimeout.D())
+	return err
+}
+
+func (g *Gateway) server(h http.Handler) *http.Server {
+	s := g.Config().Server
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
+		IdleTimeout:       s.IdleTimeout.D(),
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		Protocols:         p,
+		BaseContext:       func(net.Listener) context.Context { return g.hardCtx },
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// shutdown stops accepting, waits up to grace for requests in flight, then cancels the rest (their streams end
+// with an error event) and closes what is left.
+func (g *Gateway) shutdown(servers []*http.Server, grace time.Duration) {
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	g.log.Info("shutting down; requests in flight may finish", "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		for _, s := range servers {
+			s.Shutdown(ctx)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.hardStop() // streams still open get their error event
+		wait := time.NewTimer(2 * time.Second)
+		select {
+		case <-done:
+		case <-wait.C:
+		}
+		wait.Stop()
+	}
+	for _, s := range servers {
+		s.Close()
+	}
+	g.hardStop()
+	g.transport.Close()
+	g.log.Info("stopped")
+}

@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/lifeline-sre/lifeline/failover"
+)
+
+const (
+	copyBufSize = 32 << 10
+	tailSize    = 4 << 10 // the end of a body, where `usage` sits
+)
+
+// copyBuf is a pooled buffer for moving one response body, with the tail of what went through it.
+type copyBuf struct {
+	buf  [copyBufSize]byte
+	tail [tailSize]byte
+	nt   int
+}
+
+var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+
+// keep remembers the last tailSize bytes seen.
+func (c *copyBuf) keep(p []byte) {
+	if len(p) >= tailSize {
+		c.nt = copy(c.tail[:], p[len(p)-tailSize:])
+		return
+	}
+	if c.nt+len(p) > tailSize {
+		drop := c.nt + len(p) - tailSize
+		copy(c.tail[:], c.tail[drop:c.nt])
+		c.nt -= drop
+	}
+	c.nt += copy(c.tail[c.nt:], p)
+}
+
+// respond writes the engine's response to the client: headers as the region sent them (plus the engine's
+// x-lifeline-* ones), then the body, event by event for SSE.
+func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchange) {
+	if v := resp.Header[failover.HeaderRegion]; len(v) > 0 {
+		x.region = v[0]
+	}
+	if v := resp.Header[failover.HeaderAttempts]; len(v) > 0 {
+		x.attempts = v[0]
+	}
+	h := w.Header()
+	for k, vv := range resp.Header {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie":
+			continue
+		}
+		h[k] = vv
+	}
+	x.status = resp.StatusCode
+	x.stream = strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	cb := copyBufs.Get().(*copyBuf)
+	cb.nt = 0
+	defer copyBufs.Put(cb)
+	w.WriteHeader(resp.StatusCode)
+	if x.stream {
+		h.Del("Content-Length")
+		g.copyEvents(w, resp.Body, x, cb)
+	} else {
+		g.copyBody(w, resp.Body, x, cb)
+	}
+	if x.status < 400 {
+		x.usage = findUsage(cb.tail[:cb.nt])
+	}
+}
+
+// copyBody copies a non-streaming body. A failure half-way aborts the connection: the status was sent, so the
+// only honest signal left is a broken response.
+func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, cb *copyBuf) {
+	for {
+		n, err := body.Read(cb.buf[:])
+		if n > 0 {
+			if x.ttfb == 0 {
+				x.ttfb = g.now().Sub(x.start)
+			}
+			cb.keep(cb.buf[:n])
+			if _, werr := w.Write(cb.buf[:n]); werr != nil {
+				x.err, x.status = "client went away: "+werr.Error(), 499
+				return
+			}
+			x.bytes += int64(n)
+		}
+		if err == io.EOF {
+			if x.ttfb == 0 {
+				x.ttfb = g.now().Sub(x.start)
+			}
+			return
+		}
+		if err != nil {
+			x.err = err.Error()
+			g.metrics.streamErrors.WithLabelValues(x.region).Inc()
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// copyEvents copies an SSE body, writing and flushing whole events as they arrive (an event larger than the
+// buffer goes out in pieces). When the body fails after bytes went out, the stream ends with an explicit error
+// event, `data: {"error":{...}}`, so that SDKs raise an error instead of seeing a clean end.
+func (g *Gateway) copyEvents(w http.ResponseWriter, body io.Reader, x *exchange, cb *copyBuf) {
+	flusher, _ := w.(http.Flusher)
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	flush() // the headers go out at once: the client knows the stream started
+	pending, midEvent := 0, false
+	for {
+		n, err := body.Read(cb.buf[pending:])
+		pending += n
+		if n > 0 {
+			cut := eventsEnd(cb.buf[:pending])
+			if cut == 0 && pending == len(cb.buf) {
+				cut, midEvent = pending, true
+			} else if cut > 0 {
+				midEvent = false
+			}
+			if cut > 0 {
+				if !g.writeEvents(w, x, cb, cb.buf[:cut]) {
+					return
+				}
+				flush()
+				pending = copy(cb.buf[:], cb.buf[cut:pending])
+			}
+		}
+		if err == io.EOF {
+			if pending > 0 {
+				g.writeEvents(w, x, cb, cb.buf[:pending])
+				flush()
+			}
+			return
+		}
+		if err != nil {
+			g.streamFailed(w, x, err, midEvent)
+			flush()
+			return
+		}
+	}
+}
+
+func (g *Gateway) writeEvents(w http.ResponseWriter, x *exchange, cb *copyBuf, p []byte) bool {
+	if x.ttfb == 0 {
+		x.ttfb = g.now().Sub(x.start)
+	}
+	cb.keep(p)
+	if _, err := w.Write(p); err != nil {
+		x.err, x.status = "client went away: "+err.Error(), 499
+		return false
+	}
+	x.bytes += int64(len(p))
+	return true
+}
+
+// streamFailed ends a stream that broke with an error event. An incomplete event held back is dropped; one that
+// was already partly sent is closed first so the error event stands on its own.
+func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, midEvent bool) {
+	x.err = err.Error()
+	code, msg := "stream_error", "lifeline: the region's stream broke after it started; the answer is incomplete"
+	switch {
+	case errors.Is(err, failover.ErrStreamIdle):
+		code, msg = "stream_idle_timeout", "lifeline: the region stopped sending events for longer than timeouts.stream_idle; the answer is incomplete"
+	case errors.Is(err, failover.ErrStreamTruncated):
+		code, msg = "stream_truncated", "lifeline: the region's stream ended without data: [DONE]; the answer is incomplete"
+	case errors.Is(err, context.Canceled) && g.hardCtx.Err() != nil:
+		code, msg = "shutting_down", "lifeline: the gateway is shutting down; the answer is incomplete"
+	}
+	g.metrics.streamErrors.WithLabelValues(x.region).Inc()
+	var b []byte
+	if midEvent {
+		b = append(b, "\n\n"...)
+	}
+	b = append(b, "data: "...)
+	b = append(b, errorJSON(code, "server_error", msg)...)
+	b = append(b, "\n\n"...)
+	if _, werr := w.Write(b); werr != nil {
+		x.status = 499
+	}
+}
+
+// eventsEnd returns the length of the complete events at the start of p: up to the last blank line.
+func eventsEnd(p []byte) int {
+	i := bytes.LastIndex(p, []byte("\n\n"))
+	j := bytes.LastIndex(p, []byte("\r\n\r\n"))
+	switch {
+	case i < 0 && j < 0:
+		return 0
+	case j+4 > i+2:
+		return j + 4
+	default:
+		return i + 2
+	}
+}
+
+// usage is the token count a region reported.
+type usage struct{ prompt, completion int64 }
+
+// findUsage reads the last `"usage":{...}` object in the tail of a JSON body or an SSE stream (chat and
+// completions put prompt_tokens/completion_tokens there, the Responses API input_tokens/output_tokens).
+func findUsage(tail []byte) usage {
+	i := bytes.LastIndex(tail, []byte(`"usage":`))
+	for i >= 0 {
+		rest := bytes.TrimLeft(tail[i+len(`"usage":`):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == '{' {
+			u := gjson.ParseBytes(rest)
+			if !u.IsObject() {
+				return usage{}
+			}
+			var out usage
+			for _, f := range [...]string{"prompt_tokens", "input_tokens"} {
+				if v := u.Get(f); v.Exists() {
+					out.prompt = v.Int()
+				}
+			}
+			for _, f := range [...]string{"completion_tokens", "output_tokens"} {
+				if v := u.Get(f); v.Exists() {
+					out.completion = v.Int()
+				}
+			}
+			return out
+		}
+		i = bytes.LastIndex(tail[:i], []byte(`"usage":`))
+	}
+	return usage{}
+}
