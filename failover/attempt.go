@@ -95,7 +95,7 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	now := a.rt.t.clock.Now()
 	lat := now.Sub(a.start)
 	a.r.h.observeLatency(lat)
-	a.record(Verdict{Outcome: OutcomeOK}, now)
+	a.rt.t.emitState(a.r.cfg.Name, a.r.h.breaker.settle(now, a.probe), now)
 	a.label(resp)
 	resp.Body = newGuardedBody(a, resp, prefix, lat)
 	return attemptResult{resp: resp, final: true}

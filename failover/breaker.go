@@ -123,6 +123,32 @@ func (b *breaker) acquire(now time.Time) (ok, probe bool, tr *transition) {
 	return true, true, tr
 }
 
+// settle resolves a half-open probe as a success and resets the consecutive count, without
+// counting the attempt in the window: a delivered response is counted when its body ends.
+func (b *breaker) settle(now time.Time, probe bool) *transition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.consecutive = 0
+	if !probe {
+		return nil
+	}
+	b.probing = false
+	if State(b.state.Load()) != HalfOpen {
+		return nil
+	}
+	b.state.Store(int32(Healthy))
+	b.recovered.Store(now.UnixNano())
+	b.resetWindow()
+	return b.report(HalfOpen, Healthy)
+}
+
+// countSuccess counts a delivered response whose body ended well.
+func (b *breaker) countSuccess(now time.Time) {
+	b.mu.Lock()
+	b.count(now, false)
+	b.mu.Unlock()
+}
+
 // record feeds one attempt's result. failed is true for a failure that counts against the
 // region; neutral results (caller went away) release a probe without deciding.
 func (b *breaker) record(now time.Time, probe, failed, neutral bool) *transition {

@@ -82,6 +82,14 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 				return res.resp, res.err
 			}
 			from, reason = r, res.verdict.Outcome
+			if v := res.verdict; v.Outcome == OutcomeThrottled {
+				rt.cooling = true
+				d := v.RetryAfter
+				if d <= 0 {
+					d = DefaultCoolDown
+				}
+				rt.coolNext = earliest(rt.coolNext, rt.t.clock.Now().Add(d))
+			}
 			if !rt.retryInPlace(res.verdict, k, plan[i+1:], tg) {
 				rt.reasons = append(rt.reasons, r.cfg.Name+": "+res.verdict.Outcome.String())
 				break

@@ -120,9 +120,12 @@ func (g *guardedBody) finish(o Outcome, err error) {
 	g.idleT.Stop()
 	a := g.a
 	now := a.rt.t.clock.Now()
-	if o == OutcomeStreamError {
+	switch o {
+	case OutcomeStreamError:
 		tr := a.r.h.breaker.record(now, false, true, false)
 		a.rt.t.emitState(a.r.cfg.Name, tr, now)
+	case OutcomeOK:
+		a.r.h.breaker.countSuccess(now)
 	}
 	a.cancel(nil)
 	a.finished(Verdict{Outcome: o}, g.status, g.latency, now.Sub(a.start), err)
