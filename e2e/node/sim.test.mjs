@@ -1,0 +1,96 @@
+// The npm openai package's AzureOpenAI client talks to the Lifeline simulator unchanged (plain HTTP on loopback).
+// Driven by sim/node_test.go through internal/nodetest with SIM_URL (a region's base URL) and SIM_KEY.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AzureOpenAI, APIError } from 'openai';
+
+const endpoint = process.env.SIM_URL;
+const apiKey = process.env.SIM_KEY;
+assert.ok(endpoint, 'SIM_URL must be set');
+assert.ok(apiKey, 'SIM_KEY must be set');
+
+const client = (opts = {}) => new AzureOpenAI({ endpoint, apiKey, apiVersion: '2024-10-21', maxRetries: 0, ...opts });
+
+test('chat completion, non-streaming, with Azure fields and headers', async () => {
+  const { data, response } = await client().chat.completions
+    .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello from node' }] })
+    .withResponse();
+  assert.match(data.id, /^chatcmpl-/);
+  assert.equal(data.object, 'chat.completion');
+  assert.equal(data.model, 'gpt-4o-2024-11-20');
+  assert.ok(data.created > 0);
+  assert.ok(data.system_fingerprint.startsWith('fp_'));
+  assert.equal(data.choices.length, 1);
+  const choice = data.choices[0];
+  assert.equal(choice.message.role, 'assistant');
+  assert.ok(choice.message.content.length > 0);
+  assert.equal(choice.finish_reason, 'stop');
+  assert.deepEqual(choice.content_filter_results.violence, { filtered: false, severity: 'safe' });
+  assert.equal(data.prompt_filter_results[0].prompt_index, 0);
+  assert.equal(data.prompt_filter_results[0].content_filter_results.hate.severity, 'safe');
+  assert.ok(data.usage.prompt_tokens > 0);
+  assert.equal(data.usage.total_tokens, data.usage.prompt_tokens + data.usage.completion_tokens);
+  assert.equal(data.usage.completion_tokens_details.reasoning_tokens, 0);
+  assert.equal(data.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.ok(response.headers.get('x-ms-region'));
+  assert.ok(response.headers.get('apim-request-id'));
+  assert.ok(response.headers.get('x-request-id'));
+  assert.ok(Number(response.headers.get('x-ratelimit-remaining-requests')) >= 0);
+  assert.ok(Number(response.headers.get('x-ratelimit-remaining-tokens')) >= 0);
+});
+
+test('chat completion, streaming, with include_usage', async () => {
+  const stream = await client().chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'sim:tokens=7' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  assert.deepEqual(chunks[0].choices, []);
+  assert.equal(chunks[0].prompt_filter_results[0].content_filter_results.sexual.severity, 'safe');
+  assert.equal(chunks[1].choices[0].delta.role, 'assistant');
+  const text = chunks.flatMap((c) => c.choices.map((ch) => ch.delta?.content ?? '')).join('');
+  assert.equal(text.trim().split(/\s+/).length, 7);
+  const finish = chunks.find((c) => c.choices[0]?.finish_reason);
+  assert.equal(finish.choices[0].finish_reason, 'stop');
+  const last = chunks[chunks.length - 1];
+  assert.deepEqual(last.choices, []);
+  assert.equal(last.usage.completion_tokens, 7);
+  assert.equal(last.model, 'gpt-4o-mini-2024-07-18');
+  assert.match(last.id, /^chatcmpl-/);
+});
+
+test('embeddings (the SDK asks for base64 and decodes it)', async () => {
+  const res = await client().embeddings.create({ model: 'text-embedding-3-small', input: ['one', 'two'] });
+  assert.equal(res.data.length, 2);
+  assert.equal(res.data[0].embedding.length, 1536);
+  assert.equal(res.data[1].index, 1);
+  const norm = Math.sqrt(res.data[0].embedding.reduce((s, x) => s + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-3, `unit vector, norm ${norm}`);
+  const again = await client().embeddings.create({ model: 'text-embedding-3-small', input: 'one' });
+  assert.deepEqual(again.data[0].embedding, res.data[0].embedding, 'deterministic vectors');
+});
+
+test('errors: unknown deployment, content filter, bad key', async () => {
+  await assert.rejects(
+    client().chat.completions.create({ model: 'missing', messages: [{ role: 'user', content: 'x' }] }),
+    (err) => err instanceof APIError && err.status === 404 && err.code === 'DeploymentNotFound',
+  );
+  await assert.rejects(
+    client().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'sim:content_filter' }] }),
+    (err) => err instanceof APIError && err.status === 400 && err.code === 'content_filter' &&
+      err.error.innererror.content_filter_result.violence.filtered === true,
+  );
+  await assert.rejects(
+    client({ apiKey: 'wrong' }).chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+    (err) => err instanceof APIError && err.status === 401,
+  );
+});
+
+test('models list', async () => {
+  const ids = [];
+  for await (const m of client().models.list()) ids.push(m.id);
+  assert.ok(ids.includes('gpt-4o-2024-11-20'), ids.join(','));
+});
