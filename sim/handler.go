@@ -93,6 +93,7 @@ func (r *Region) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 				panic(v)
 			}
 			// Never let a bug take the simulated region down; answer like Azure's own 500.
+			r.stats.panics.Add(1)
 			if w.status == 0 {
 				writeJSON(w, http.StatusInternalServerError, serverErrorBody(r.sim.uuid()))
 			}

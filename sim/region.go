@@ -329,6 +329,7 @@ type counters struct {
 	connections      atomic.Int64
 	promptTokens     atomic.Int64
 	completionTokens atomic.Int64
+	panics           atomic.Int64 // handler bugs turned into 500s; tests require 0
 	byStatus         [600]atomic.Int64
 }
 
