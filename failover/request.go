@@ -215,7 +215,7 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	if req.ContentLength > limit {
 		return nil, &BodyTooLargeError{Limit: limit}
 	}
-	if req.ContentLength >= 0 {
+	if req.ContentLength > 0 {
 		// Known length: one exact allocation, then make sure nothing follows.
 		buf := make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, buf); err != nil {
