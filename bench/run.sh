@@ -168,9 +168,15 @@ HAVE_K6=1
 command -v k6 >/dev/null || HAVE_K6=0
 
 say "building the bench tools and lifeline"
-(cd "$ROOT" && go build -o "$WORK/bin/" ./bench/cmd/...)
-if ! (cd "$ROOT" && go build -o "$WORK/lifeline" ./cmd/lifeline) >>"$LOG" 2>&1; then
-	SKIP[lifeline]="go build ./cmd/lifeline failed (see bench/.work/run.log)"
+(cd "$ROOT" && go build -o "$WORK/bin/" ./bench/cmd/mockupstream ./bench/cmd/goproxy ./bench/cmd/loadgen ./bench/cmd/report)
+rm -f "$WORK/lifeline" "$WORK/bin/lifelinegw"
+(cd "$ROOT" && go build -o "$WORK/lifeline" ./cmd/lifeline) >>"$LOG" 2>&1 || say "go build ./cmd/lifeline failed (see $LOG)"
+# bench/cmd/lifelinegw runs the same gateway package the same way (config.Load, gateway.New, Run); it is the
+# fallback while `lifeline serve` is not wired, and it can serve pprof.
+(cd "$ROOT" && go build -o "$WORK/bin/lifelinegw" ./bench/cmd/lifelinegw) >>"$LOG" 2>&1 || say "go build ./bench/cmd/lifelinegw failed (see $LOG)"
+LIFELINE_RUNNER=""
+if [[ ! -x $WORK/lifeline && ! -x $WORK/bin/lifelinegw ]]; then
+	SKIP[lifeline]="neither ./cmd/lifeline nor the gateway package builds (see bench/.work/run.log)"
 fi
 
 # --- configs ---------------------------------------------------------------------------------------
@@ -224,10 +230,29 @@ start goproxy "$WORK/bin/goproxy" -listen 127.0.0.1:$P_GOPROXY -upstream http://
 [[ -n ${SKIP[caddy]:-} ]] || start caddy caddy run --config "$WORK/Caddyfile" --adapter caddyfile
 [[ -n ${SKIP[portkey]:-} ]] || start portkey node "$WORK/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" \
 	--port=$P_PORTKEY --headless
+# start_lifeline NAME CONFIG PORT: `lifeline serve --config` if it serves, else bench/cmd/lifelinegw.
+start_lifeline() {
+	if [[ $LIFELINE_RUNNER != lifelinegw && -x $WORK/lifeline ]]; then
+		start "$1" "$WORK/lifeline" serve --config "$2"
+		if wait_port "$3"; then
+			LIFELINE_RUNNER="lifeline serve"
+			return 0
+		fi
+		kill "$(cat "$WORK/pids/$1.pid")" 2>/dev/null || true
+		say "lifeline serve did not listen on $3 ($(tail -n 1 "$WORK/$1.log" 2>/dev/null)); using bench/cmd/lifelinegw"
+	fi
+	if [[ -x $WORK/bin/lifelinegw ]]; then
+		LIFELINE_RUNNER=lifelinegw
+		start "$1" "$WORK/bin/lifelinegw" -config "$2"
+		wait_port "$3"
+		return
+	fi
+	return 1
+}
 if [[ -z ${SKIP[lifeline]:-} ]]; then
-	start lifeline "$WORK/lifeline" serve --config "$WORK/lifeline.yaml"
+	start_lifeline lifeline "$WORK/lifeline.yaml" $P_LIFELINE || true
 	for i in "${!FO_MODES[@]}"; do
-		start "lifeline-fo-${FO_MODES[$i]}" "$WORK/lifeline" serve --config "$WORK/lifeline-fo-${FO_MODES[$i]}.yaml"
+		start_lifeline "lifeline-fo-${FO_MODES[$i]}" "$WORK/lifeline-fo-${FO_MODES[$i]}.yaml" $((LL_FO_BASE + i + 1)) || true
 	done
 fi
 
@@ -240,9 +265,6 @@ for p in "${PEERS[@]}"; do
 		say "${SKIP[$p]}"
 	fi
 done
-if [[ -z ${SKIP[lifeline]:-} ]]; then
-	for i in "${!FO_MODES[@]}"; do wait_port $((LL_FO_BASE + i + 1)) || true; done
-fi
 
 # --- targets ---------------------------------------------------------------------------------------
 jstr() {
@@ -258,7 +280,7 @@ portkey_cfg() { # portkey_cfg PRIMARY_PORT [SECONDARY_PORT]
 	if [[ -z ${2:-} ]]; then
 		printf '%s' "$t1"
 	else
-		printf '{"strategy":{"mode":"fallback","on_status_codes":[500,502,503,504]},"request_timeout":%d,"targets":[%s,{"provider":"openai","api_key":"bench-upstream-key","custom_host":"http://127.0.0.1:%s/v1"}]}' \
+		printf '{"strategy":{"mode":"fallback","on_status_codes":[408,500,502,503,504]},"request_timeout":%d,"targets":[%s,{"provider":"openai","api_key":"bench-upstream-key","custom_host":"http://127.0.0.1:%s/v1"}]}' \
 			"${FO_TIMEOUT%s}000" "$t1" "$2"
 	fi
 }
@@ -335,11 +357,11 @@ ver() { "$@" 2>&1 | head -n 1 | tr -d '"\\' || true; }
 	printf '"versions":{\n'
 	printf '"go":%s,\n' "$(jstr "$(go version)")"
 	printf '"nginx":%s,\n' "$(jstr "$(ver nginx -v)")"
-	printf '"caddy":%s,\n' "$(jstr "$(ver caddy version)")"
+	printf '"caddy":%s,\n' "$(jstr "$(go version -m "$(command -v caddy)" 2>/dev/null | awk '$1=="mod"{print $2" "$3; exit}')")"
 	printf '"portkey":%s,\n' "$(jstr "$(grep -m1 '"version"' "$WORK/portkey/node_modules/@portkey-ai/gateway/package.json" 2>/dev/null | tr -dc '0-9.') (@hono/node-server $(grep -m1 '"version"' "$WORK/portkey/node_modules/@hono/node-server/package.json" 2>/dev/null | tr -dc '0-9.'), patched), node $(node --version 2>/dev/null)")"
 	printf '"wrk":%s,\n' "$(jstr "$(wrk -v 2>&1 | head -n 1 | cut -c1-60)")"
 	printf '"k6":%s,\n' "$(jstr "$(ver k6 version)")"
-	printf '"lifeline":%s\n' "$(jstr "$(ver "$WORK/lifeline" version)")"
+	printf '"lifeline":%s\n' "$(jstr "$([[ -x $WORK/lifeline ]] && ver "$WORK/lifeline" version || echo "cmd/lifeline not built"); run as: ${LIFELINE_RUNNER:-not run} (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet -- failover gateway config 2>/dev/null || echo ", with uncommitted changes in failover/gateway/config"))")"
 	printf '},\n"skipped":{'
 	sep=""
 	for p in "${!SKIP[@]}"; do
