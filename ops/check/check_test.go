@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 	"github.com/lifeline-sre/lifeline/ops/internal/simtest"
 	"github.com/lifeline-sre/lifeline/sim"
 )

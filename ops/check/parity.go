@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // Severity orders findings; the command's exit code is the highest one (0 ok, 1 warning, 2 error).

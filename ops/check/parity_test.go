@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 func dep(name, deployment, status, model string) DeploymentResult {

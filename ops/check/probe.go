@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // RegionResult is what the probes found for one region.

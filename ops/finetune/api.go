@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // Job is a fine-tuning job as the data plane returns it.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // ARM defaults.

@@ -14,7 +14,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // Errors that tell the caller which step refused; each wrapped error also says what to do.

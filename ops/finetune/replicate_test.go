@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeline-sre/lifeline/ops/internal/aoai"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 	"github.com/lifeline-sre/lifeline/ops/internal/simtest"
 	"github.com/lifeline-sre/lifeline/sim"
 )

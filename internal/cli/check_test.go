@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lifeline-sre/lifeline/sim"
+)
+
+const opsSimKey = "cli-test-key"
+
+func opsSim(t *testing.T, cfg sim.Config) *sim.Sim {
+	t.Helper()
+	cfg.APIKey = opsSimKey
+	if cfg.VerifyToken == nil {
+		cfg.VerifyToken = func(tok string) bool { return tok == "cli-test-token" }
+	}
+	s, err := sim.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func opsConfigFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lifeline.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func opsRun(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(args, &Env{Stdout: &out, Stderr: &errb, Context: context.Background(),
+		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	return code, out.String(), errb.String()
+}
+
+func opsTwoRegions(t *testing.T, westVersion string) *sim.Sim {
+	return opsSim(t, sim.Config{Regions: []sim.RegionConfig{
+		{Name: "eastus", Deployments: []sim.Deployment{{Name: "gpt-4o", Model: "gpt-4o", Version: "2024-11-20"}}},
+		{Name: "westus", Deployments: []sim.Deployment{{Name: "gpt-4o", Model: "gpt-4o", Version: westVersion}}},
+	}})
+}
+
+func opsCheckConfig(s *sim.Sim, westKey string) string {
+	return `clients: [{name: app, key: client-key}]
+regions:
+  - name: eastus
+    endpoint: ` + s.Region("eastus").URL() + `
+    api_key: ${EAST_KEY}
+    priority: 1
+    deployments: {gpt-4o: gpt-4o}
+  - name: westus
+    endpoint: ` + s.Region("westus").URL() + `
+    api_key: ` + westKey + `
+    priority: 2
+    deployments: {gpt-4o: gpt-4o}
+`
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	env := map[string]string{"EAST_KEY": opsSimKey}
+	good := opsTwoRegions(t, "2024-11-20")
+	code, out, errOut := opsRun(t, env, "check", "--config", opsConfigFile(t, opsCheckConfig(good, opsSimKey)), "--probe")
+	if code != 0 || !strings.Contains(out, "OK: every region can serve every name") || errOut != "" {
+		t.Errorf("good config: exit %d\n%s%s", code, out, errOut)
+	}
+	drift := opsTwoRegions(t, "2024-08-06")
+	code, out, _ = opsRun(t, env, "check", "--config", opsConfigFile(t, opsCheckConfig(drift, opsSimKey)), "--probe")
+	if code != 1 || !strings.Contains(out, "westus: gpt-4o 2024-08-06") {
+		t.Errorf("version drift: exit %d\n%s", code, out)
+	}
+	code, out, _ = opsRun(t, env, "check", "--config", opsConfigFile(t, opsCheckConfig(good, "not-the-key")), "--json")
+	var rep struct {
+		Regions []struct {
+			Name string
+			Auth struct {
+				OK   bool
+				Kind string
+			}
+		}
+		Findings []struct{ Severity, Kind, Region string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if code != 2 || rep.Regions[1].Auth.Kind != "wrong_key" || rep.Findings[0].Severity != "error" || strings.Contains(out, "not-the-key") {
+		t.Errorf("bad key: exit %d %+v", code, rep)
+	}
+}
+
+func TestCheckReportsEveryConfigErrorAndStillProbes(t *testing.T) {
+	s := opsTwoRegions(t, "2024-11-20")
+	cfg := strings.Replace(opsCheckConfig(s, opsSimKey), "clients: [{name: app, key: client-key}]\n", "", 1) +
+		"  - name: broken\n    endpoint: ftp://x\n    api_key: k\n    deployments: {gpt-4o: gpt-4o}\nbogus_key: 1\n"
+	code, out, _ := opsRun(t, nil, "check", "--config", opsConfigFile(t, cfg))
+	for _, want := range []string{"regions[0].api_key", "EAST_KEY", "regions[2].endpoint", "bogus_key", "clients",
+		"westus", "ok (api-key)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != 2 || strings.Contains(out, "broken  ") {
+		t.Errorf("exit %d, or the broken region was probed:\n%s", code, out)
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	if code, _, errOut := opsRun(t, nil, "check"); code != 2 || !strings.Contains(errOut, "--config FILE is required") {
+		t.Errorf("no config: %d %s", code, errOut)
+	}
+	if code, _, errOut := opsRun(t, nil, "check", "--help"); code != 0 || !strings.Contains(errOut, "Exit status: 0 all good") {
+		t.Errorf("help: %d %s", code, errOut)
+	}
+	if code, _, errOut := opsRun(t, nil, "check", "--config", "/nonexistent.yaml"); code != 2 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("missing file: %d %s", code, errOut)
+	}
+}
