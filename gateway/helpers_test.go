@@ -71,8 +71,8 @@ type harness struct {
 }
 
 type harnessOpts struct {
-	regions []string                   // default eastus, westus
-	mutate  func(*config.Config)       // adjust the config before the gateway starts
+	regions []string                       // default eastus, westus
+	mutate  func(*config.Config)           // adjust the config before the gateway starts
 	load    func() (*config.Config, error) // Options.Load
 	simCfg  func(*sim.Config)
 }
