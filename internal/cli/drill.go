@@ -1,8 +1,131 @@
 package cli
 
-import "fmt"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lifeline-sre/lifeline/ops/drill"
+)
+
+const drillUsage = `Usage: lifeline drill --admin URL --admin-key K --region NAME [--url URL --key K --name NAME] [flags]
+
+Rehearses a region outage through a running gateway: sends steady synthetic traffic (openai-go, no SDK
+retries, so every error the gateway lets through is counted), takes --region out, holds, brings it back,
+and measures client-visible errors, the time until traffic left the region, the time until it came back,
+and latency p50/p99 before, during and after. Writes report.md (with a small timeline chart), report.json
+and timeline.svg to --out.
+
+By default the region is taken out with the gateway's admin switch (POST /admin/regions/NAME/disable, then
+/enable). --fault down|blackhole|throttle uses a real simulator fault instead (through --sim-control), so
+the automatic path (breakers, retries, cool-downs) is rehearsed too.
+
+Against real regions keep it cheap: --max-tokens 1 and a low --rate.
+
+Exit status: 0 no client saw an error, 1 clients saw errors (or traffic never left the region),
+2 the drill could not run (bad flags, gateway or simulator unreachable).
+
+Flags:
+`
 
 func runDrill(args []string, env *Env) int {
-	fmt.Fprintln(env.Stderr, "lifeline drill: not built yet")
-	return 1
+	var o drill.Options
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "gateway client `URL`")
+	fs.StringVar(&o.Key, "key", "", "client key of the gateway (default $LIFELINE_CLIENT_KEY)")
+	fs.StringVar(&o.Name, "name", "", "client-visible model `NAME` to call (default: the first the gateway lists)")
+	fs.StringVar(&o.Admin, "admin", "http://127.0.0.1:8081", "gateway admin `URL`")
+	fs.StringVar(&o.AdminKey, "admin-key", "", "admin key of the gateway (default $LIFELINE_ADMIN_KEY)")
+	fs.StringVar(&o.Region, "region", "", "`NAME` of the region to take out (required)")
+	fs.Float64Var(&o.Rate, "rate", 5, "requests per second")
+	fs.DurationVar(&o.Before, "before", 10*time.Second, "steady traffic before the region goes out")
+	fs.DurationVar(&o.Hold, "hold", 20*time.Second, "how long the region stays out")
+	fs.DurationVar(&o.After, "after", 20*time.Second, "traffic after the region is back")
+	fs.IntVar(&o.MaxTokens, "max-tokens", 8, "max_tokens of each request (1 against real regions)")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per-request timeout")
+	fs.StringVar(&o.Fault, "fault", "", "take the region out with a simulator fault instead: down | blackhole | throttle")
+	fs.StringVar(&o.SimControl, "sim-control", "http://127.0.0.1:18000", "simulator control `URL` (with --fault)")
+	out := fs.String("out", "", "`DIR` for report.md, report.json and timeline.svg (default lifeline-drill-TIMESTAMP)")
+	fs.Usage = func() { fmt.Fprint(env.Stderr, drillUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if msg := drillFlagError(fs, &o, env); msg != "" {
+		fmt.Fprintf(env.Stderr, "lifeline drill: %s; see lifeline drill --help\n", msg)
+		return 2
+	}
+	if *out == "" {
+		*out = "lifeline-drill-" + time.Now().UTC().Format("20060102-150405")
+	}
+	o.Progress = env.Stderr
+	rep, err := drill.Run(env.Context, o)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lifeline drill: %v\n", err)
+		return 2
+	}
+	if err := writeDrillReport(*out, rep); err != nil {
+		fmt.Fprintf(env.Stderr, "lifeline drill: writing the report: %v\n", err)
+		return 2
+	}
+	rep.WriteMarkdown(env.Stdout)
+	fmt.Fprintf(env.Stdout, "\nReport: %s\n", filepath.Join(*out, "report.md"))
+	if !rep.Analysis.Passed {
+		return 1
+	}
+	return 0
+}
+
+func drillFlagError(fs *flag.FlagSet, o *drill.Options, env *Env) string {
+	if o.Key == "" {
+		o.Key, _ = env.Getenv("LIFELINE_CLIENT_KEY")
+	}
+	if o.AdminKey == "" {
+		o.AdminKey, _ = env.Getenv("LIFELINE_ADMIN_KEY")
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Sprintf("unexpected argument %q", fs.Arg(0))
+	case o.Region == "":
+		return "--region NAME is required (the region to take out)"
+	case o.Rate <= 0 || o.Rate > 1000:
+		return "--rate must be between 0 and 1000 requests per second"
+	case o.Fault != "" && o.Fault != "down" && o.Fault != "blackhole" && o.Fault != "throttle":
+		return fmt.Sprintf("--fault %q: use down, blackhole or throttle", o.Fault)
+	case o.Fault == "" && o.AdminKey == "":
+		return "--admin-key (or $LIFELINE_ADMIN_KEY) is required to use the admin switch"
+	case o.Before <= 0 || o.Hold <= 0 || o.After <= 0:
+		return "--before, --hold and --after must be positive"
+	}
+	return ""
+}
+
+func writeDrillReport(dir string, rep *drill.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(*os.File) error{
+		"report.md":    func(f *os.File) error { return rep.WriteMarkdown(f) },
+		"report.json":  func(f *os.File) error { return rep.WriteJSON(f) },
+		"timeline.svg": func(f *os.File) error { return rep.WriteSVG(f) },
+	} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -145,7 +145,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // preflight checks the admin API knows the region and picks a name when none was given.
 func preflight(ctx context.Context, o *Options) error {
-	if o.Fault == "" || o.Admin != "" {
+	if o.Fault == "" || o.AdminKey != "" {
 		var regions []struct {
 			Name string `json:"name"`
 		}
@@ -196,7 +196,6 @@ func adminCall(ctx context.Context, o *Options, method, path string, out *[]stru
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+o.AdminKey)
-	req.Header.Set("api-key", o.AdminKey)
 	resp, err := o.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin API %s %s: %w (is the gateway running? check --admin)", method, path, err)

@@ -1,0 +1,156 @@
+package drill
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/gateway"
+	"github.com/lifeline-sre/lifeline/ops/internal/simtest"
+	"github.com/lifeline-sre/lifeline/sim"
+)
+
+// stack is simulated regions, a real gateway in front of them and the simulator's control API, each on a
+// loopback socket.
+type stack struct {
+	sim           *sim.Sim
+	client, admin string
+	control       string
+}
+
+func startStack(t *testing.T, policy string, deployments map[string]string) *stack {
+	s := simtest.Start(t, sim.Config{Regions: []sim.RegionConfig{
+		{Name: "eastus", Deployments: sim.DefaultDeployments()},
+		{Name: "westus", Deployments: sim.DefaultDeployments()},
+	}})
+	yaml := "clients: [{name: drill, key: client-key}]\nadmin: {key: admin-key}\nregions:\n"
+	for i, n := range []string{"eastus", "westus"} {
+		yaml += "  - name: " + n + "\n    endpoint: " + s.Region(n).URL() + "\n    api_key: " + simtest.Key +
+			"\n    priority: " + string(rune('1'+i)) + "\n    deployments: {" + deployments[n] + "}\n"
+	}
+	yaml += policy
+	cfg, err := config.Parse([]byte(yaml), nil)
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	client, admin, control := httptest.NewServer(g.Handler()), httptest.NewServer(g.AdminHandler()), httptest.NewServer(s.ControlHandler())
+	t.Cleanup(client.Close)
+	t.Cleanup(admin.Close)
+	t.Cleanup(control.Close)
+	return &stack{sim: s, client: client.URL, admin: admin.URL, control: control.URL}
+}
+
+func (st *stack) options() Options {
+	return Options{URL: st.client, Key: "client-key", Admin: st.admin, AdminKey: "admin-key", Region: "eastus",
+		Rate: 25, Before: 500 * time.Millisecond, Hold: 1200 * time.Millisecond, After: 1200 * time.Millisecond,
+		MaxTokens: 1, Timeout: 10 * time.Second, SimControl: st.control}
+}
+
+var both = map[string]string{"eastus": "gpt-4o: gpt-4o", "westus": "gpt-4o: gpt-4o"}
+
+func TestDrillPassesWithTheAdminSwitch(t *testing.T) {
+	st := startStack(t, "", both)
+	var progress strings.Builder
+	o := st.options()
+	o.Progress = &progress
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Analysis
+	if !a.Passed || a.Errors != 0 || !a.CarriedFirst {
+		t.Fatalf("want a passing drill: %+v", a)
+	}
+	if rep.Name != "gpt-4o" { // picked from the gateway's models list
+		t.Errorf("name %q", rep.Name)
+	}
+	if a.Phases[1].ByRegion["eastus"] != 0 || a.Phases[1].ByRegion["westus"] == 0 || a.Phases[0].ByRegion["eastus"] == 0 {
+		t.Errorf("traffic by phase: %+v", a.Phases)
+	}
+	if a.FailoverMs == nil || *a.FailoverMs > 1000 {
+		t.Errorf("failover %v", a.FailoverMs)
+	}
+	if a.Requests < 40 { // 25/s for 2.9s, generous for a busy machine
+		t.Errorf("only %d requests", a.Requests)
+	}
+	if !strings.Contains(progress.String(), "eastus out") || !strings.Contains(progress.String(), "eastus back") {
+		t.Errorf("progress: %s", progress.String())
+	}
+	// The drill left the region enabled.
+	if st.sim.Region("eastus").Stats().Requests == 0 {
+		t.Error("eastus got no traffic")
+	}
+}
+
+// A name that only eastus serves has no backup: the drill shows the outage clients would see.
+func TestDrillFailsWhenClientsSeeErrors(t *testing.T) {
+	st := startStack(t, "", map[string]string{"eastus": "gpt-4o: gpt-4o", "westus": "gpt-4o-mini: gpt-4o-mini"})
+	o := st.options()
+	o.Name = "gpt-4o"
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Analysis
+	if a.Passed || a.Errors == 0 || a.Phases[1].Errors != a.Phases[1].Requests || a.ErrorKinds["HTTP 503"] == 0 {
+		t.Fatalf("want a failing drill with 503s while eastus was out: %+v", a)
+	}
+	if a.Phases[0].Errors != 0 || a.Phases[2].Errors > 2 {
+		t.Errorf("errors outside the outage: %+v", a.Phases)
+	}
+	var md strings.Builder
+	rep.WriteMarkdown(&md)
+	if !strings.Contains(md.String(), "FAILED: clients saw") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}
+
+// --fault rehearses the automatic path: the region really goes down and the engine moves traffic by itself.
+func TestDrillWithSimulatorFaults(t *testing.T) {
+	for _, mode := range []string{"down", "throttle", "blackhole"} {
+		t.Run(mode, func(t *testing.T) {
+			// A black hole is noticed by the response timeout, kept short here.
+			st := startStack(t, "policy: {timeouts: {response: 300ms}}\n", both)
+			o := st.options()
+			o.Fault, o.AdminKey = mode, ""
+			rep, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := rep.Analysis
+			if !a.Passed || a.Phases[1].ByRegion["westus"] == 0 {
+				t.Fatalf("%s: want a passing drill: %+v", mode, a)
+			}
+			if rep.Method != "fault:"+mode {
+				t.Errorf("method %q", rep.Method)
+			}
+			if !st.sim.Region("eastus").Up() {
+				t.Error("the drill left eastus down")
+			}
+		})
+	}
+}
+
+func TestDrillRefusesBadSetups(t *testing.T) {
+	st := startStack(t, "", both)
+	o := st.options()
+	o.Region = "mars"
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), `no region "mars"`) {
+		t.Errorf("unknown region: %v", err)
+	}
+	o = st.options()
+	o.AdminKey = "wrong"
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "admin key was refused") {
+		t.Errorf("bad admin key: %v", err)
+	}
+}
