@@ -122,6 +122,7 @@ func startHarness(t *testing.T, o harnessOpts) *harness {
 		Logger:     gateway.NewLogger(logs, "json", slog.LevelDebug),
 		Registerer: reg,
 		Load:       o.load,
+		RegionTLS:  s.TLSConfig(),
 	})
 	if err != nil {
 		t.Fatal(err)

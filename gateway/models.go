@@ -35,7 +35,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, x *exchang
 		canon, ok := gen.names[id]
 		if !ok {
 			x.name = "unknown"
-			g.reply(w, x, http.StatusNotFound, "model_not_found", "invalid_request_error", "lifeline: no region serves the name "+strconv.Quote(id))
+			g.reply(w, x, http.StatusNotFound, "model_not_found", "invalid_request_error", "lifeline: no region serves the requested model")
 			return
 		}
 		x.name = canon

@@ -21,6 +21,8 @@ func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serveClient
 // exchange is one client request as the logs and metrics see it.
 type exchange struct {
 	id       string
+	api      string // which client surface: azure, azure-v1, openai-v1, models; "" for unknown routes
+	op       string // a known operation, "other" for the rest: never the raw path, which a client controls
 	client   string
 	name     string // a configured name, "" when none, "unknown" when the client asked for one not configured
 	region   string
@@ -71,6 +73,36 @@ func route(path string) (routeKind, string) {
 	return routeUnknown, ""
 }
 
+// knownOps are the operations logged by name; any other is logged as "other".
+var knownOps = [...]string{"chat/completions", "completions", "embeddings", "responses", "images/generations",
+	"images/edits", "audio/transcriptions", "audio/translations", "audio/speech"}
+
+// describe names the client surface and the operation of a request for the logs, from constants only.
+func describe(kind routeKind, path string) (api, op string) {
+	var rest string
+	switch kind {
+	case routeModels, routeModel:
+		return "models", "models"
+	case routeDeployment:
+		api = "azure"
+		_, rest, _ = strings.Cut(path[len("/openai/deployments/"):], "/")
+	case routeV1:
+		if strings.HasPrefix(path, "/openai/v1/") {
+			api, rest = "azure-v1", path[len("/openai/v1/"):]
+		} else {
+			api, rest = "openai-v1", path[len("/v1/"):]
+		}
+	default:
+		return "", "other"
+	}
+	for _, k := range knownOps {
+		if rest == k {
+			return api, k
+		}
+	}
+	return api, "other"
+}
+
 var (
 	selfRegion   = []string{failover.SelfRegion}
 	zeroAttempts = []string{"0"}
@@ -92,10 +124,11 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	}
 	x.client = client
 	kind, name := route(r.URL.Path)
+	x.api, x.op = describe(kind, r.URL.Path)
 	switch kind {
 	case routeUnknown:
 		g.reply(w, x, http.StatusNotFound, "404", "invalid_request_error",
-			"lifeline: unknown route "+strconv.Quote(r.URL.Path)+"; use /openai/deployments/{name}/{op}, /openai/v1/{op} or /v1/{op}")
+			"lifeline: unknown route; use /openai/deployments/{name}/{op}, /openai/v1/{op} or /v1/{op}")
 		return
 	case routeModels, routeModel:
 		g.serveModels(w, r, x, gen, kind, name)
@@ -159,7 +192,7 @@ func (g *Gateway) outbound(w http.ResponseWriter, r *http.Request, x *exchange, 
 	if !known {
 		x.name = "unknown"
 		g.reply(w, x, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error",
-			"lifeline: no region serves the name "+strconv.Quote(name)+"; known names: "+strings.Join(gen.cfg.Names(), ", "))
+			"lifeline: no region serves the requested name; known names: "+strings.Join(gen.cfg.Names(), ", "))
 		return nil, nil, false
 	}
 	x.name = canon
