@@ -64,6 +64,7 @@ type Gateway struct {
 	ids       requestIDs
 	now       func() time.Time
 	reloadMu  sync.Mutex
+	active    atomic.Int64 // client handlers running
 
 	// hardStop ends every request context when a graceful shutdown runs out of time.
 	hardCtx  context.Context

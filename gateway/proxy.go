@@ -113,6 +113,8 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: g.now(), id: g.ids.next()}
 	w.Header()["X-Lifeline-Request-Id"] = []string{x.id}
 	g.metrics.inFlight.Inc()
+	g.active.Add(1)
+	defer g.active.Add(-1)
 	defer g.metrics.inFlight.Dec()
 	defer g.finish(r, x)
 

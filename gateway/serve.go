@@ -96,23 +96,19 @@ func (g *Gateway) shutdown(servers []*http.Server, grace time.Duration) {
 	g.log.Info("shutting down; requests in flight may finish", "grace", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		for _, s := range servers {
-			s.Shutdown(ctx)
+	graceful := true
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			graceful = false
 		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		g.hardStop() // streams still open get their error event
-		wait := time.NewTimer(2 * time.Second)
-		select {
-		case <-done:
-		case <-wait.C:
+	}
+	if !graceful {
+		// Out of time: end every request context (streams write their error event), and give the handlers a
+		// moment to do so before the connections close.
+		g.hardStop()
+		for deadline := time.Now().Add(2 * time.Second); g.active.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
 		}
-		wait.Stop()
 	}
 	for _, s := range servers {
 		s.Close()
