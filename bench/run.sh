@@ -55,7 +55,7 @@ if ((QUICK)); then
 else
 	MAXSECS=1500
 	SEQ="-rounds 5 -n 2000 -warmup 200"
-	K6="-rounds 3 -rates 1000,3000 -duration 4s"
+	K6="-rounds 3 -rates 500,1500 -duration 4s"
 	WRK="-rounds 5 -duration 5s"
 	SSE="-rounds 3 -n 30"
 	FO="-rounds 3 -duration 4s -warmup 3s"
@@ -87,20 +87,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 (
-	sleep "$MAXSECS"
+	trap 'kill $sp 2>/dev/null; exit 0' TERM
+	sleep "$MAXSECS" &
+	sp=$!
+	wait $sp
 	echo "run.sh: watchdog: run exceeded ${MAXSECS}s, stopping" >&2
 	kill -TERM $$ 2>/dev/null
 ) &
 echo $! >"$WORK/pids/watchdog.pid"
 
-pinned() { taskset -c "$SERVER_CPU" nice -n "$NICE" "$@"; }
 loadgen() { taskset -c "$LOAD_CPU" nice -n "$NICE" "$WORK/bin/loadgen" "$@"; }
 
-# start NAME CMD...: a server pinned to the servers' core, logs in $WORK/NAME.log
+# start NAME CMD...: a server pinned to the servers' core, logs in $WORK/NAME.log. taskset and nice exec the
+# command, so $! is the server's own PID (what is stopped on exit and whose memory is measured).
 start() {
 	local name=$1
 	shift
-	pinned "$@" >"$WORK/$name.log" 2>&1 &
+	taskset -c "$SERVER_CPU" nice -n "$NICE" "$@" >"$WORK/$name.log" 2>&1 &
 	echo $! >"$WORK/pids/$name.pid"
 }
 
@@ -219,10 +222,14 @@ for i in "${!FO_MODES[@]}"; do
 done
 
 # --- start the servers -----------------------------------------------------------------------------
-if (exec 3<>"/dev/tcp/127.0.0.1/$REFUSED") 2>/dev/null; then
-	say "port $REFUSED must be closed (it plays the region that refuses connections), but something listens there"
-	exit 1
-fi
+# Every port must be free: a server left over from another run would be measured in place of ours.
+for port in $UP $FAIL503 $BLACKHOLE $REFUSED $SECONDARY $P_GOPROXY $P_NGINX $P_CADDY $P_PORTKEY $P_LIFELINE $A_LIFELINE \
+	$NGX_FO_HEALTHY $NGX_FO_503 $NGX_FO_REFUSED $NGX_FO_BLACKHOLE $(seq $((LL_FO_BASE + 1)) $((LL_FO_BASE + 14))); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		say "port $port is in use (another run still going, or a left-over server): stop it first; ss -ltnp 'sport = :$port' names it"
+		exit 1
+	fi
+done
 start mock "$WORK/bin/mockupstream" -listen 127.0.0.1:$UP,127.0.0.1:$SECONDARY -fail503 127.0.0.1:$FAIL503 \
 	-blackhole 127.0.0.1:$BLACKHOLE
 start goproxy "$WORK/bin/goproxy" -listen 127.0.0.1:$P_GOPROXY -upstream http://127.0.0.1:$UP
