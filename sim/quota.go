@@ -29,8 +29,11 @@ func newQuota(tpm, rpm int, now time.Time) *quota {
 		q.tokens = bucket{capacity: float64(tpm), level: float64(tpm), perSec: float64(tpm) / 60, last: now}
 	}
 	if rpm > 0 {
-		// Azure enforces RPM over 1 s or 10 s windows: RPM/6 requests may arrive at once.
+		// Azure enforces RPM over 1 s windows (600 RPM: 10 at once) or, for small quotas, 10 s windows.
 		burst := math.Max(1, float64(rpm)/6)
+		if rpm >= 60 {
+			burst = float64(rpm) / 60
+		}
 		q.requests = bucket{capacity: burst, level: burst, perSec: float64(rpm) / 60, last: now}
 	}
 	return q

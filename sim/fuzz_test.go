@@ -1,0 +1,64 @@
+package sim
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// FuzzRequest sends arbitrary paths, headers and bodies straight to a region's handler: it must always answer
+// with JSON (or an SSE stream) and never panic.
+func FuzzRequest(f *testing.F) {
+	f.Add("POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "application/json", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`)
+	f.Add("POST", "/openai/v1/chat/completions", "application/json", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
+	f.Add("POST", "/openai/v1/embeddings", "application/json", `{"model":"text-embedding-3-small","input":[[1,2,3]],"dimensions":3,"encoding_format":"base64"}`)
+	f.Add("POST", "/openai/v1/completions", "application/json", `{"model":"gpt-4o","prompt":["a","b"],"max_tokens":-1}`)
+	f.Add("POST", "/openai/v1/responses", "application/json", `{"model":"gpt-4o","input":[{"role":"user","content":"x"}],"max_output_tokens":1}`)
+	f.Add("POST", "/openai/fine_tuning/jobs?api-version=2024-10-21", "application/json", `{"model":"gpt-4o-mini-2024-07-18","training_file":"file-x","hyperparameters":{"n_epochs":"auto"}}`)
+	f.Add("GET", "/openai/fine_tuning/jobs/ftjob-x/events?api-version=2024-10-21&limit=-3", "", "")
+	f.Add("POST", "/openai/files?api-version=2024-10-21", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--x--")
+	f.Add("GET", "/openai/models/gpt-4o-2024-11-20?api-version=2024-10-21", "", "")
+	f.Add("POST", "/openai/deployments//chat/completions?api-version=x", "text/plain", "\x00")
+	s, err := Start(Config{APIKey: testKey, Regions: DefaultRegions("eastus")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	r := s.Region("eastus")
+	f.Fuzz(func(t *testing.T, method, target, contentType, body string) {
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\x00") || strings.ContainsAny(method, " \r\n\x00/") || method == "" {
+			return
+		}
+		req, err := http.NewRequestWithContext(context.Background(), method, target, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("api-key", testKey)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if p := r.stats.panics.Load(); p != 0 {
+			t.Fatalf("handler panicked on %s %s %q", method, target, body)
+		}
+		ct := w.Header().Get("Content-Type")
+		if w.Code >= 400 && ct != "application/json" {
+			t.Fatalf("error %d with content type %q for %s %s", w.Code, ct, method, target)
+		}
+	})
+}
+
+func FuzzParseRoute(f *testing.F) {
+	for _, p := range []string{"/openai/deployments/a/chat/completions", "/openai/v1/", "/openai/", "/openai/deployments/", "/openai/deployments/x", "/x"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		rt, ok := parseRoute(path, func(string) string { return "" })
+		if ok && rt.op == "" {
+			t.Fatalf("%q parsed with an empty operation", path)
+		}
+	})
+}
