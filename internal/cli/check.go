@@ -88,6 +88,9 @@ func runCheck(args []string, env *Env) int {
 		probed.Config = rep.Config
 		rep = probed
 	}
+	for i := range rep.Findings { // the fixes can name the real file
+		rep.Findings[i].Fix = strings.ReplaceAll(rep.Findings[i].Fix, "--config FILE", "--config "+*cfgPath)
+	}
 	if *asJSON {
 		rep.WriteJSON(env.Stdout)
 	} else {

@@ -208,7 +208,7 @@ func deploy(env *Env, f *replicateFlags, res *finetune.Result, hc *http.Client) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%-10s %-9s %s as %s in %s (%s)\n", "deploy", "created", model, d.Name, d.Account, state)
+	fmt.Fprintf(env.Stdout, "%-15s %-9s %s as %s in %s (%s)\n", "deploy", "created", model, d.Name, d.Account, state)
 	return nil
 }
 

@@ -89,7 +89,7 @@ regions:
 	if code != 0 {
 		t.Fatalf("second run: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"training_file reused", "job        reused", "status: succeeded", "deploy     created",
+	for _, want := range []string{"training_file   reused", "job             reused", "status: succeeded", "deploy          created",
 		"Add to regions[1] (westus)", "      support-bot: gpt-4o-mini-2024-07-18.ft-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

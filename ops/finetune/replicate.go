@@ -74,7 +74,7 @@ func (rp *Replicator) step(res *Result, name, action, format string, args ...any
 	s := Step{Name: name, Action: action, Detail: fmt.Sprintf(format, args...)}
 	res.Steps = append(res.Steps, s)
 	if rp.Progress != nil {
-		fmt.Fprintf(rp.Progress, "%-10s %-9s %s\n", name, action, s.Detail)
+		fmt.Fprintf(rp.Progress, "%-15s %-9s %s\n", name, action, s.Detail)
 	}
 }
 
