@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateClients(&e)
 	checkAddr(&e, "admin.listen", c.Admin.Listen)
-	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen {
+	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		e.add("admin.listen", "must differ from listen (%s)", c.Listen)
 	}
 	if c.Admin.StatusRefresh < 0 {
