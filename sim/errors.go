@@ -60,6 +60,14 @@ func faultErrorBody(status int, requestID string) []byte {
 		return azureError("BadGateway", "Bad gateway.")
 	case http.StatusGatewayTimeout:
 		return azureError("GatewayTimeout", "The gateway did not receive a response from the backend in time.")
+	case http.StatusUnauthorized:
+		return accessDenied
+	case http.StatusForbidden:
+		return azureError("PermissionDenied", "Principal does not have access to API/Operation.")
+	case http.StatusNotFound:
+		return deploymentNotFound
+	case http.StatusBadRequest:
+		return openaiError("Invalid request.", "invalid_request_error", "", "")
 	case http.StatusTooManyRequests:
 		return azureError("429", "Rate limit is exceeded. Try again in 10 seconds.")
 	default:

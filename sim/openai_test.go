@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +253,121 @@ type staticToken string
 
 func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// A cut stream is an error for the client, never a clean end.
+func TestOpenAIGoSeesCutStream(t *testing.T) {
+	s := start(t, sim.Config{Regions: sim.DefaultRegions("eastus")})
+	if err := s.Fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 4}); err != nil {
+		t.Fatal(err)
+	}
+	client := openai.NewClient(azure.WithEndpoint(s.Region("eastus").URL(), "2024-10-21"), azure.WithAPIKey(key), azure.WithUnsafeAllowHTTP())
+	for _, tokens := range []string{"sim:tokens=50", "sim:tokens=1"} { // cut mid-answer, and before [DONE]
+		stream := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+			Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(tokens)},
+		})
+		n := 0
+		for stream.Next() {
+			n++
+		}
+		if stream.Err() == nil {
+			t.Fatalf("%s: stream ended cleanly after %d chunks", tokens, n)
+		}
+		if n > 4 {
+			t.Errorf("%s: %d chunks arrived, want at most 4", tokens, n)
+		}
+	}
+	if got := s.Region("eastus").Stats().StreamsCut; got != 2 {
+		t.Errorf("streams_cut = %d, want 2", got)
+	}
+}
+
+func TestOpenAIGoResponsesStreaming(t *testing.T) {
+	s := start(t, sim.Config{Regions: sim.DefaultRegions("eastus")})
+	client := openai.NewClient(option.WithBaseURL(s.Region("eastus").URL()+"/openai/v1/"), option.WithAPIKey(key))
+	stream := client.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
+		Model: "gpt-4o", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("sim:tokens=6")},
+	})
+	var text strings.Builder
+	var done *responses.Response
+	for stream.Next() {
+		ev := stream.Current()
+		switch ev.Type {
+		case "response.output_text.delta":
+			text.WriteString(ev.Delta)
+		case "response.completed":
+			r := ev.Response
+			done = &r
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if done == nil || done.Status != "completed" || done.OutputText() != text.String() || len(strings.Fields(text.String())) != 6 || done.Usage.OutputTokens != 6 {
+		t.Fatalf("responses stream: text %q final %+v", text.String(), done)
+	}
+}
+
+// Many concurrent callers, streaming and not, as the gateway's benchmarks and the demo load the simulator.
+func TestConcurrentLoad(t *testing.T) {
+	s := start(t, sim.Config{Regions: sim.DefaultRegions("eastus")})
+	client := openai.NewClient(azure.WithEndpoint(s.Region("eastus").URL(), "2024-10-21"), azure.WithAPIKey(key), azure.WithUnsafeAllowHTTP())
+	const n = 200
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			params := openai.ChatCompletionNewParams{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("sim:tokens=20")}}
+			if i%2 == 0 {
+				_, err := client.Chat.Completions.New(context.Background(), params)
+				errs <- err
+				return
+			}
+			stream := client.Chat.Completions.NewStreaming(context.Background(), params)
+			for stream.Next() {
+			}
+			errs <- stream.Err()
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Region("eastus").Stats()
+	if st.ByStatus[200] != n || st.Streams != n/2 || st.CompletionTokens != 20*n {
+		t.Fatalf("counters after load: %+v", st)
+	}
+}
+
+func BenchmarkChat(b *testing.B) {
+	s, err := sim.Start(sim.Config{APIKey: key, Regions: sim.DefaultRegions("eastus")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := s.Client()
+	url := s.Region("eastus").URL() + "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"messages":[{"role":"user","content":"sim:tokens=20"}],"stream":%v}`, stream)
+		b.Run(fmt.Sprintf("stream=%v", stream), func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+					req.Header.Set("api-key", key)
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := c.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
 }
