@@ -164,30 +164,50 @@ func multipartField(body []byte, boundary, name string) (at, end int, ok bool) {
 	delim := []byte("--" + boundary)
 	want := []byte(`name="` + name + `"`)
 	i := bytes.Index(body, delim)
+	if i < 0 {
+		return 0, 0, false
+	}
+	// Like mime/multipart, accept bare LF line endings when the first delimiter line uses them.
+	nl := []byte("\r\n")
+	if rest := body[i+len(delim):]; len(rest) > 0 && rest[0] == '\n' {
+		nl = nl[1:]
+	}
+	next := append(append([]byte(nil), nl...), delim...)
 	for i >= 0 {
 		partStart := i + len(delim)
 		if bytes.HasPrefix(body[partStart:], []byte("--")) {
 			return 0, 0, false // closing delimiter
 		}
-		next := bytes.Index(body[partStart:], append([]byte("\r\n"), delim...))
-		if next < 0 {
+		n := bytes.Index(body[partStart:], next)
+		if n < 0 {
 			return 0, 0, false
 		}
-		next += partStart
-		part := body[partStart:next]
-		hdrEnd := bytes.Index(part, []byte("\r\n\r\n"))
-		if hdrEnd >= 0 && headerHasName(part[:hdrEnd], want) {
-			return partStart + hdrEnd + 4, next, true
+		n += partStart
+		part := body[partStart:n]
+		if hdrEnd, sep := headerEnd(part); hdrEnd >= 0 && headerHasName(part[:hdrEnd], want) {
+			return partStart + hdrEnd + sep, n, true
 		}
-		i = next + 2
+		i = n + len(nl)
 	}
 	return 0, 0, false
+}
+
+// headerEnd finds the blank line that ends a part's headers and the length of that separator.
+func headerEnd(part []byte) (int, int) {
+	crlf, lf := bytes.Index(part, []byte("\r\n\r\n")), bytes.Index(part, []byte("\n\n"))
+	switch {
+	case crlf >= 0 && (lf < 0 || crlf < lf):
+		return crlf, 4
+	case lf >= 0:
+		return lf, 2
+	}
+	return -1, 0
 }
 
 // headerHasName reports whether a part's headers carry a Content-Disposition with want
 // (`name="model"`) as its name parameter.
 func headerHasName(hdr, want []byte) bool {
-	for line := range bytes.SplitSeq(hdr, []byte("\r\n")) {
+	for line := range bytes.SplitSeq(hdr, []byte("\n")) {
 		k, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok || !bytes.EqualFold(bytes.TrimSpace(k), []byte("Content-Disposition")) {
 			continue

@@ -1,0 +1,202 @@
+package failover
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range [][2]string{
+		{"", "7"}, {"1500", "9"}, {"2.5", ""}, {"", "Fri, 02 Jan 2026 03:05:05 GMT"}, {"-1", "-1"},
+		{"NaN", "Inf"}, {"1e309", "99999999999999999999"}, {"", "Mon, 02 Jan 2006 15:04:05 MST"}, {" 10 ", "0x10"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, ms, ra string) {
+		h := http.Header{}
+		if ms != "" {
+			h["Retry-After-Ms"] = []string{ms}
+		}
+		if ra != "" {
+			h["Retry-After"] = []string{ra}
+		}
+		d, ok := RetryAfter(h, now)
+		if d < 0 || d > maxHint || (!ok && d != 0) {
+			t.Fatalf("RetryAfter(%q, %q) = %v, %v", ms, ra, d, ok)
+		}
+		v := Classify(Signal{Status: 429, Header: h, Now: now})
+		if v.Outcome != OutcomeThrottled || v.RetryAfter != d {
+			t.Fatalf("Classify 429: %+v, RetryAfter %v", v, d)
+		}
+	})
+}
+
+func FuzzErrorCode(f *testing.F) {
+	for _, s := range []string{
+		`{"error":{"code":"DeploymentNotFound","message":"x"}}`,
+		`{"error":{"code":404,"message":"Resource not found"}}`,
+		`{"error":{"code":null}}`, `{"error":"x"}`, `{"statusCode": 500, "message": "Internal server error"}`,
+		`{"error":{"message":"m","code":"a\"b\u00e9"}}`, `not json`, `{"error":{"code":"x"`, `[]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		code := ErrorCode(body) // must not panic on anything
+		if code != "DeploymentNotFound" {
+			if v := Classify(Signal{Status: 404, Body: body}); v.Outcome != OutcomeClientError {
+				t.Fatalf("404 with code %q classified %v", code, v.Outcome)
+			}
+		}
+		// On well-formed JSON (canonicalised, so no duplicate keys) it agrees with encoding/json.
+		var v any
+		if json.Unmarshal(body, &v) != nil {
+			return
+		}
+		canon, _ := json.Marshal(v)
+		var want struct {
+			Error struct {
+				Code any `json:"code"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(canon, &want) != nil {
+			return
+		}
+		if s, ok := want.Error.Code.(string); ok && ErrorCode(canon) != s {
+			t.Fatalf("ErrorCode(%s) = %q, want %q", canon, ErrorCode(canon), s)
+		}
+	})
+}
+
+// uniqueTopLevelKeys reports whether a JSON object has no duplicate top-level keys.
+func uniqueTopLevelKeys(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzModelRewrite(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"gpt-4o","messages":[]}`, `{ "messages": [{"content":"\"model\":\"x\""}], "model" : "gpt-4o" }`,
+		`{"model":"gpt\u002d4o"}`, `{"model":null}`, `{"nested":{"model":"a"},"model":"b"}`, `{"model":"a","stream":true}`,
+		`{"model":"a"`, `[]`, `{"Model":"a"}`,
+	} {
+		f.Add([]byte(s), "dep-\"1\"")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, dep string) {
+		req, _ := http.NewRequest("POST", "http://x/openai/v1/chat/completions", nil)
+		in := parseInbound(req, body)
+		out := in.rewriteBody(dep, appendJSONString(nil, dep))
+		if !json.Valid(body) || !uniqueTopLevelKeys(body) || strings.ToValidUTF8(dep, "") != dep {
+			return
+		}
+		var before, after map[string]any
+		if json.Unmarshal(body, &before) != nil {
+			return
+		}
+		model, isString := before["model"].(string)
+		if !isString {
+			if !bytes.Equal(out, body) {
+				t.Fatalf("body without a string model changed: %s -> %s", body, out)
+			}
+			return
+		}
+		if in.name != model {
+			t.Fatalf("name %q, want %q", in.name, model)
+		}
+		if err := json.Unmarshal(out, &after); err != nil {
+			t.Fatalf("rewrite broke the JSON: %s -> %s: %v", body, out, err)
+		}
+		if after["model"] != dep {
+			t.Fatalf("model %q, want %q", after["model"], dep)
+		}
+		before["model"] = dep
+		b1, _ := json.Marshal(before)
+		b2, _ := json.Marshal(after)
+		if !bytes.Equal(b1, b2) {
+			t.Fatalf("rewrite changed more than model: %s vs %s", b1, b2)
+		}
+	})
+}
+
+func FuzzMultipartField(f *testing.F) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.SetBoundary("b0undary")
+	mw.WriteField("stream", "true")
+	mw.WriteField("model", "whisper")
+	fw, _ := mw.CreateFormFile("file", "a.wav")
+	fw.Write([]byte("--b0undary\r\nname=\"model\"\r\n\r\nfake"))
+	mw.Close()
+	f.Add(buf.Bytes())
+	f.Add([]byte("--b0undary\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nx\r\n--b0undary--\r\n"))
+	f.Add([]byte("--b0undary--"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		at, end, ok := multipartField(body, "b0undary", "model")
+		if !ok {
+			return
+		}
+		if at < 0 || end < at || end > len(body) {
+			t.Fatalf("range %d..%d of %d", at, end, len(body))
+		}
+		// Where the standard reader reads the form cleanly, it finds the same first model field.
+		mr := multipart.NewReader(bytes.NewReader(body), "b0undary")
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				return
+			}
+			v, err := io.ReadAll(p)
+			if err != nil {
+				return
+			}
+			if p.FormName() == "model" {
+				if string(v) != string(body[at:end]) {
+					t.Fatalf("field %q, mime/multipart %q", body[at:end], v)
+				}
+				return
+			}
+		}
+	})
+}
+
+func FuzzDoneScan(f *testing.F) {
+	f.Add([]byte("data: {}\n\ndata: [DONE]\n\n"), uint8(3), uint8(7))
+	f.Add([]byte("data: [DON"), uint8(1), uint8(1))
+	f.Add([]byte("xxdata: [DONE]"), uint8(13), uint8(2))
+	f.Fuzz(func(t *testing.T, stream []byte, a, b uint8) {
+		g := &guardedBody{needDone: true}
+		// Feed the stream in three pieces cut at a and b.
+		i, j := min(int(a), len(stream)), min(int(a)+int(b), len(stream))
+		for _, part := range [][]byte{stream[:i], stream[i:j], stream[j:]} {
+			g.scan(part)
+		}
+		if want := bytes.Contains(stream, []byte(doneMarker)); g.sawDone.Load() != want {
+			t.Fatalf("scan(%q cut at %d,%d) = %v, want %v", stream, i, j, g.sawDone.Load(), want)
+		}
+	})
+}
