@@ -189,17 +189,26 @@ func (c *call) streamChat(a answer, id string, created int64) {
 	if !s.sendValue(chunk) {
 		return
 	}
+	// Content chunks are the bulk of a stream: build them by appending to a prefix and suffix made once.
+	chunk.Choices = []chunkChoice{}
+	envelope, _ := json.Marshal(chunk) // {"choices":[],"created":...}
+	prefix := append([]byte(`{"choices":[{"content_filter_results":`), choiceFilterResults...)
+	prefix = append(prefix, `,"delta":{"content":`...)
+	suffix := append([]byte(`},"finish_reason":null,"index":0,"logprobs":null}]`), envelope[len(`{"choices":[]`):]...)
 	gap := c.perToken()
+	var buf []byte
 	for i := range a.words {
 		if i > 0 && !c.sleep(gap) {
 			s.abort()
 			return
 		}
-		chunk.Choices[0] = chunkChoice{ContentFilterResults: choiceFilterResults, Delta: chunkDelta{Content: &a.words[i]}, Logprobs: jsonNull}
-		if !s.sendValue(chunk) {
+		word, _ := json.Marshal(a.words[i])
+		buf = append(append(append(buf[:0], prefix...), word...), suffix...)
+		if !s.send(buf) {
 			return
 		}
 	}
+	chunk.Choices = []chunkChoice{{}}
 	finish := a.finish
 	chunk.Choices[0] = chunkChoice{ContentFilterResults: emptyObject, FinishReason: &finish, Logprobs: jsonNull}
 	if !s.sendValue(chunk) {

@@ -295,3 +295,71 @@ func TestFaultCutStream(t *testing.T) {
 		t.Errorf("non-streaming under cut_stream: %d", resp2.StatusCode)
 	}
 }
+
+// Close ends held (blackholed) connections and streams in flight instead of waiting for them.
+func TestCloseEndsHeldConnections(t *testing.T) {
+	s, err := Start(Config{APIKey: testKey, Regions: []RegionConfig{{Name: "eastus", TokensPerSecond: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Fault("eastus", Fault{Mode: ModeBlackhole, Deployment: "gpt-4o"}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Region("eastus")
+	done := make(chan error, 2)
+	go func() {
+		resp, err := s.Client().Post(chatURL(r, "gpt-4o")+"&x=held", "application/json", strings.NewReader(hello))
+		if err == nil {
+			resp.Body.Close()
+			err = errors.New("answered")
+		}
+		done <- err
+	}()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, chatURL(r, "gpt-4o-mini"), strings.NewReader(`{"messages":[{"role":"user","content":"sim:tokens=100"}],"stream":true}`))
+		req.Header.Set("api-key", testKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		_, err = sseEvents(resp.Body)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for (r.Stats().Blackholed < 1 || r.Stats().Streams < 1) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	s.Close()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a request in flight ended cleanly after Close")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close left a request hanging")
+		}
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+}
+
+// down breaks streams in flight: the client sees an error, not a clean end.
+func TestFaultDownBreaksStreamsInFlight(t *testing.T) {
+	s := startSim(t, Config{Regions: []RegionConfig{{Name: "eastus", TokensPerSecond: 20}}})
+	r := s.Region("eastus")
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=100"}],"stream":true}`)
+	defer resp.Body.Close()
+	if err := s.Fault("eastus", Fault{Mode: ModeDown}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := sseEvents(resp.Body); err == nil {
+		t.Fatalf("stream ended cleanly with %d events after down", len(evs))
+	}
+}
