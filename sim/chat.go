@@ -283,6 +283,11 @@ func (c *call) serveCompletions() {
 		})
 		return
 	}
+	c.streamCompletions(a, textCompletion{Created: created, ID: id, Model: c.modelName(), Object: "text_completion"}, u)
+}
+
+// streamCompletions streams a legacy completion: prompt annotations, one chunk per token, finish, usage, [DONE].
+func (c *call) streamCompletions(a answer, chunk textCompletion, u json.RawMessage) {
 	if !c.waitGeneration(len(a.words), true) {
 		return
 	}
@@ -291,7 +296,6 @@ func (c *call) serveCompletions() {
 	if !s.send(first) {
 		return
 	}
-	chunk := textCompletion{Created: created, ID: id, Model: c.modelName(), Object: "text_completion"}
 	gap := c.perToken()
 	for i := range a.words {
 		if i > 0 && !c.sleep(gap) {
@@ -308,7 +312,7 @@ func (c *call) serveCompletions() {
 	if !s.sendValue(chunk) {
 		return
 	}
-	if g.StreamOptions != nil && g.StreamOptions.IncludeUsage {
+	if c.gen.StreamOptions != nil && c.gen.StreamOptions.IncludeUsage {
 		chunk.Choices = []textChoice{}
 		chunk.Usage = u
 		if !s.sendValue(chunk) {

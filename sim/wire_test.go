@@ -347,3 +347,35 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("down region: %s", b)
 	}
 }
+
+func TestCompletionsStreamingAndV1Shapes(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	c := s.Client()
+	base := s.Region("eastus").URL()
+	resp := post(t, c, base+"/openai/deployments/gpt-4o-mini/completions?api-version=2024-10-21",
+		`{"prompt":"sim:tokens=4","stream":true,"stream_options":{"include_usage":true}}`)
+	evs, err := sseEvents(resp.Body)
+	resp.Body.Close()
+	// prompt annotations, 4 tokens, finish, usage, [DONE]
+	if err != nil || len(evs) != 8 || !strings.Contains(evs[0], `"prompt_filter_results"`) ||
+		!strings.Contains(evs[5], `"finish_reason":"stop"`) || !strings.Contains(evs[6], `"completion_tokens":4`) {
+		t.Fatalf("completions stream (%v):\n%s", err, strings.Join(evs, "\n"))
+	}
+	// v1 answers creation with 200 (classic: 201 and Location).
+	body := "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.jsonl\"\r\n\r\n{\"messages\":[]}\r\n--b--\r\n"
+	hdr := map[string]string{"api-key": testKey, "Content-Type": "multipart/form-data; boundary=b"}
+	r1, b1 := send(t, c, "POST", base+"/openai/v1/files", body, hdr)
+	r2, b2 := send(t, c, "POST", base+"/openai/files?api-version=2024-10-21", body, hdr)
+	if r1.StatusCode != 200 || r2.StatusCode != 201 || r2.Header.Get("Location") == "" {
+		t.Fatalf("uploads: v1 %d %s, classic %d %s", r1.StatusCode, b1, r2.StatusCode, b2)
+	}
+	r3, b3 := send(t, c, "POST", base+"/openai/v1/files", strings.Replace(body, "{\"messages\":[]}", "not json", 1), hdr)
+	if r3.StatusCode != 400 || errorCode(t, b3) != "jsonlValidationFailed" {
+		t.Fatalf("invalid JSONL: %d %s", r3.StatusCode, b3)
+	}
+	r4, b4 := send(t, c, "POST", base+"/openai/v1/fine_tuning/jobs", `{"model":"gpt-4o-2024-11-20","training_file":"file-x"}`, map[string]string{"api-key": testKey, "Content-Type": "application/json"})
+	if r4.StatusCode != 400 || !bytes.Contains(b4, []byte("does not support fine-tuning")) {
+		t.Fatalf("unsupported base model: %d %s", r4.StatusCode, b4)
+	}
+}
