@@ -141,7 +141,7 @@ func (c *call) serveChat() {
 		limit = g.MaxTokens
 	}
 	a := c.plan(all, last, pt, limit)
-	if !c.admit(pt + len(a.words)) {
+	if !c.admit(pt + estimateCompletion(limit, len(a.words))) {
 		return
 	}
 	c.countUsage(pt, len(a.words))
@@ -264,7 +264,7 @@ func (c *call) serveCompletions() {
 		limit = &sixteen
 	}
 	a := c.plan(all, prompts[len(prompts)-1], pt, limit)
-	if !c.admit(pt + len(a.words)) {
+	if !c.admit(pt + estimateCompletion(limit, len(a.words))) {
 		return
 	}
 	c.countUsage(pt, len(a.words))

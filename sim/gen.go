@@ -176,6 +176,15 @@ func (c *call) serveGeneration() {
 	}
 }
 
+// estimateCompletion is the completion part of Azure's token estimate: max_tokens when the caller set it (the
+// service cannot know the answer's length in advance), else the length of the answer.
+func estimateCompletion(limit *int, answer int) int {
+	if limit != nil && *limit > 0 {
+		return *limit
+	}
+	return answer
+}
+
 // admit applies the deployment's quota; it answers 429 itself and reports false when over.
 func (c *call) admit(estimate int) bool {
 	v := c.dep.quota.admit(estimate, c.r.sim.now())

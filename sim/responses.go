@@ -84,7 +84,7 @@ func (c *call) serveResponses() {
 		return
 	}
 	a := c.plan(all, last, pt, g.MaxOutputTokens)
-	if !c.admit(pt + len(a.words)) {
+	if !c.admit(pt + estimateCompletion(g.MaxOutputTokens, len(a.words))) {
 		return
 	}
 	c.countUsage(pt, len(a.words))

@@ -210,6 +210,7 @@ func printSim(w io.Writer, s *sim.Sim, cfg sim.Config, f simFlags) error {
 	fmt.Fprintf(w, "api key: %s\n", cfg.APIKey)
 	if u := s.ControlURL(); u != "" {
 		fmt.Fprintf(w, "control: %s   (GET /regions, POST /regions/{name}/fault, POST /regions/{name}/deployments)\n", u)
+		fmt.Fprintf(w, "ARM:     %s/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{region}/deployments/{name}?api-version=2024-10-01\n", u)
 	}
 	if cfg.TLS {
 		path := f.certOut
