@@ -101,31 +101,32 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	return attemptResult{resp: resp, final: true}
 }
 
-// passThrough hands a region's 4xx answer to the caller as it is.
+// passThrough hands a region's 4xx answer to the caller as it is. The attempt's timeout keeps
+// running until the caller closes the body, so a region that stalls mid-body cannot hang it.
 func (a *attempt) passThrough(v Verdict, resp *http.Response) attemptResult {
-	a.timer.Stop()
 	now := a.rt.t.clock.Now()
 	lat := now.Sub(a.start)
 	a.r.h.observeLatency(lat)
 	a.record(v, now)
 	a.finished(v, resp.StatusCode, lat, lat, nil)
 	a.label(resp)
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: a.cancel}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: a.cancel, timer: a.timer}
 	return attemptResult{resp: resp, final: true}
 }
 
 // failed handles a response that sends the request on (5xx, 429, 404 DeploymentNotFound, 401, 403).
 func (a *attempt) failed(v Verdict, resp *http.Response) attemptResult {
-	a.timer.Stop()
 	now := a.rt.t.clock.Now()
 	lat := now.Sub(a.start)
-	a.r.h.observeLatency(lat)
-	a.record(v, now)
+	// The body is read within the attempt's timeout: a region that stalls mid-body cannot hang us.
 	if v.Outcome == OutcomeServerError {
 		a.rt.keep(a.r, resp)
 	} else {
 		drain(resp.Body)
 	}
+	a.timer.Stop()
+	a.r.h.observeLatency(lat)
+	a.record(v, now)
 	a.cancel(nil)
 	a.finished(v, resp.StatusCode, lat, lat, nil)
 	return attemptResult{verdict: v}
@@ -197,7 +198,7 @@ func (a *attempt) label(resp *http.Response) {
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}
-	resp.Header[HeaderRegion] = []string{a.r.cfg.Name}
+	resp.Header[HeaderRegion] = a.r.label
 	resp.Header[HeaderAttempts] = []string{strconv.Itoa(a.n)}
 }
 
@@ -226,10 +227,12 @@ func (p *prefixedBody) Read(b []byte) (int, error) {
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelCauseFunc
+	timer  *time.Timer
 }
 
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
+	c.timer.Stop()
 	c.cancel(nil)
 	return err
 }

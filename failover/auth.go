@@ -23,10 +23,11 @@ type credential interface {
 	apply(ctx context.Context, h http.Header) error
 }
 
-type apiKey string
+// apiKey holds the header value ready to share: nothing downstream writes to it.
+type apiKey struct{ v []string }
 
 func (k apiKey) apply(_ context.Context, h http.Header) error {
-	h["Api-Key"] = []string{string(k)}
+	h["Api-Key"] = k.v
 	return nil
 }
 
@@ -123,7 +124,7 @@ func (c *tokenCache) refresh(ctx context.Context) ([]string, error) {
 // newCredential builds a region's credential from its config.
 func newCredential(r Region, now func() time.Time) (credential, error) {
 	if r.APIKey != "" {
-		return apiKey(r.APIKey), nil
+		return apiKey{v: []string{r.APIKey}}, nil
 	}
 	cred := r.Credential
 	if cred == nil {

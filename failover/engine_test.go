@@ -452,3 +452,49 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults %+v", p)
 	}
 }
+
+func TestEntraConfigBuildsCredential(t *testing.T) {
+	for _, e := range []*Entra{{}, {TenantID: "00000000-0000-0000-0000-000000000000", ClientID: "app", ClientSecret: "s"}} {
+		r := testRegion("eastus", "https://eastus.example", 1, "gpt-4o", "a")
+		r.APIKey, r.Entra = "", e
+		tr := mustNew(t, Config{Regions: []Region{r}})
+		if _, ok := tr.tab.Load().regions[0].cred.(*tokenCache); !ok {
+			t.Errorf("Entra %+v: credential %T", e, tr.tab.Load().regions[0].cred)
+		}
+	}
+}
+
+// stallAfterHeaders answers code, flushes the headers, and never sends the body.
+func stallAfterHeaders(code int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}
+}
+
+func TestStalledErrorBodies(t *testing.T) {
+	east := newBackend(t, stallAfterHeaders(503))
+	west := newBackend(t, okJSON)
+	p := fastPolicy()
+	p.Retry.AttemptsPerRegion = 1
+	tr := mustNew(t, Config{Regions: []Region{
+		testRegion("eastus", east.URL, 1, "gpt-4o", "a"), testRegion("westus", west.URL, 2, "gpt-4o", "b"),
+	}, Policy: p})
+	start := time.Now()
+	resp := chat(t, tr, "gpt-4o")
+	readAll(t, resp)
+	if resp.Header.Get(HeaderRegion) != "westus" || time.Since(start) > 2*time.Second {
+		t.Errorf("503 with a stalled body: region %s after %v", resp.Header.Get(HeaderRegion), time.Since(start))
+	}
+	// A 400 whose body stalls is handed over, and reading it ends within the attempt's timeout.
+	east.set(stallAfterHeaders(400))
+	resp = chat(t, tr, "gpt-4o")
+	start = time.Now()
+	_, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || err == nil || time.Since(start) > 2*time.Second {
+		t.Errorf("400 with a stalled body: status %d err %v after %v", resp.StatusCode, err, time.Since(start))
+	}
+}

@@ -86,7 +86,7 @@ type region struct {
 	priority int
 	weight   int
 	targets  map[string]*target // client-visible name -> target
-	any      *target            // for requests without a name
+	label    []string           // x-lifeline-region value, shared by every response
 }
 
 // target is a client-visible name in one region.

@@ -185,7 +185,7 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 		return nil, fmt.Errorf("region %s: endpoint: %w", rc.Name, err)
 	}
 	r := &region{cfg: rc, h: h, url: u, priority: max(rc.Priority, 1), weight: max(rc.Weight, 1),
-		targets: make(map[string]*target, len(rc.Deployments))}
+		targets: make(map[string]*target, len(rc.Deployments)), label: []string{rc.Name}}
 	if prev != nil && sameCredential(prev.cfg, rc) {
 		r.cred = prev.cred
 	} else if r.cred, err = newCredential(rc, t.clock.Now); err != nil {
