@@ -20,8 +20,12 @@ func FuzzRequest(f *testing.F) {
 	f.Add("GET", "/openai/fine_tuning/jobs/ftjob-x/events?api-version=2024-10-21&limit=-3", "", "")
 	f.Add("POST", "/openai/files?api-version=2024-10-21", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--x--")
 	f.Add("GET", "/openai/models/gpt-4o-2024-11-20?api-version=2024-10-21", "", "")
+	f.Add("POST", "/openai/v1/audio/transcriptions", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--x--")
+	f.Add("POST", "/openai/v1/images/generations", "application/json", `{"model":"dall-e-3","prompt":"x","n":0}`)
+	f.Add("POST", "/openai/v1/audio/speech", "application/json", `{"model":"tts","input":"x","response_format":"wav"}`)
 	f.Add("POST", "/openai/deployments//chat/completions?api-version=x", "text/plain", "\x00")
-	s, err := Start(Config{APIKey: testKey, Regions: DefaultRegions("eastus")})
+	deps := append(DefaultDeployments(), Deployment{Name: "dall-e-3", Model: "dall-e-3"}, Deployment{Name: "whisper", Model: "whisper"}, Deployment{Name: "tts", Model: "tts"})
+	s, err := Start(Config{APIKey: testKey, Regions: []RegionConfig{{Name: "eastus", Deployments: deps}}})
 	if err != nil {
 		f.Fatal(err)
 	}

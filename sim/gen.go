@@ -151,17 +151,15 @@ func (c *call) defaultWords(last string) []string {
 	return strings.SplitAfter(text, " ")
 }
 
-// serveGeneration answers chat/completions, completions, embeddings and responses on a deployment.
+// serveGeneration answers the operations that run on a deployment.
 func (c *call) serveGeneration() {
 	c.dep = c.r.deployment(c.rt.deployment)
 	if c.dep == nil {
 		writeJSON(c.w, http.StatusNotFound, deploymentNotFound)
 		return
 	}
-	kind := modelKind(c.dep.Model)
-	if (c.rt.op == "embeddings") != (kind == kindEmbedding) {
-		opName := map[string]string{"chat/completions": "chatCompletion", "completions": "completion", "embeddings": "embeddings", "responses": "responses"}[c.rt.op]
-		writeJSON(c.w, http.StatusBadRequest, azureError("OperationNotSupported", fmt.Sprintf("The %s operation does not work with the specified model, %s. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.", opName, c.dep.Model)))
+	if want := opKinds[c.rt.op]; modelKind(c.dep.Model) != want.kind {
+		writeJSON(c.w, http.StatusBadRequest, azureError("OperationNotSupported", fmt.Sprintf("The %s operation does not work with the specified model, %s. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.", want.name, c.dep.Model)))
 		return
 	}
 	switch c.rt.op {
@@ -173,7 +171,24 @@ func (c *call) serveGeneration() {
 		c.serveEmbeddings()
 	case "responses":
 		c.serveResponses()
+	case "images/generations":
+		c.serveImages()
+	case "audio/transcriptions", "audio/translations":
+		c.serveTranscription()
+	case "audio/speech":
+		c.serveSpeech()
 	}
+}
+
+// opKinds is the kind of model each operation needs, and the operation's name in Azure's error message.
+var opKinds = map[string]struct {
+	kind int
+	name string
+}{
+	"chat/completions": {kindChat, "chatCompletion"}, "completions": {kindChat, "completion"},
+	"responses": {kindChat, "responses"}, "embeddings": {kindEmbedding, "embeddings"},
+	"images/generations": {kindImage, "imageGeneration"}, "audio/transcriptions": {kindTranscription, "audioTranscription"},
+	"audio/translations": {kindTranscription, "audioTranslation"}, "audio/speech": {kindSpeech, "audioSpeech"},
 }
 
 // estimateCompletion is the completion part of Azure's token estimate: max_tokens when the caller set it (the
@@ -243,11 +258,21 @@ func modelWithVersion(model, version string) string {
 const (
 	kindChat = iota
 	kindEmbedding
+	kindImage
+	kindTranscription
+	kindSpeech
 )
 
 func modelKind(model string) int {
-	if strings.Contains(model, "embedding") || strings.HasPrefix(model, "text-similarity") {
+	switch {
+	case strings.Contains(model, "embedding") || strings.HasPrefix(model, "text-similarity"):
 		return kindEmbedding
+	case strings.HasPrefix(model, "dall-e") || strings.HasPrefix(model, "gpt-image"):
+		return kindImage
+	case strings.HasPrefix(model, "whisper") || strings.Contains(model, "transcribe"):
+		return kindTranscription
+	case strings.HasPrefix(model, "tts") || strings.Contains(model, "-tts"):
+		return kindSpeech
 	}
 	return kindChat
 }

@@ -44,7 +44,8 @@ func parseRoute(path string, query func(string) string) (route, bool) {
 }
 
 // deploymentOps are the operations that run on a deployment (classic: in the path; v1 and responses: body model).
-var deploymentOps = map[string]bool{"chat/completions": true, "completions": true, "embeddings": true, "responses": true}
+var deploymentOps = map[string]bool{"chat/completions": true, "completions": true, "embeddings": true, "responses": true,
+	"images/generations": true, "audio/transcriptions": true, "audio/translations": true, "audio/speech": true}
 
 // recorder counts the status of every answer.
 type recorder struct {
@@ -121,7 +122,11 @@ func (c *call) serve() {
 	onDeployment := c.rt.v1 || c.rt.deployment != "" || c.rt.op == "responses"
 	isGen := deploymentOps[c.rt.op] && onDeployment && c.req.Method == http.MethodPost
 	if isGen {
-		if !c.readGenRequest() {
+		read := c.readGenRequest
+		if multipartOps[c.rt.op] {
+			read = c.readMultipart
+		}
+		if !read() {
 			return
 		}
 		if c.rt.deployment == "" {
