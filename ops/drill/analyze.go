@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -111,10 +112,13 @@ func Analyze(samples []Sample, region string, t Timing, buckets int) Analysis {
 }
 
 func errorKind(s Sample) string {
-	if s.Status != 0 {
+	switch {
+	case s.Status != 0:
 		return fmt.Sprintf("HTTP %d", s.Status)
+	case strings.Contains(s.Err, "deadline exceeded") || strings.Contains(s.Err, "Timeout"):
+		return "client timeout"
 	}
-	return "transport"
+	return "connection error"
 }
 
 func (a *Analysis) verdict() {

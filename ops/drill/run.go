@@ -168,11 +168,14 @@ func preflight(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("listing the gateway's names at %s: %w (check --url and --key)", o.URL, err)
 	}
-	if len(page.Data) == 0 {
-		return fmt.Errorf("the gateway at %s serves no names; pass --name", o.URL)
+	// The drill sends chat completions: take the first name that answers one (an embeddings name does not).
+	for _, m := range page.Data {
+		o.Name = m.ID
+		if s := newTraffic(o).send(ctx, time.Now()); s.Err == "" {
+			return nil
+		}
 	}
-	o.Name = page.Data[0].ID
-	return nil
+	return fmt.Errorf("none of the gateway's names at %s answered a chat completion; pass --name", o.URL)
 }
 
 func contains(list []string, s string) bool {
@@ -315,6 +318,14 @@ func (tr *traffic) run(ctx context.Context, start time.Time) {
 
 func (tr *traffic) one(ctx context.Context, start time.Time) {
 	defer tr.wg.Done()
+	s := tr.send(ctx, start)
+	tr.mu.Lock()
+	tr.list = append(tr.list, s)
+	tr.mu.Unlock()
+}
+
+// send makes one request and records what the client saw.
+func (tr *traffic) send(ctx context.Context, start time.Time) Sample {
 	ctx, cancel := context.WithTimeout(ctx, tr.o.Timeout)
 	defer cancel()
 	begin := time.Now()
@@ -335,9 +346,7 @@ func (tr *traffic) one(ctx context.Context, start time.Time) {
 			s.Status = apiErr.StatusCode
 		}
 	}
-	tr.mu.Lock()
-	tr.list = append(tr.list, s)
-	tr.mu.Unlock()
+	return s
 }
 
 func (tr *traffic) samples() []Sample {
