@@ -193,8 +193,10 @@ func (a *attempt) finished(v Verdict, status int, lat, dur time.Duration, err er
 	})
 }
 
-// label sets x-lifeline-region and x-lifeline-attempts.
+// label sets x-lifeline-region and x-lifeline-attempts, and points the response at the
+// caller's request: the region's URL and credential stay inside the transport.
 func (a *attempt) label(resp *http.Response) {
+	resp.Request = a.rt.req
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}

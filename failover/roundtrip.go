@@ -211,6 +211,7 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 		resp := rt.kept
 		resp.Header.Set("X-Should-Retry", "false")
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.attempts))
+		resp.Request = rt.req
 		return resp, nil
 	}
 	wait := time.Second

@@ -109,7 +109,7 @@ func newHTTPTransport(to Timeouts, tlsConf *tls.Config) *http.Transport {
 		tc = tlsConf.Clone()
 	}
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 nil, // traffic goes to the configured endpoints only; use WithBaseTransport for a proxy
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   to.Connect,
 		TLSClientConfig:       tc,

@@ -88,3 +88,13 @@ func TestFailoverOn503(t *testing.T) {
 		t.Errorf("failovers %+v", rec.failovers)
 	}
 }
+
+func TestResponseDoesNotExposeRegionRequest(t *testing.T) {
+	be := newBackend(t, okJSON)
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", be.URL, 1, "gpt-4o", "a")}, Policy: fastPolicy()})
+	resp := chat(t, tr, "gpt-4o")
+	readAll(t, resp)
+	if resp.Request == nil || resp.Request.URL.Host != "lifeline.invalid" || resp.Request.Header.Get("Api-Key") != "caller-secret" {
+		t.Errorf("resp.Request is not the caller's request: %v", resp.Request.URL)
+	}
+}
