@@ -134,7 +134,7 @@ func (c *call) applyFault() bool {
 	if f.Mode == ModeCutStream && (c.gen == nil || !c.gen.Stream) {
 		return true
 	}
-	if !c.r.sim.chance(f.Rate) {
+	if !c.r.chance(f.Rate) {
 		return true
 	}
 	c.r.stats.faults.Add(1)

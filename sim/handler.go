@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // route is a parsed data-plane request path.
@@ -73,15 +72,14 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // call is one request being answered by a region.
 type call struct {
-	r       *Region
-	w       *recorder
-	req     *http.Request
-	rt      route
-	body    []byte
-	gen     *genRequest
-	dep     *deployment
-	fault   *Fault
-	started time.Time
+	r     *Region
+	w     *recorder
+	req   *http.Request
+	rt    route
+	body  []byte
+	gen   *genRequest
+	dep   *deployment
+	fault *Fault
 }
 
 // ServeHTTP answers one data-plane request the way an Azure OpenAI resource does.
@@ -106,7 +104,7 @@ func (r *Region) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusNotFound, resourceNotFound)
 		return
 	}
-	c := &call{r: r, w: w, req: req, rt: rt, started: r.sim.now()}
+	c := &call{r: r, w: w, req: req, rt: rt}
 	c.serve()
 }
 

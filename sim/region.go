@@ -3,8 +3,10 @@ package sim
 import (
 	"crypto/tls"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -33,6 +35,11 @@ type Region struct {
 
 	store *store // files and fine-tuning jobs
 	stats counters
+
+	// faultRand decides fault rates; it is the region's own (seeded from Config.Seed and the region's name), so
+	// a region's sequence of faulted requests replays whatever the other regions and ids draw.
+	faultMu   sync.Mutex
+	faultRand *rand.Rand
 }
 
 // deployment is a Deployment with its quota state.
@@ -57,6 +64,9 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		conns:       map[*trackedConn]struct{}{},
 	}
 	r.store = newStore(r)
+	h := fnv.New64a()
+	h.Write([]byte(rc.Name))
+	r.faultRand = rand.New(rand.NewPCG(uint64(s.cfg.Seed), h.Sum64()))
 	if r.display == "" {
 		r.display = DisplayName(rc.Name)
 	}
@@ -302,6 +312,20 @@ func (c *trackedConn) Close() error {
 		c.region.mu.Unlock()
 	})
 	return err
+}
+
+// chance reports true with probability p, from the region's seeded source.
+func (r *Region) chance(p float64) bool {
+	if p >= 1 {
+		return true
+	}
+	if p <= 0 {
+		return false
+	}
+	r.faultMu.Lock()
+	v := r.faultRand.Float64()
+	r.faultMu.Unlock()
+	return v < p
 }
 
 // reset closes a connection with TCP RST (SO_LINGER 0) so the peer sees "connection reset", not a clean end.

@@ -265,20 +265,6 @@ func (s *Sim) now() time.Time {
 	return time.Now()
 }
 
-// chance reports true with probability p, from the seeded source.
-func (s *Sim) chance(p float64) bool {
-	if p >= 1 {
-		return true
-	}
-	if p <= 0 {
-		return false
-	}
-	s.rngMu.Lock()
-	v := s.rng.Float64()
-	s.rngMu.Unlock()
-	return v < p
-}
-
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // randomID returns prefix followed by n characters from the seeded source.
