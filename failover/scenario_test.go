@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,4 +422,80 @@ func TestScenarioStreamCutAfterHeaders(t *testing.T) {
 	// A cut before the first event is still transparent: nothing reached the client.
 	s.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 0})
 	s.ok(s.send("gpt-4o", true), true, "westus")
+}
+
+// TestScenarioConcurrentChaos drives concurrent traffic, streaming and not, while eastus and
+// westus take turns failing in different ways and being disabled, enabled and reloaded by the
+// operator; swedencentral stays up (breakers lag behind faults, so a region that recovers may
+// still be out for a while). Clients must never see a failure (a stream cut by a region going down mid-stream is reported as a
+// *StreamError, never as a clean end), and -race must stay quiet.
+func TestScenarioConcurrentChaos(t *testing.T) {
+	p := fastPolicy()
+	p.Breaker.OpenFor = 100 * time.Millisecond
+	p.Breaker.SlowStart = 200 * time.Millisecond
+	s := newScenario(t, p, sim.DefaultRegions("eastus", "westus", "swedencentral")...)
+	cfg := s.configCopy()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		faults := []sim.Fault{
+			{Mode: sim.ModeDown}, {Mode: sim.ModeBlackhole}, {Mode: sim.ModeError, Status: 500},
+			{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(50 * time.Millisecond)}, {Mode: sim.ModeSlow, Latency: sim.Duration(time.Second)},
+		}
+		names := []string{"eastus", "westus"}
+		for i := 0; ; i++ {
+			r := names[i%2]
+			select {
+			case <-stop:
+				return
+			case <-time.After(40 * time.Millisecond):
+			}
+			if i%4 == 3 {
+				s.tr.Disable(r)
+				s.tr.Regions()
+				s.tr.Reconfigure(cfg)
+				time.Sleep(20 * time.Millisecond)
+				s.tr.Enable(r)
+				continue
+			}
+			s.sim.Fault(r, faults[i%len(faults)])
+			time.Sleep(60 * time.Millisecond)
+			s.sim.Fault(r, sim.Fault{Mode: sim.ModeClear})
+		}
+	}()
+	var wg sync.WaitGroup
+	var cut atomic.Int64
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				stream := (w+i)%2 == 0
+				a := s.send("gpt-4o-mini", stream)
+				var se *StreamError
+				switch {
+				case errors.As(a.err, &se):
+					cut.Add(1)
+				case a.err != nil || a.status != 200:
+					t.Errorf("client saw status %d err %v body %.200s", a.status, a.err, a.body)
+				case stream && !strings.HasSuffix(strings.TrimSpace(a.body), "data: [DONE]"):
+					t.Errorf("stream ended without [DONE] and without an error")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	t.Logf("streams cut mid-way (reported as errors): %d; attempts %d", cut.Load(), len(s.rec.outcomes()))
+}
+
+func (s *scenario) configCopy() Config {
+	var cfg Config
+	for _, r := range s.tr.tab.Load().regions {
+		cfg.Regions = append(cfg.Regions, r.cfg)
+	}
+	cfg.Policy = s.tr.tab.Load().policy
+	return cfg
 }
