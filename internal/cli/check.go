@@ -131,7 +131,7 @@ func lenient(data []byte, getenv func(string) (string, bool), ce *config.Errors)
 	var more *config.Errors
 	if errors.As(c.Validate(), &more) {
 		for _, p := range more.Problems {
-			if !related(p.Field, problems) {
+			if !related(p.Field, ce.Problems) {
 				problems = append(problems, p)
 			}
 		}
