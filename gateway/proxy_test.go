@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -304,3 +305,20 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 }
 
 var simBlackhole = sim.Fault{Mode: sim.ModeBlackhole}
+
+// TestEveryRegionThrottled: when every region that serves the name is cooling down after 429, the client gets 429
+// with the shortest Retry-After, not a hard failure.
+func TestEveryRegionThrottled(t *testing.T) {
+	h := startHarness(t, harnessOpts{})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(20 * time.Second)})
+	h.fault("westus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(7 * time.Second)})
+	resp, body := h.do("POST", "/v1/chat/completions", chatBody)
+	wantStatus(t, resp, body, 429)
+	wantOpenAIError(t, body, "")
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 7 {
+		t.Errorf("Retry-After = %d, want the shortest (about 7s)", ra)
+	}
+	if resp.Header.Get("x-should-retry") != "false" {
+		t.Errorf("x-should-retry = %q", resp.Header.Get("x-should-retry"))
+	}
+}

@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lifeline-sre/lifeline/failover"
+)
+
+func TestRoute(t *testing.T) {
+	cases := []struct {
+		path string
+		kind routeKind
+		name string
+	}{
+		{"/openai/deployments/gpt-4o/chat/completions", routeDeployment, "gpt-4o"},
+		{"/openai/deployments/gpt-4o/audio/transcriptions", routeDeployment, "gpt-4o"},
+		{"/openai/deployments/gpt-4o", routeUnknown, ""},
+		{"/openai/deployments/gpt-4o/", routeUnknown, ""},
+		{"/openai/deployments//chat/completions", routeUnknown, ""},
+		{"/openai/v1/chat/completions", routeV1, ""},
+		{"/openai/v1/", routeUnknown, ""},
+		{"/v1/embeddings", routeV1, ""},
+		{"/v1/", routeUnknown, ""},
+		{"/openai/models", routeModels, ""},
+		{"/openai/v1/models", routeModels, ""},
+		{"/v1/models", routeModels, ""},
+		{"/v1/models/", routeModels, ""},
+		{"/v1/models/gpt-4o", routeModel, "gpt-4o"},
+		{"/openai/models/gpt-4o", routeModel, "gpt-4o"},
+		{"/openai/files", routeUnknown, ""},
+		{"/", routeUnknown, ""},
+		{"/v2/chat", routeUnknown, ""},
+	}
+	for _, c := range cases {
+		if k, n := route(c.path); k != c.kind || n != c.name {
+			t.Errorf("route(%q) = %d %q, want %d %q", c.path, k, n, c.kind, c.name)
+		}
+	}
+}
+
+func TestFindUsage(t *testing.T) {
+	cases := []struct {
+		name, tail string
+		want       usage
+	}{
+		{"chat", `{"choices":[],"usage":{"completion_tokens":5,"prompt_tokens":8,"total_tokens":13}}`, usage{8, 5}},
+		{"responses", `"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7},"user":null}}`, usage{3, 4}},
+		{"sse-with-usage-chunk", "data: {\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n", usage{2, 9}},
+		{"sse-null-only", "data: {\"usage\":null}\n\ndata: [DONE]\n\n", usage{}},
+		{"spaced", `{"usage": {"prompt_tokens": 1, "completion_tokens": 2}}`, usage{1, 2}},
+		{"none", `{"data":[1,2,3]}`, usage{}},
+		{"cut-object", `{"usage":{"prompt_tokens":4,"comple`, usage{4, 0}},
+		{"empty", ``, usage{}},
+	}
+	for _, c := range cases {
+		if got := findUsage([]byte(c.tail)); got != c.want {
+			t.Errorf("%s: findUsage = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestEventsEnd(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"data: a\n\n", 9},
+		{"data: a\n\ndata: b", 9},
+		{"data: a\r\n\r\ndata: b", 11},
+		{"data: a", 0},
+		{"data: a\n\ndata: b\n\n", 18},
+		{"", 0},
+	}
+	for _, c := range cases {
+		if got := eventsEnd([]byte(c.in)); got != c.want {
+			t.Errorf("eventsEnd(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestMultipartField(t *testing.T) {
+	body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nxxx\r\n--b\r\n" +
+		"Content-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--b--\r\n"
+	if got := multipartField([]byte(body), "model"); got != "whisper" {
+		t.Errorf("multipartField = %q", got)
+	}
+	if got := modelOf("multipart/form-data; boundary=b", []byte(body)); got != "whisper" {
+		t.Errorf("modelOf multipart = %q", got)
+	}
+	if got := modelOf("application/json", []byte(`{"messages":[{"model":"no"}],"model":"yes"}`)); got != "yes" {
+		t.Errorf("modelOf json = %q", got)
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	cases := []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{"X-Lifeline-Timeout": {"250ms"}}, 250 * time.Millisecond},
+		{http.Header{"X-Lifeline-Timeout": {"2"}}, 2 * time.Second},
+		{http.Header{"X-Stainless-Timeout": {"600"}}, 600 * time.Second},
+		{http.Header{"X-Stainless-Timeout": {"-1"}}, 0},
+		{http.Header{"X-Stainless-Timeout": {"lots"}}, 0},
+		{http.Header{}, 0},
+	}
+	for _, c := range cases {
+		if got := clientTimeout(c.h); got != c.want {
+			t.Errorf("clientTimeout(%v) = %s, want %s", c.h, got, c.want)
+		}
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	gen := &generation{}
+	for _, c := range []struct{ name, key string }{{"a", "key-a"}, {"b", "key-b"}} {
+		gen.clients = append(gen.clients, clientKey{name: c.name, sum: sha(c.key)})
+	}
+	cases := []struct {
+		h    http.Header
+		name string
+		ok   bool
+	}{
+		{http.Header{"Api-Key": {"key-a"}}, "a", true},
+		{http.Header{"Authorization": {"Bearer key-b"}}, "b", true},
+		{http.Header{"Api-Key": {""}, "Authorization": {"Bearer key-b"}}, "b", true},
+		{http.Header{"Api-Key": {"key-c"}}, "", false},
+		{http.Header{"Authorization": {"key-a"}}, "", false},
+		{http.Header{}, "", false},
+	}
+	for _, c := range cases {
+		if name, ok := gen.authenticate(c.h); name != c.name || ok != c.ok {
+			t.Errorf("authenticate(%v) = %q %v", c.h, name, ok)
+		}
+	}
+}
+
+// testGateway is a Gateway with just what copyEvents needs.
+func testGateway(t *testing.T) *Gateway {
+	m, err := newMetrics(prometheus.NewRegistry(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{metrics: m, now: time.Now}
+	g.hardCtx, g.hardStop = t.Context(), func() {}
+	return g
+}
+
+// TestCopyEventsHoldsBackPartialEvents: whole events go out as they complete; when the body fails, the incomplete
+// event is dropped and the stream ends with an error event standing on its own.
+func TestCopyEventsHoldsBackPartialEvents(t *testing.T) {
+	g := testGateway(t)
+	body := io.MultiReader(
+		strings.NewReader("data: {\"a\":1}\n\ndata: {\"b\""),
+		iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: errors.New("connection reset")}),
+	)
+	rec := httptest.NewRecorder()
+	x := &exchange{start: time.Now(), region: "eastus"}
+	g.copyEvents(rec, iotest.OneByteReader(body), x, new(copyBuf))
+	got := rec.Body.String()
+	want := "data: {\"a\":1}\n\ndata: {\"error\":{\"code\":\"stream_error\","
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "}}\n\n") || strings.Contains(got, `{"b"`) {
+		t.Errorf("stream = %q", got)
+	}
+	if !rec.Flushed {
+		t.Error("events were not flushed")
+	}
+	// An idle cut names the idle timeout.
+	rec = httptest.NewRecorder()
+	g.copyEvents(rec, io.MultiReader(strings.NewReader("data: x\n\n"), iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: failover.ErrStreamIdle})), x, new(copyBuf))
+	if !strings.Contains(rec.Body.String(), "stream_idle_timeout") {
+		t.Errorf("idle stream = %q", rec.Body.String())
+	}
+}
+
+// TestCopyEventsHugeEvent: an event larger than the buffer goes out in pieces, and a failure after a piece
+// closes the broken event before the error event.
+func TestCopyEventsHugeEvent(t *testing.T) {
+	g := testGateway(t)
+	huge := "data: " + strings.Repeat("x", 3*copyBufSize)
+	rec := httptest.NewRecorder()
+	g.copyEvents(rec, io.MultiReader(strings.NewReader(huge), iotest.ErrReader(errors.New("reset"))), &exchange{start: time.Now()}, new(copyBuf))
+	got := rec.Body.String()
+	sent := huge[:3*copyBufSize] // whole buffers go out; the last 6 bytes are still held back at the failure
+	if !strings.HasPrefix(got, sent) || !strings.HasPrefix(got[len(sent):], "\n\ndata: {\"error\"") {
+		t.Errorf("huge event: %d bytes, tail %q", len(got), got[max(0, len(got)-200):])
+	}
+}
+
+func FuzzRoute(f *testing.F) {
+	for _, p := range []string{"/openai/deployments/a/b", "/v1/models/x", "/openai/v1/chat/completions", "/"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		k, name := route(path)
+		if k == routeDeployment && (name == "" || strings.Contains(name, "/")) {
+			t.Errorf("route(%q) gave name %q", path, name)
+		}
+		describe(k, path)
+	})
+}
+
+func FuzzFindUsage(f *testing.F) {
+	f.Add([]byte(`{"usage":{"prompt_tokens":1,"completion_tokens":2}}`))
+	f.Add([]byte(`"usage":"usage":{`))
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		findUsage(tail)
+		eventsEnd(tail)
+		multipartField(tail, "model")
+	})
+}
+
+func sha(s string) [32]byte { return sha256.Sum256([]byte(s)) }
