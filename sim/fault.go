@@ -12,13 +12,14 @@ import (
 
 // Fault modes.
 const (
-	ModeDown      = "down"       // the listener is closed: connection refused; open connections are closed
-	ModeBlackhole = "blackhole"  // requests are read and never answered
-	ModeSlow      = "slow"       // Latency is added before the answer
-	ModeError     = "error"      // answer Status (default 503) with Azure's body
-	ModeThrottle  = "throttle"   // answer 429 with Retry-After (default 10s)
-	ModeCutStream = "cut_stream" // streams are reset after AfterEvents SSE events
-	ModeClear     = "clear"      // remove the fault; a down region listens again on the same port
+	ModeDown      = "down"         // the listener is closed: connection refused; open connections are closed
+	ModeBlackhole = "blackhole"    // requests are read and never answered
+	ModeSlow      = "slow"         // Latency is added before the answer
+	ModeError     = "error"        // answer Status (default 503) with Azure's body
+	ModeThrottle  = "throttle"     // answer 429 with Retry-After (default 10s)
+	ModeCutStream = "cut_stream"   // streams are reset after AfterEvents SSE events
+	ModeStall     = "stall_stream" // streams stop after AfterEvents SSE events and hold the connection open
+	ModeClear     = "clear"        // remove the fault; a down region listens again on the same port
 )
 
 // Fault is a failure injected into a region. Rate and Deployment apply to every mode but down and clear.
@@ -28,18 +29,18 @@ type Fault struct {
 	Status      int      `json:"status,omitempty"`       // for error; 0 means 503
 	RetryAfter  Duration `json:"retry_after,omitempty"`  // for throttle; 0 means 10s
 	Latency     Duration `json:"latency,omitempty"`      // for slow
-	AfterEvents int      `json:"after_events,omitempty"` // for cut_stream: SSE events sent before the reset
+	AfterEvents int      `json:"after_events,omitempty"` // for cut_stream and stall_stream: SSE events sent first
 	Deployment  string   `json:"deployment,omitempty"`   // limit the fault to one deployment; empty: every request
 }
 
 // Validate reports a fault that cannot be applied, naming the field.
 func (f Fault) Validate() error {
 	switch f.Mode {
-	case ModeDown, ModeBlackhole, ModeSlow, ModeError, ModeThrottle, ModeCutStream, ModeClear:
+	case ModeDown, ModeBlackhole, ModeSlow, ModeError, ModeThrottle, ModeCutStream, ModeStall, ModeClear:
 	case "":
-		return fmt.Errorf("fault: mode is required (down | blackhole | slow | error | throttle | cut_stream | clear)")
+		return fmt.Errorf("fault: mode is required (down | blackhole | slow | error | throttle | cut_stream | stall_stream | clear)")
 	default:
-		return fmt.Errorf("fault: mode %q is unknown (down | blackhole | slow | error | throttle | cut_stream | clear)", f.Mode)
+		return fmt.Errorf("fault: mode %q is unknown (down | blackhole | slow | error | throttle | cut_stream | stall_stream | clear)", f.Mode)
 	}
 	if f.Rate < 0 || f.Rate > 1 {
 		return fmt.Errorf("fault: rate %v must be between 0 and 1", f.Rate)
@@ -131,7 +132,7 @@ func (c *call) applyFault() bool {
 	if f.Deployment != "" && f.Deployment != c.rt.deployment {
 		return true
 	}
-	if f.Mode == ModeCutStream && (c.gen == nil || !c.gen.Stream) {
+	if (f.Mode == ModeCutStream || f.Mode == ModeStall) && (c.gen == nil || !c.gen.Stream) {
 		return true
 	}
 	if !c.r.chance(f.Rate) {
@@ -153,7 +154,7 @@ func (c *call) applyFault() bool {
 		setRetryAfter(c.w.Header(), time.Duration(f.RetryAfter))
 		writeJSON(c.w, http.StatusTooManyRequests, rateLimitBody(c.rt.op, c.rt.apiVersion, "token", time.Duration(f.RetryAfter)))
 		return false
-	case ModeCutStream:
+	case ModeCutStream, ModeStall:
 		c.fault = &f
 	}
 	return true

@@ -347,6 +347,7 @@ type counters struct {
 	requests         atomic.Int64
 	streams          atomic.Int64
 	streamsCut       atomic.Int64
+	streamsStalled   atomic.Int64
 	blackholed       atomic.Int64
 	faults           atomic.Int64
 	throttled        atomic.Int64
@@ -363,6 +364,7 @@ type Counters struct {
 	ByStatus         map[int]int64 `json:"by_status"`         // responses by status code
 	Streams          int64         `json:"streams"`           // SSE responses started
 	StreamsCut       int64         `json:"streams_cut"`       // streams reset by cut_stream
+	StreamsStalled   int64         `json:"streams_stalled"`   // streams held silent by stall_stream
 	Blackholed       int64         `json:"blackholed"`        // requests held by blackhole
 	FaultsInjected   int64         `json:"faults_injected"`   // error, throttle, slow, blackhole and cut_stream hits
 	Throttled        int64         `json:"throttled"`         // 429 answers (quota and throttle fault)
@@ -378,6 +380,7 @@ func (r *Region) Stats() Counters {
 		ByStatus:         map[int]int64{},
 		Streams:          r.stats.streams.Load(),
 		StreamsCut:       r.stats.streamsCut.Load(),
+		StreamsStalled:   r.stats.streamsStalled.Load(),
 		Blackholed:       r.stats.blackholed.Load(),
 		FaultsInjected:   r.stats.faults.Load(),
 		Throttled:        r.stats.throttled.Load(),

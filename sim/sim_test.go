@@ -363,3 +363,25 @@ func TestFaultDownBreaksStreamsInFlight(t *testing.T) {
 		t.Fatalf("stream ended cleanly with %d events after down", len(evs))
 	}
 }
+
+func TestFaultStallStream(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeStall, AfterEvents: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Client()
+	c.Timeout = 400 * time.Millisecond
+	resp := post(t, c, chatURL(s.Region("eastus"), "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=20"}],"stream":true}`)
+	defer resp.Body.Close()
+	start := time.Now()
+	evs, err := sseEvents(resp.Body)
+	if err == nil || len(evs) != 2 {
+		t.Fatalf("stalled stream: %d events, err %v", len(evs), err)
+	}
+	if time.Since(start) < 200*time.Millisecond {
+		t.Errorf("the stream ended after %v instead of stalling", time.Since(start))
+	}
+	if got := s.Region("eastus").Stats().StreamsStalled; got != 1 {
+		t.Errorf("streams_stalled = %d", got)
+	}
+}

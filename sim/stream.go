@@ -12,7 +12,8 @@ type sseStream struct {
 	c        *call
 	rc       *http.ResponseController
 	events   int
-	cutAfter int // -1: no cut
+	cutAfter int  // -1: no cut
+	stall    bool // at cutAfter, stop sending and hold the connection instead of resetting it
 	buf      []byte
 }
 
@@ -25,8 +26,9 @@ func (c *call) startStream() *sseStream {
 	c.w.WriteHeader(http.StatusOK)
 	c.r.stats.streams.Add(1)
 	s := &sseStream{c: c, rc: http.NewResponseController(c.w), cutAfter: -1}
-	if c.fault != nil && c.fault.Mode == ModeCutStream {
+	if c.fault != nil && (c.fault.Mode == ModeCutStream || c.fault.Mode == ModeStall) {
 		s.cutAfter = c.fault.AfterEvents
+		s.stall = c.fault.Mode == ModeStall
 	}
 	s.rc.Flush()
 	return s
@@ -81,8 +83,14 @@ func (s *sseStream) done() {
 	s.send([]byte("[DONE]"))
 }
 
-// cut resets the TCP connection in the middle of the stream.
+// cut resets the TCP connection in the middle of the stream, or for stall_stream holds it silent until the
+// client gives up (or the region goes down or closes).
 func (s *sseStream) cut() {
+	if s.stall {
+		s.c.r.stats.streamsStalled.Add(1)
+		<-s.c.req.Context().Done()
+		panic(http.ErrAbortHandler)
+	}
 	s.c.r.stats.streamsCut.Add(1)
 	conn, _, err := s.rc.Hijack()
 	if err != nil {
