@@ -2,7 +2,7 @@
 // Driven by sim/node_test.go through internal/nodetest with SIM_URL (a region's base URL) and SIM_KEY.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AzureOpenAI, APIError } from 'openai';
+import OpenAI, { AzureOpenAI, APIError } from 'openai';
 
 const endpoint = process.env.SIM_URL;
 const apiKey = process.env.SIM_KEY;
@@ -93,4 +93,19 @@ test('models list', async () => {
   const ids = [];
   for await (const m of client().models.list()) ids.push(m.id);
   assert.ok(ids.includes('gpt-4o-2024-11-20'), ids.join(','));
+});
+
+test('v1 surface with the plain OpenAI client (key as Bearer): chat and Responses, streaming', async () => {
+  const v1 = new OpenAI({ baseURL: `${endpoint}/openai/v1/`, apiKey, maxRetries: 0 });
+  const chat = await v1.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(chat.model, 'gpt-4o-2024-11-20');
+  const resp = await v1.responses.create({ model: 'gpt-4o', input: 'sim:tokens=3' });
+  assert.equal(resp.status, 'completed');
+  assert.equal(resp.output_text.trim().split(/\s+/).length, 3);
+  assert.equal(resp.usage.output_tokens, 3);
+  const events = [];
+  for await (const ev of await v1.responses.create({ model: 'gpt-4o', input: 'sim:tokens=2', stream: true })) events.push(ev.type);
+  assert.equal(events[0], 'response.created');
+  assert.equal(events.filter((t) => t === 'response.output_text.delta').length, 2);
+  assert.equal(events[events.length - 1], 'response.completed');
 });
