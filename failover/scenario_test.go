@@ -336,35 +336,43 @@ func TestScenarioAllDown(t *testing.T) {
 }
 
 func TestScenarioRecoveryAndGradualFailback(t *testing.T) {
-	p := scenarioPolicy()
-	p.Breaker.OpenFor = 300 * time.Millisecond
-	p.Breaker.SlowStart = 1500 * time.Millisecond
-	s := newScenario(t, p)
-	s.fault("eastus", sim.Fault{Mode: sim.ModeDown})
-	for range 4 {
-		s.ok(s.send("gpt-4o", false), false, "westus")
-	}
-	s.fault("eastus", sim.Fault{Mode: sim.ModeClear})
-	time.Sleep(350 * time.Millisecond)
-	// The probe brings eastus back.
-	s.ok(s.send("gpt-4o", false), false, "eastus")
-	if got := strings.Join(s.rec.stateChanges("eastus"), ","); got != "open,half_open,healthy" {
-		t.Errorf("eastus went %s", got)
-	}
-	// Slow start: right after recovery eastus takes only part of the traffic.
-	early := map[string]int{}
-	for range 30 {
-		a := s.send("gpt-4o", false)
-		s.ok(a, false, a.region)
-		early[a.region]++
-	}
-	if early["westus"] == 0 || early["eastus"] == 0 {
-		t.Errorf("early after recovery: %v; want traffic on both", early)
-	}
-	time.Sleep(time.Until(time.Now().Add(1600 * time.Millisecond)))
-	for range 10 {
-		s.ok(s.send("gpt-4o", false), false, "eastus")
-	}
+	bothModes(t, func(t *testing.T, stream bool) {
+		p := scenarioPolicy()
+		p.Breaker.OpenFor = 300 * time.Millisecond
+		p.Breaker.SlowStart = 1500 * time.Millisecond
+		s := newScenario(t, p)
+		s.fault("eastus", sim.Fault{Mode: sim.ModeDown})
+		for range 4 {
+			s.ok(s.send("gpt-4o", stream), stream, "westus")
+		}
+		s.wantAttempts("eastus", 3)
+		s.fault("eastus", sim.Fault{Mode: sim.ModeClear})
+		time.Sleep(350 * time.Millisecond)
+		// The probe brings eastus back.
+		s.ok(s.send("gpt-4o", stream), stream, "eastus")
+		if got := strings.Join(s.rec.stateChanges("eastus"), ","); got != "open,half_open,healthy" {
+			t.Errorf("eastus went %s", got)
+		}
+		// Slow start: right after recovery eastus takes only part of the traffic.
+		early := map[string]int{}
+		for range 30 {
+			a := s.send("gpt-4o", stream)
+			s.ok(a, stream, a.region)
+			early[a.region]++
+		}
+		if early["westus"] == 0 || early["eastus"] == 0 {
+			t.Errorf("early after recovery: %v; want traffic on both", early)
+		}
+		// After slow start, all of it.
+		time.Sleep(1600 * time.Millisecond)
+		before := s.attempts("westus")
+		for range 10 {
+			s.ok(s.send("gpt-4o", stream), stream, "eastus")
+		}
+		if s.attempts("westus") != before {
+			t.Error("westus still got traffic after slow start")
+		}
+	})
 }
 
 func TestScenarioManualDisable(t *testing.T) {

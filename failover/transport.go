@@ -230,13 +230,15 @@ func (t *Transport) Enable(name string) error { return t.setDisabled(name, false
 
 func (t *Transport) setDisabled(name string, d bool) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	r := t.tab.Load().byName[name]
 	if r == nil {
+		t.mu.Unlock()
 		return fmt.Errorf("%w %q", ErrUnknownRegion, name)
 	}
 	now := t.clock.Now()
-	t.emitState(r.h.name, r.h.breaker.setDisabled(now, d), now)
+	tr := r.h.breaker.setDisabled(now, d)
+	t.mu.Unlock()
+	t.emitState(r.h.name, tr, now) // outside the lock: an observer may call back into the Transport
 	return nil
 }
 
