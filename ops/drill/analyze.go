@@ -125,8 +125,13 @@ func (a *Analysis) verdict() {
 	if a.Errors > 0 {
 		a.Problems = append(a.Problems, fmt.Sprintf("clients saw %d error(s) out of %d requests", a.Errors, a.Requests))
 	}
-	if a.Phases[1].ByRegion[a.Region] > 0 && a.FailoverMs == nil {
+	if a.CarriedFirst && a.Phases[1].Requests > 0 && a.FailoverMs == nil {
 		a.Problems = append(a.Problems, fmt.Sprintf("traffic did not leave %s while it was out", a.Region))
+	}
+	if n := a.ErrorKinds["client timeout"]; n > 0 && n*2 >= a.Errors {
+		a.Notes = append(a.Notes, "most errors are client timeouts: the gateway kept waiting for the region longer than the clients did, "+
+			"and a request the client abandons does not count against the region. Set policy.timeouts.response (and "+
+			"stream_first_byte) below your clients' timeout so that a region that stops answering is detected")
 	}
 	if a.Requests == 0 {
 		a.Problems = append(a.Problems, "no request was sent")

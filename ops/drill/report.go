@@ -75,7 +75,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "| time until traffic left %s | %s |\n| time until it came back | %s |\n\n", r.Region, fmtMs(a.FailoverMs), fmtMs(a.FailbackMs))
 	fmt.Fprintf(w, "| phase | requests | errors | p50 | p99 | answered by |\n|---|---|---|---|---|---|\n")
 	for _, p := range a.Phases {
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f ms | %.0f ms | %s |\n", p.Name, p.Requests, p.Errors, p.P50Ms, p.P99Ms, byRegion(p.ByRegion))
+		p50, p99 := "-", "-"
+		if p.Requests > p.Errors {
+			p50, p99 = fmt.Sprintf("%.0f ms", p.P50Ms), fmt.Sprintf("%.0f ms", p.P99Ms)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s |\n", p.Name, p.Requests, p.Errors, p50, p99, byRegion(p.ByRegion))
 	}
 	if len(a.ErrorKinds) > 0 {
 		fmt.Fprintf(w, "\nErrors by kind: %s\n", byRegion(a.ErrorKinds))
