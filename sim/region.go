@@ -25,7 +25,8 @@ type Region struct {
 	noLocal bool
 
 	mu          sync.RWMutex
-	addr        string // resolved after the first listen, kept across down/clear
+	listen      string // listen address; its port is fixed after the first listen, so clear reopens the same one
+	addr        string // host:port for URLs (loopback when listening on every interface)
 	srv         *http.Server
 	up          bool
 	fault       *Fault
@@ -59,7 +60,7 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		ttft:        rc.TimeToFirstToken,
 		tps:         rc.TokensPerSecond,
 		noLocal:     rc.DisableLocalAuth,
-		addr:        rc.Addr,
+		listen:      rc.Addr,
 		deployments: map[string]*deployment{},
 		conns:       map[*trackedConn]struct{}{},
 	}
@@ -70,9 +71,10 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 	if r.display == "" {
 		r.display = DisplayName(rc.Name)
 	}
-	if r.addr == "" {
-		r.addr = "127.0.0.1:0"
+	if r.listen == "" {
+		r.listen = "127.0.0.1:0"
 	}
+	r.addr = r.listen
 	if r.ttft < 0 || r.tps < 0 {
 		return nil, fmt.Errorf("time_to_first_token and tokens_per_second must not be negative")
 	}
@@ -225,9 +227,12 @@ func (r *Region) open() error {
 	if r.up {
 		return nil
 	}
-	ln, err := net.Listen("tcp", r.addr)
+	ln, err := net.Listen("tcp", r.listen)
 	if err != nil {
 		return err
+	}
+	if host, _, err := net.SplitHostPort(r.listen); err == nil {
+		r.listen = net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	}
 	r.addr = hostForURL(ln.Addr())
 	var l net.Listener = &trackingListener{Listener: ln, region: r}

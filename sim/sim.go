@@ -295,11 +295,7 @@ func hostForURL(a net.Addr) string {
 	}
 	ip := ta.IP
 	if ip == nil || ip.IsUnspecified() {
-		if ip != nil && ip.To4() == nil {
-			ip = net.IPv6loopback
-		} else {
-			ip = net.IPv4(127, 0, 0, 1)
-		}
+		ip = net.IPv4(127, 0, 0, 1) // Go's listeners on every interface are dual-stack
 	}
 	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
 }

@@ -385,3 +385,24 @@ func TestFaultStallStream(t *testing.T) {
 		t.Errorf("streams_stalled = %d", got)
 	}
 }
+
+func TestClearReopensOnEveryInterface(t *testing.T) {
+	s := startSim(t, Config{Regions: []RegionConfig{{Name: "eastus", Addr: "0.0.0.0:0"}}})
+	r := s.Region("eastus")
+	if !strings.HasPrefix(r.URL(), "http://127.0.0.1:") {
+		t.Fatalf("URL %s", r.URL())
+	}
+	url := r.URL()
+	s.Fault("eastus", Fault{Mode: ModeDown})
+	if err := s.Fault("eastus", Fault{Mode: ModeClear}); err != nil {
+		t.Fatal(err)
+	}
+	if r.URL() != url || r.listen[:8] != "0.0.0.0:" {
+		t.Fatalf("reopened as %s listening on %s", r.URL(), r.listen)
+	}
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), hello)
+	readBody(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+}
