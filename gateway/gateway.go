@@ -31,9 +31,11 @@ import (
 
 // Options are the gateway's hooks and dependencies. Every field may be left zero.
 type Options struct {
-	// Logger receives access logs and events. Nil: a logger on stderr in the format and level of the config's
+	// Logger receives access logs and events. Nil: a logger on LogOutput in the format and level of the config's
 	// `logging` section, whose level follows reloads.
 	Logger *slog.Logger
+	// LogOutput is where the gateway's own logger writes when Logger is nil. Nil: os.Stderr.
+	LogOutput io.Writer
 	// Registerer gets the gateway's metrics. Nil: a new registry, served on /metrics. When Registerer is also a
 	// prometheus.Gatherer (a *prometheus.Registry is), /metrics serves it.
 	Registerer prometheus.Registerer
@@ -65,6 +67,7 @@ type Gateway struct {
 	now       func() time.Time
 	reloadMu  sync.Mutex
 	active    atomic.Int64 // client handlers running
+	cert      atomic.Pointer[tls.Certificate]
 
 	// hardStop ends every request context when a graceful shutdown runs out of time.
 	hardCtx  context.Context
@@ -107,7 +110,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.level = new(slog.LevelVar)
 		g.level.Set(parseLevel(cfg.Logging.Level))
-		g.log = NewLogger(os.Stderr, cfg.Logging.Format, g.level)
+		out := opts.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		g.log = NewLogger(out, cfg.Logging.Format, g.level)
 	}
 	g.ids = newRequestIDs()
 	reg, gath := opts.Registerer, opts.Gatherer
@@ -187,19 +194,31 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.metrics.reloads.WithLabelValues("error").Inc()
 		return fmt.Errorf("config: %w", err)
 	}
+	var cert *tls.Certificate
+	if cfg.TLS != nil {
+		c, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			g.metrics.reloads.WithLabelValues("error").Inc()
+			return fmt.Errorf("reload: tls: %w", err)
+		}
+		cert = &c
+	}
 	if err := g.transport.Reconfigure(cfg.Failover()); err != nil {
 		g.metrics.reloads.WithLabelValues("error").Inc()
 		return fmt.Errorf("reload: %w", err)
 	}
 	old := g.state.Swap(newGeneration(cfg))
+	if cert != nil {
+		g.cert.Store(cert) // rotated certificates apply to new connections at once
+	}
 	if g.level != nil {
 		g.level.Set(parseLevel(cfg.Logging.Level))
 	}
 	g.metrics.setStates(g.transport.Regions())
 	g.metrics.reloads.WithLabelValues("ok").Inc()
 	if o := old.cfg; o.Listen != cfg.Listen || o.Admin.Listen != cfg.Admin.Listen || o.Server != cfg.Server ||
-		(o.TLS == nil) != (cfg.TLS == nil) || (o.TLS != nil && *o.TLS != *cfg.TLS) {
-		g.log.Warn("config reloaded; listen, tls, admin.listen and server.* take effect only on restart")
+		(o.TLS == nil) != (cfg.TLS == nil) {
+		g.log.Warn("config reloaded; listen, admin.listen, server.* and turning tls on or off take effect only on restart")
 	}
 	g.log.Info("config reloaded", "regions", len(cfg.Regions), "names", len(cfg.Names()), "clients", len(cfg.Clients))
 	return nil

@@ -57,6 +57,8 @@ func route(path string) (routeKind, string) {
 		return routeDeployment, name
 	case path == "/openai/models" || path == "/openai/v1/models" || path == "/v1/models":
 		return routeModels, ""
+	case path == "/openai/responses":
+		return routeV1, "" // the classic surface's Responses API: model in the body, sent on as /openai/v1/responses
 	}
 	for _, p := range [...]string{"/openai/v1/models/", "/v1/models/", "/openai/models/"} {
 		if strings.HasPrefix(path, p) {
@@ -87,6 +89,9 @@ func describe(kind routeKind, path string) (api, op string) {
 		api = "azure"
 		_, rest, _ = strings.Cut(path[len("/openai/deployments/"):], "/")
 	case routeV1:
+		if path == "/openai/responses" {
+			return "azure", "responses"
+		}
 		if strings.HasPrefix(path, "/openai/v1/") {
 			api, rest = "azure-v1", path[len("/openai/v1/"):]
 		} else {
@@ -201,6 +206,14 @@ func (g *Gateway) outbound(w http.ResponseWriter, r *http.Request, x *exchange, 
 	out.RequestURI = ""
 	u := *r.URL
 	u.Scheme, u.Host = "http", "lifeline.invalid" // the engine picks the region and rewrites both
+	if u.Path == "/openai/responses" {
+		// AzureOpenAI clients send Responses to the classic surface with a dated api-version; the regions get
+		// the v1 route, which takes no dated version.
+		u.Path, u.RawPath = "/openai/v1/responses", ""
+		q := u.Query()
+		q.Del("api-version")
+		u.RawQuery = q.Encode()
+	}
 	if strings.Contains(u.RawQuery, "api-key") {
 		q := u.Query()
 		q.Del("api-key")

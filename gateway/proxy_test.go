@@ -77,6 +77,8 @@ func TestRoutesAndBadInput(t *testing.T) {
 		{"openai-v1", "POST", "/v1/chat/completions", chatBody, 200, ""},
 		{"embeddings", "POST", "/v1/embeddings", `{"model":"embed","input":"hi"}`, 200, ""},
 		{"embeddings-deployment", "POST", "/openai/deployments/embed/embeddings?api-version=2024-10-21", `{"input":"hi"}`, 200, ""},
+		{"responses-classic", "POST", "/openai/responses?api-version=2025-04-01-preview", `{"model":"gpt-4o","input":"hi"}`, 200, ""},
+		{"responses-v1", "POST", "/openai/v1/responses", `{"model":"gpt-4o","input":"hi"}`, 200, ""},
 		{"completions", "POST", "/openai/deployments/gpt-4o-mini/completions?api-version=2024-10-21", `{"prompt":"hi"}`, 200, ""},
 		{"unknown-name-path", "POST", "/openai/deployments/gpt-5/chat/completions?api-version=2024-10-21", chatBody, 404, "DeploymentNotFound"},
 		{"unknown-name-body", "POST", "/v1/chat/completions", `{"model":"gpt-5","messages":[]}`, 404, "DeploymentNotFound"},

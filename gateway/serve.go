@@ -43,7 +43,13 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 			}
 			return fmt.Errorf("tls: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		g.cert.Store(&cert)
+		srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			// The certificate is read per handshake, so a reload (SIGHUP) rotates it without a restart.
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return g.cert.Load(), nil },
+		}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	servers := []*http.Server{srv}

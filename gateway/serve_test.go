@@ -86,6 +86,33 @@ func TestTLSAndHTTP2(t *testing.T) {
 	if _, err := client.Chat.Completions.New(context.Background(), chatParams); err != nil {
 		t.Fatalf("openai-go over HTTPS: %v", err)
 	}
+
+	// A reload rotates the certificate for new connections.
+	newCert, newKey, newPool := selfSigned(t)
+	data, _ := os.ReadFile(newCert)
+	os.WriteFile(certFile, data, 0o600)
+	data, _ = os.ReadFile(newKey)
+	os.WriteFile(keyFile, data, 0o600)
+	if err := h.gw.Reload(h.cfg); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: newPool}}}
+	resp, err := fresh.Get(h.url + "/v1/models")
+	if err != nil {
+		t.Fatalf("after a reload the new certificate is not served: %v", err)
+	}
+	resp.Body.Close()
+	// A reload with a broken key file is refused; the current certificate keeps serving.
+	os.WriteFile(keyFile, []byte("not a key"), 0o600)
+	if err := h.gw.Reload(h.cfg); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("reload with a broken key: %v", err)
+	}
+	fresh.CloseIdleConnections()
+	if resp, err := fresh.Get(h.url + "/v1/models"); err != nil {
+		t.Errorf("after a refused reload: %v", err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func TestH2C(t *testing.T) {

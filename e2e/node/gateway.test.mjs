@@ -52,6 +52,12 @@ for (const [name, client] of Object.entries(clients)) {
       assert.ok(usage && usage.total_tokens > 0, "no usage chunk");
     });
 
+    test(`${name}: responses API`, async () => {
+      const { data, response } = await client.responses.create({ model: "gpt-4o", input: "Say hello" }).withResponse();
+      assert.ok(data.output_text.length > 0, "empty output_text");
+      assert.equal(response.headers.get("x-lifeline-region"), expectRegion);
+    });
+
     test(`${name}: embeddings`, async () => {
       const r = await client.embeddings.create({ model: "embed", input: "hello" });
       assert.ok(r.data[0].embedding.length > 0);

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -126,8 +125,8 @@ func serveConfig(f serveFlags, env *Env) int {
 		return 2
 	}
 	g, err := gateway.New(cfg, gateway.Options{
-		Logger: newServeLogger(env.Stderr, cfg),
-		Load:   func() (*config.Config, error) { return loadServeConfig(f, env.Getenv) },
+		LogOutput: env.Stderr, // the gateway's own logger: its level follows reloads
+		Load:      func() (*config.Config, error) { return loadServeConfig(f, env.Getenv) },
 	})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "lifeline serve: %v\n", err)
@@ -140,14 +139,6 @@ func serveConfig(f serveFlags, env *Env) int {
 		return 1
 	}
 	return 0
-}
-
-func newServeLogger(w io.Writer, cfg *config.Config) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(cfg.Logging.Level)); err != nil {
-		lv = slog.LevelInfo
-	}
-	return gateway.NewLogger(w, cfg.Logging.Format, lv)
 }
 
 // reloadOnHUP reloads the gateway's config on every SIGHUP until the returned stop is called.
@@ -205,7 +196,7 @@ func serveDev(f serveFlags, env *Env) int {
 		fmt.Fprintf(env.Stderr, "lifeline serve --dev: admin listen %s: %v (choose another with --admin-listen)\n", cfg.Admin.Listen, err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: newServeLogger(env.Stderr, cfg)})
+	g, err := gateway.New(cfg, gateway.Options{LogOutput: env.Stderr})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "lifeline serve --dev: %v\n", err)
 		return 1
