@@ -28,6 +28,7 @@ type Region struct {
 	listen      string // listen address; its port is fixed after the first listen, so clear reopens the same one
 	addr        string // host:port for URLs (loopback when listening on every interface)
 	srv         *http.Server
+	ln          net.Listener // closed by down ourselves: srv.Close misses a listener Serve has not picked up yet
 	up          bool
 	fault       *Fault
 	deployments map[string]*deployment
@@ -247,7 +248,7 @@ func (r *Region) open() error {
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ErrorLog:     log.New(io.Discard, "", 0),
 	}
-	r.srv = srv
+	r.srv, r.ln = srv, ln
 	r.up = true
 	go srv.Serve(l)
 	return nil
@@ -256,14 +257,17 @@ func (r *Region) open() error {
 // down closes the listener and every connection, so new connections are refused and open ones break.
 func (r *Region) down() {
 	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
+	srv, ln := r.srv, r.ln
+	r.srv, r.ln = nil, nil
 	r.up = false
 	conns := make([]*trackedConn, 0, len(r.conns))
 	for c := range r.conns {
 		conns = append(conns, c)
 	}
 	r.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
 	if srv != nil {
 		srv.Close()
 	}
