@@ -116,18 +116,18 @@ func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Ti
 	if err := sleep(ctx, o.Before); err != nil {
 		return err
 	}
-	t.Disable = time.Since(start)
 	if err := sw.out(ctx); err != nil {
 		return err
 	}
+	t.Disable = time.Since(start) // when the switch has taken effect
 	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s out; holding %s\n", t.Disable.Seconds(), o.Region, o.Hold)
 	if err := sleep(ctx, o.Hold); err != nil {
 		return err
 	}
-	t.Enable = time.Since(start)
 	if err := sw.back(ctx); err != nil {
 		return err
 	}
+	t.Enable = time.Since(start)
 	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s back; watching for %s\n", t.Enable.Seconds(), o.Region, o.After)
 	return sleep(ctx, o.After)
 }
