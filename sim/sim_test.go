@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -404,5 +405,60 @@ func TestClearReopensOnEveryInterface(t *testing.T) {
 	readBody(t, resp)
 	if resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
+	}
+}
+
+// Faults switched rapidly under concurrent load: no panic, no race, no hang, and Close returns promptly.
+func TestFaultChurnUnderLoad(t *testing.T) {
+	s, err := Start(Config{APIKey: testKey, Seed: 3, Regions: []RegionConfig{{Name: "eastus", TokensPerSecond: 500}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Region("eastus")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := s.Client()
+			c.Timeout = 300 * time.Millisecond
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := `{"messages":[{"role":"user","content":"sim:tokens=10"}],"stream":` + map[bool]string{true: "true", false: "false"}[w%2 == 0] + `}`
+				req, _ := http.NewRequest(http.MethodPost, chatURL(r, "gpt-4o"), strings.NewReader(body))
+				req.Header.Set("api-key", testKey)
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := c.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}(w)
+	}
+	modes := []Fault{{Mode: ModeDown}, {Mode: ModeClear}, {Mode: ModeBlackhole, Rate: 0.3}, {Mode: ModeCutStream, AfterEvents: 3},
+		{Mode: ModeError, Status: 503, Rate: 0.5}, {Mode: ModeThrottle}, {Mode: ModeStall, AfterEvents: 1}, {Mode: ModeSlow, Latency: Duration(time.Millisecond)}, {Mode: ModeClear}}
+	for i := 0; i < 40; i++ {
+		if err := s.Fault("eastus", modes[i%len(modes)]); err != nil {
+			t.Fatalf("fault %d: %v", i, err)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	start := time.Now()
+	s.Close()
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+	if p := r.stats.panics.Load(); p != 0 {
+		t.Fatalf("%d handler panics", p)
+	}
+	if st := r.Stats(); st.Requests == 0 || st.ByStatus[200] == 0 {
+		t.Fatalf("no traffic got through: %+v", st)
 	}
 }
