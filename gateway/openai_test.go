@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,10 +51,12 @@ func chat(t *testing.T, c openai.Client) string {
 	var raw *http.Response
 	resp, err := c.Chat.Completions.New(context.Background(), chatParams, option.WithResponseInto(&raw))
 	if err != nil {
-		t.Fatalf("chat: the client saw an error: %v", err)
+		t.Errorf("chat: the client saw an error: %v", err)
+		return ""
 	}
 	if len(resp.Choices) == 0 || resp.Choices[0].Message.Content == "" {
-		t.Fatalf("chat: empty answer: %+v", resp)
+		t.Errorf("chat: empty answer: %+v", resp)
+		return ""
 	}
 	if resp.Usage.TotalTokens == 0 {
 		t.Errorf("chat: no usage in the answer")
@@ -173,4 +176,57 @@ func TestOpenAIGoStalledStream(t *testing.T) {
 	if !strings.Contains(err.Error(), "stream_idle_timeout") {
 		t.Errorf("client error %q does not name the idle timeout", err)
 	}
+}
+
+// TestOpenAIGoOutageUnderTraffic: openai-go clients send steady traffic while the primary region goes down and
+// later comes back. No non-streaming call may fail, no stream may fail before its first chunk, and a stream cut
+// by the outage must end with an error, never as if complete.
+func TestOpenAIGoOutageUnderTraffic(t *testing.T) {
+	h := startHarness(t, harnessOpts{})
+	var mu sync.Mutex
+	served := map[string]int{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		m := clientModes[i%len(clientModes)]
+		c := m.client(h)
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var region string
+				if n%2 == 0 {
+					region = chat(t, c)
+				} else {
+					r, chunks, text, err := stream(t, c)
+					if err != nil && chunks == 0 {
+						t.Errorf("%s: a stream failed before its first chunk: %v", m.name, err)
+					}
+					if err == nil && text == "" {
+						t.Errorf("%s: a stream ended cleanly without content", m.name)
+					}
+					region = r
+				}
+				mu.Lock()
+				served[region]++
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.fault("eastus", sim.Fault{Mode: sim.ModeDown})
+	time.Sleep(600 * time.Millisecond)
+	h.fault("eastus", sim.Fault{Mode: sim.ModeClear})
+	time.Sleep(1200 * time.Millisecond) // open_for is 300ms: the primary takes its traffic back
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if served["eastus"] == 0 || served["westus"] == 0 {
+		t.Errorf("served by region: %v; want both (failover, then failback)", served)
+	}
+	t.Logf("served by region: %v", served)
 }

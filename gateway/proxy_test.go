@@ -84,6 +84,8 @@ func TestRoutesAndBadInput(t *testing.T) {
 		{"unknown-name-body", "POST", "/v1/chat/completions", `{"model":"gpt-5","messages":[]}`, 404, "DeploymentNotFound"},
 		{"no-model", "POST", "/v1/chat/completions", `{"messages":[]}`, 400, "missing_model"},
 		{"model-not-string", "POST", "/v1/chat/completions", `{"model":42}`, 400, "missing_model"},
+		{"broken-json", "POST", "/v1/chat/completions", `{"model":`, 400, "missing_model"},
+		{"empty-body", "POST", "/openai/v1/chat/completions", ``, 400, "missing_model"},
 		{"unknown-route", "POST", "/openai/files", `{}`, 404, "404"},
 		{"root", "GET", "/", "", 404, "404"},
 		{"deployment-without-op", "POST", "/openai/deployments/gpt-4o", chatBody, 404, "404"},
