@@ -104,8 +104,6 @@ func (r *Region) Addr() string {
 	return r.addr
 }
 
-func (r *Region) addrOrDefault() string { return r.Addr() }
-
 // URL is the region's base URL (no /openai suffix), e.g. http://127.0.0.1:18001.
 func (r *Region) URL() string {
 	scheme := "http"

@@ -90,20 +90,19 @@ func DefaultRegions(names ...string) []RegionConfig {
 
 // Sim is a running set of simulated regions.
 type Sim struct {
-	cfg      Config
-	regions  []*Region
-	byName   map[string]*Region
-	cert     *generatedCert
-	rngMu    sync.Mutex
-	rng      *rand.Rand
-	control  *http.Server
-	ctrlURL  string
-	closeMu  sync.Mutex
-	closed   bool
-	trigger  string
-	maxBody  int64
-	ftDur    time.Duration
-	idSuffix uint64
+	cfg     Config
+	regions []*Region
+	byName  map[string]*Region
+	cert    *generatedCert
+	rngMu   sync.Mutex
+	rng     *rand.Rand
+	control *http.Server
+	ctrlURL string
+	closeMu sync.Mutex
+	closed  bool
+	trigger string
+	maxBody int64
+	ftDur   time.Duration
 }
 
 // Start starts every region on its address and returns once all of them accept connections.
@@ -151,7 +150,7 @@ func Start(cfg Config) (*Sim, error) {
 		s.byName[rc.Name] = r
 		if err := r.open(); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("sim: region %s: listening on %s: %w (choose a free port)", rc.Name, r.addrOrDefault(), err)
+			return nil, fmt.Errorf("sim: region %s: listening on %s: %w (choose a free port)", rc.Name, r.listen, err)
 		}
 	}
 	if cfg.ControlAddr != "" {

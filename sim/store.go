@@ -210,7 +210,7 @@ func (st *store) createJob(req jobRequest) (*job, int, []byte) {
 	if req.Seed != nil {
 		j.seed = *req.Seed
 	} else {
-		j.seed = int64(st.r.sim.chanceSeed())
+		j.seed = int64(st.r.sim.randomSeed())
 	}
 	if f := st.file(req.TrainingFile); f != nil {
 		j.trainedTokens = 3 * max(1, tokens(string(f.content)))
@@ -357,7 +357,8 @@ func (st *store) listJobs() []*job {
 	return out
 }
 
-func (s *Sim) chanceSeed() uint32 {
+// randomSeed is the seed a job gets when the caller gives none.
+func (s *Sim) randomSeed() uint32 {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
 	return s.rng.Uint32() >> 1
