@@ -280,6 +280,10 @@ func (r *Region) setCommonHeaders(h http.Header, req *http.Request) {
 		h.Set("x-ms-client-request-id", id)
 	}
 	h.Set("x-ms-region", r.display)
+	h.Set("azureml-model-session", r.session)
+	h.Set("access-control-allow-origin", "*")
+	h.Set("cache-control", "no-cache, must-revalidate")
+	h.Set("x-accel-buffering", "no")
 	h.Set("x-content-type-options", "nosniff")
 	h.Set("strict-transport-security", "max-age=31536000; includeSubDomains; preload")
 }

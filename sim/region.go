@@ -23,6 +23,7 @@ type Region struct {
 	ttft    time.Duration
 	tps     float64
 	noLocal bool
+	session string // azureml-model-session header value
 
 	mu          sync.RWMutex
 	listen      string // listen address; its port is fixed after the first listen, so clear reopens the same one
@@ -66,6 +67,7 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		conns:       map[*trackedConn]struct{}{},
 	}
 	r.store = newStore(r)
+	r.session = s.randomID("d", 3, "0123456789") + "-" + s.now().UTC().Format("20060102150405")
 	h := fnv.New64a()
 	h.Write([]byte(rc.Name))
 	r.faultRand = rand.New(rand.NewPCG(uint64(s.cfg.Seed), h.Sum64()))

@@ -21,8 +21,6 @@ type sseStream struct {
 func (c *call) startStream() *sseStream {
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, must-revalidate")
-	h.Set("x-accel-buffering", "no")
 	c.w.WriteHeader(http.StatusOK)
 	c.r.stats.streams.Add(1)
 	s := &sseStream{c: c, rc: http.NewResponseController(c.w), cutAfter: -1}
