@@ -7,11 +7,12 @@ import (
 
 // Content-filter annotations as Azure attaches them (§4.1): nothing filtered.
 var (
-	promptFilterResults = json.RawMessage(`[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]`)
-	choiceFilterResults = json.RawMessage(`{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":false},"protected_material_text":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}`)
-	emptyObject         = json.RawMessage(`{}`)
-	jsonNull            = json.RawMessage(`null`)
-	firstChatEvent      = []byte(`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":` + string(promptFilterResults) + `}`)
+	promptFilterResults   = json.RawMessage(`[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]`)
+	filteredChoiceResults = json.RawMessage(`{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":false},"protected_material_text":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":true,"severity":"medium"}}`)
+	choiceFilterResults   = json.RawMessage(`{"hate":{"filtered":false,"severity":"safe"},"protected_material_code":{"filtered":false,"detected":false},"protected_material_text":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}`)
+	emptyObject           = json.RawMessage(`{}`)
+	jsonNull              = json.RawMessage(`null`)
+	firstChatEvent        = []byte(`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":` + string(promptFilterResults) + `}`)
 )
 
 // Keys are in alphabetical order, as Azure writes them.
@@ -156,7 +157,7 @@ func (c *call) serveChat() {
 	}
 	writeValue(c.w, http.StatusOK, chatCompletion{
 		Choices: []chatChoice{{
-			ContentFilterResults: choiceFilterResults,
+			ContentFilterResults: a.filterResults(),
 			FinishReason:         a.finish,
 			Logprobs:             jsonNull,
 			Message:              chatMessageOut{Annotations: []struct{}{}, Content: a.text(), Refusal: jsonNull, Role: "assistant"},
@@ -209,8 +210,11 @@ func (c *call) streamChat(a answer, id string, created int64) {
 		}
 	}
 	chunk.Choices = []chunkChoice{{}}
-	finish := a.finish
-	chunk.Choices[0] = chunkChoice{ContentFilterResults: emptyObject, FinishReason: &finish, Logprobs: jsonNull}
+	finish, finishResults := a.finish, emptyObject
+	if finish == "content_filter" {
+		finishResults = filteredChoiceResults
+	}
+	chunk.Choices[0] = chunkChoice{ContentFilterResults: finishResults, FinishReason: &finish, Logprobs: jsonNull}
 	if !s.sendValue(chunk) {
 		return
 	}
@@ -277,7 +281,7 @@ func (c *call) serveCompletions() {
 		}
 		finish := a.finish
 		writeValue(c.w, http.StatusOK, textCompletion{
-			Choices: []textChoice{{ContentFilterResults: choiceFilterResults, FinishReason: &finish, Logprobs: jsonNull, Text: a.text()}},
+			Choices: []textChoice{{ContentFilterResults: a.filterResults(), FinishReason: &finish, Logprobs: jsonNull, Text: a.text()}},
 			Created: created, ID: id, Model: c.modelName(), Object: "text_completion",
 			PromptFilterResults: promptFilterResults, SystemFingerprint: c.dep.fingerprint, Usage: u,
 		})

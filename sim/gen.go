@@ -136,7 +136,23 @@ func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
 	if limit != nil && *limit >= 0 && *limit < len(a.words) {
 		a.words, a.finish = a.words[:*limit], "length"
 	}
+	if strings.Contains(prompt, outputFilterTrigger) {
+		// The output filter stops the answer halfway: 200 with finish_reason content_filter.
+		a.words, a.finish = a.words[:len(a.words)/2], "content_filter"
+	}
 	return a
+}
+
+// outputFilterTrigger in a prompt makes the answer stop halfway with finish_reason "content_filter" and the
+// filtered category in content_filter_results, as the output filter does (200, not 400).
+const outputFilterTrigger = "sim:output_filter"
+
+// filterResults are the choice annotations of an answer.
+func (a answer) filterResults() json.RawMessage {
+	if a.finish == "content_filter" {
+		return filteredChoiceResults
+	}
+	return choiceFilterResults
 }
 
 var loremWords = []string{" Lorem", " ipsum", " dolor", " sit", " amet,", " consectetur", " adipiscing", " elit,", " sed",

@@ -379,3 +379,19 @@ func TestCompletionsStreamingAndV1Shapes(t *testing.T) {
 		t.Fatalf("unsupported base model: %d %s", r4.StatusCode, b4)
 	}
 }
+
+func TestOutputContentFilter(t *testing.T) {
+	s := startSim(t, Config{Regions: DefaultRegions("eastus")})
+	r := s.Region("eastus")
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=10 sim:output_filter"}]}`)
+	b := readBody(t, resp)
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"finish_reason":"content_filter"`)) || !bytes.Contains(b, []byte(`"violence":{"filtered":true,"severity":"medium"}`)) || !bytes.Contains(b, []byte(`"completion_tokens":5`)) {
+		t.Fatalf("output filter: %d %s", resp.StatusCode, b)
+	}
+	resp = post(t, s.Client(), chatURL(r, "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=10 sim:output_filter"}],"stream":true}`)
+	evs, err := sseEvents(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(evs) != 9 || !strings.Contains(evs[7], `"finish_reason":"content_filter"`) {
+		t.Fatalf("streamed output filter (%v): %s", err, strings.Join(evs, "\n"))
+	}
+}
