@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: nil config")
 	}
+	cfg = withDefaults(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -153,6 +155,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
+// withDefaults returns a copy of cfg with the documented defaults filled in (callers that build a Config in Go
+// need not call ApplyDefaults); cfg itself is not changed.
+func withDefaults(cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Regions = slices.Clone(cfg.Regions)
+	c.ApplyDefaults()
+	return &c
+}
+
 func newGeneration(cfg *config.Config) *generation {
 	gen := &generation{cfg: cfg, open: cfg.AllowUnauthenticated, names: map[string]string{}, maxBody: cfg.Policy.MaxBodyBytes}
 	if gen.maxBody <= 0 {
@@ -190,6 +201,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	cfg = withDefaults(cfg)
 	if err := cfg.Validate(); err != nil {
 		g.metrics.reloads.WithLabelValues("error").Inc()
 		return fmt.Errorf("config: %w", err)

@@ -326,3 +326,39 @@ func TestEveryRegionThrottled(t *testing.T) {
 		t.Errorf("x-should-retry = %q", resp.Header.Get("x-should-retry"))
 	}
 }
+
+func TestAccessLog(t *testing.T) {
+	h := startHarness(t, harnessOpts{})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeDown})
+	resp, body := h.do("POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", streamBody)
+	wantStatus(t, resp, body, 200)
+	id := resp.Header.Get("x-lifeline-request-id")
+	var line map[string]any
+	eventually(t, "the access log line", 2*time.Second, func() bool {
+		for _, l := range h.logs.lines("request") {
+			if l["request_id"] == id {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	want := map[string]any{"client": "test-app", "name": "gpt-4o", "region": "westus", "attempts": "2", "status": float64(200),
+		"api": "azure", "op": "chat/completions", "stream": true, "level": "INFO"}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("access log %s = %v, want %v (line %v)", k, line[k], v, line)
+		}
+	}
+	for _, k := range []string{"latency_ms", "ttfb_ms", "prompt_tokens", "completion_tokens", "bytes"} {
+		if n, ok := line[k].(float64); !ok || n <= 0 {
+			t.Errorf("access log %s = %v", k, line[k])
+		}
+	}
+	// Text format works too.
+	var buf bytes.Buffer
+	gateway.NewLogger(&buf, "text", nil).Info("request", "client", "x")
+	if !strings.Contains(buf.String(), "msg=request client=x") {
+		t.Errorf("text log: %q", buf.String())
+	}
+}
