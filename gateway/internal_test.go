@@ -40,6 +40,11 @@ func TestRoute(t *testing.T) {
 		{"/openai/files", routeUnknown, ""},
 		{"/", routeUnknown, ""},
 		{"/v2/chat", routeUnknown, ""},
+		{"/openai/deployments/gpt-4o/../../files", routeUnknown, ""},
+		{"/openai/deployments/gpt-4o/chat/./completions", routeUnknown, ""},
+		{"/openai/deployments/../v1/files", routeUnknown, ""},
+		{"/v1//files", routeUnknown, ""},
+		{"/openai/v1/chat/completions/..", routeUnknown, ""},
 	}
 	for _, c := range cases {
 		if k, n := route(c.path); k != c.kind || n != c.name {

@@ -46,8 +46,12 @@ const (
 	routeModel                // one model of the list
 )
 
-// route tells the client routes apart with prefix checks only.
+// route tells the client routes apart with prefix checks only. A path with dot segments or empty segments is
+// unknown: it must never reach a region as another route (`/openai/deployments/x/../../files`).
 func route(path string) (routeKind, string) {
+	if strings.Contains(path, "/.") || strings.Contains(path, "//") {
+		return routeUnknown, ""
+	}
 	switch {
 	case strings.HasPrefix(path, "/openai/deployments/"):
 		name, op, ok := strings.Cut(path[len("/openai/deployments/"):], "/")
@@ -131,6 +135,9 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	}
 	x.client = client
 	kind, name := route(r.URL.Path)
+	if r.URL.RawPath != "" {
+		kind = routeUnknown // escaped characters (%2F...) have no place in a name or an operation
+	}
 	x.api, x.op = describe(kind, r.URL.Path)
 	switch kind {
 	case routeUnknown:

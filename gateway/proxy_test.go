@@ -89,6 +89,8 @@ func TestRoutesAndBadInput(t *testing.T) {
 		{"unknown-route", "POST", "/openai/files", `{}`, 404, "404"},
 		{"root", "GET", "/", "", 404, "404"},
 		{"deployment-without-op", "POST", "/openai/deployments/gpt-4o", chatBody, 404, "404"},
+		{"dot-segments", "POST", "/openai/deployments/gpt-4o/../../files?api-version=2024-10-21", chatBody, 404, "404"},
+		{"encoded-slash", "POST", "/openai/deployments/gpt-4o%2F..%2Ffiles/chat/completions?api-version=2024-10-21", chatBody, 404, "404"},
 		{"get-on-proxied-route", "GET", "/v1/chat/completions", "", 405, "method_not_allowed"},
 		{"too-large-v1", "POST", "/v1/chat/completions", big, 413, "request_too_large"},
 		{"too-large-deployment", "POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", big, 413, "request_too_large"},
