@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -362,5 +364,53 @@ func TestAccessLog(t *testing.T) {
 	gateway.NewLogger(&buf, "text", nil).Info("request", "client", "x")
 	if !strings.Contains(buf.String(), "msg=request client=x") {
 		t.Errorf("text log: %q", buf.String())
+	}
+}
+
+// TestStreamEventsArriveAsSent: each event reaches the client before the region sends the next one (the region
+// waits for the client to have it), over HTTP/1.1 and h2c.
+func TestStreamEventsArriveAsSent(t *testing.T) {
+	got := make(chan struct{})
+	region := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"%d\"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-got: // the client has event i
+			case <-time.After(3 * time.Second):
+				return // the gateway held the event back: the client side reports it
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(region.Close)
+	h := startHarness(t, harnessOpts{regions: []string{"eastus"}, mutate: func(c *config.Config) { c.Regions[0].Endpoint = region.URL }})
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	for _, protos := range []*http.Protocols{p, h2c} {
+		c := &http.Client{Transport: &http.Transport{Protocols: protos}}
+		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(streamBody))
+		req.Header.Set("api-key", clientKey)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			line, err := r.ReadString('\n')
+			if err != nil || !strings.Contains(line, fmt.Sprintf(`"content":"%d"`, i)) {
+				t.Fatalf("%s: event %d: %q %v", resp.Proto, i, line, err)
+			}
+			r.ReadString('\n') // the blank line
+			got <- struct{}{}
+		}
+		rest, _ := io.ReadAll(r)
+		resp.Body.Close()
+		if string(rest) != "data: [DONE]\n\n" {
+			t.Errorf("%s: end of stream %q", resp.Proto, rest)
+		}
 	}
 }
