@@ -289,22 +289,35 @@ type trackingListener struct {
 	region *Region
 }
 
+// Accept hands new connections to the HTTP server, except under a region-wide blackhole: then the connection is
+// held before any byte is read (no TLS handshake, no HTTP), as a silent network path would.
 func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, region: l.region}
-	l.region.mu.Lock()
-	if l.region.closed {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, region: l.region}
+		l.region.mu.Lock()
+		if l.region.closed {
+			l.region.mu.Unlock()
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		l.region.conns[tc] = struct{}{}
+		f := l.region.fault
 		l.region.mu.Unlock()
-		c.Close()
-		return nil, net.ErrClosed
+		l.region.stats.connections.Add(1)
+		if f != nil && f.Mode == ModeBlackhole && f.Deployment == "" && f.Rate >= 1 {
+			l.region.stats.blackholed.Add(1)
+			go func() {
+				io.Copy(io.Discard, tc)
+				tc.Close()
+			}()
+			continue
+		}
+		return tc, nil
 	}
-	l.region.conns[tc] = struct{}{}
-	l.region.mu.Unlock()
-	l.region.stats.connections.Add(1)
-	return tc, nil
 }
 
 type trackedConn struct {
@@ -374,7 +387,7 @@ type Counters struct {
 	Streams          int64         `json:"streams"`           // SSE responses started
 	StreamsCut       int64         `json:"streams_cut"`       // streams reset by cut_stream
 	StreamsStalled   int64         `json:"streams_stalled"`   // streams held silent by stall_stream
-	Blackholed       int64         `json:"blackholed"`        // requests held by blackhole
+	Blackholed       int64         `json:"blackholed"`        // requests (and new connections) held by blackhole
 	FaultsInjected   int64         `json:"faults_injected"`   // error, throttle, slow, blackhole and cut_stream hits
 	Throttled        int64         `json:"throttled"`         // 429 answers (quota and throttle fault)
 	Connections      int64         `json:"connections"`       // TCP connections accepted

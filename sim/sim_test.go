@@ -462,3 +462,26 @@ func TestFaultChurnUnderLoad(t *testing.T) {
 		t.Fatalf("no traffic got through: %+v", st)
 	}
 }
+
+// A region-wide blackhole holds new connections before the TLS handshake: the client times out connecting.
+func TestFaultBlackholeHoldsTLSHandshake(t *testing.T) {
+	s := startSim(t, Config{TLS: true, Regions: DefaultRegions("eastus")})
+	if err := s.Fault("eastus", Fault{Mode: ModeBlackhole}); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: s.TLSConfig(), TLSHandshakeTimeout: 300 * time.Millisecond}}
+	req, _ := http.NewRequest(http.MethodPost, chatURL(s.Region("eastus"), "gpt-4o"), strings.NewReader(hello))
+	req.Header.Set("api-key", testKey)
+	_, err := c.Do(req)
+	if err == nil || !strings.Contains(err.Error(), "TLS handshake timeout") {
+		t.Fatalf("err = %v, want a TLS handshake timeout", err)
+	}
+	if err := s.Fault("eastus", Fault{Mode: ModeClear}); err != nil {
+		t.Fatal(err)
+	}
+	resp := post(t, s.Client(), chatURL(s.Region("eastus"), "gpt-4o"), hello)
+	readBody(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after clear: %d", resp.StatusCode)
+	}
+}
