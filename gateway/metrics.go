@@ -33,6 +33,27 @@ type metrics struct {
 	// Children resolved once per label set: the hot path does a map lookup, not a label hash.
 	mu       sync.RWMutex
 	children map[childKey]*requestSeries
+	attemptC sync.Map // attemptKey -> *attemptSeries
+}
+
+type attemptKey struct {
+	region  string
+	outcome failover.Outcome
+}
+
+type attemptSeries struct {
+	attempts prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (m *metrics) attempt(region string, o failover.Outcome) *attemptSeries {
+	k := attemptKey{region, o}
+	if s, ok := m.attemptC.Load(k); ok {
+		return s.(*attemptSeries)
+	}
+	s := &attemptSeries{attempts: m.attempts.WithLabelValues(region, o.String()), latency: m.upstream.WithLabelValues(region)}
+	m.attemptC.Store(k, s)
+	return s
 }
 
 type childKey struct {
@@ -135,9 +156,9 @@ func (g *Gateway) observer() failover.Observer {
 func (o gatewayObserver) AttemptStarted(failover.AttemptStart) {}
 
 func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
-	m := o.g.metrics
-	m.attempts.WithLabelValues(e.Region, e.Outcome.String()).Inc()
-	m.upstream.WithLabelValues(e.Region).Observe(e.Latency.Seconds())
+	s := o.g.metrics.attempt(e.Region, e.Outcome)
+	s.attempts.Inc()
+	s.latency.Observe(e.Latency.Seconds())
 	if e.Outcome != failover.OutcomeOK && o.g.log.Enabled(context.Background(), slog.LevelDebug) {
 		attrs := []slog.Attr{slog.String("region", e.Region), slog.String("name", e.Name), slog.Int("attempt", e.Attempt),
 			slog.String("outcome", e.Outcome.String()), slog.Int("status", e.Status)}
