@@ -21,7 +21,7 @@ QUICK=0
 INSTALL=1
 LOAD_CPU=${LOAD_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
-NICE=${NICE:--10} # the machine is shared: ask the scheduler to favour what is being measured, all peers alike
+NICE=${NICE:--15} # the machine is shared: ask the scheduler to favour what is being measured, all peers alike
 for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
@@ -55,11 +55,11 @@ if ((QUICK)); then
 else
 	MAXSECS=1500
 	SEQ="-rounds 5 -n 2000 -warmup 200"
-	K6="-rounds 3 -rates 500,1500 -duration 4s"
-	WRK="-rounds 5 -duration 5s"
+	K6="-rounds 2 -rates 500,1500 -duration 4s"
+	WRK="-rounds 9 -duration 3s"
 	SSE="-rounds 3 -n 30"
-	FO="-rounds 3 -duration 4s -warmup 3s"
-	STREAMS_N=10000 STREAMS_HOLD=5s
+	FO="-rounds 4 -duration 3s -warmup 2s"
+	STREAMS_N=10000 STREAMS_HOLD=4s
 fi
 
 mkdir -p "$WORK/bin" "$WORK/pids" "$WORK/nginx-tmp" "$RAW"
@@ -188,7 +188,7 @@ NOFILE=$(ulimit -Hn)
 ulimit -n "$NOFILE"
 # A proxy holds two sockets per open stream (client side, upstream side): the hard limit on open files
 # caps how many concurrent streams any peer can hold here.
-MAX_STREAMS=$(((NOFILE - 200) / 2))
+MAX_STREAMS=$(((NOFILE - 1000) / 2)) # and room for the peer's other sockets (nginx counts idle upstream ones)
 if ((STREAMS_N > MAX_STREAMS)); then
 	say "RLIMIT_NOFILE hard limit is $NOFILE: streams scenario capped at $MAX_STREAMS (a proxy needs 2 fds per stream)"
 	STREAMS_N=$MAX_STREAMS
@@ -399,7 +399,7 @@ scenario wrk wrk -targets "$WORK/targets.json" $WRK -cpu "" -dir "$WORK" -out "$
 scenario sse sse -targets "$WORK/targets.json" $SSE -out "$RAW/sse.json"
 scenario rss rss -targets "$WORK/targets.json" -out "$RAW/rss.json"
 scenario failover failover -targets "$WORK/failover.json" $FO -cpu "" -dir "$WORK" -out "$RAW/failover.json"
-scenario streams streams -targets "$WORK/targets.json" -n "$STREAMS_N" -hold "$STREAMS_HOLD" -out "$RAW/streams.json"
+scenario streams streams -targets "$WORK/targets.json" -n "$STREAMS_N" -hold "$STREAMS_HOLD" -ramp-timeout 30s -out "$RAW/streams.json"
 loadavg end
 
 # --- report ----------------------------------------------------------------------------------------

@@ -86,9 +86,16 @@ func holdStreams(t Target, body string, n int, hold, rampTimeout time.Duration) 
 	var wg sync.WaitGroup
 	dialing := make(chan struct{}, 256) // bounded connection ramp: the accept queue is finite
 	start := time.Now()
-	for i := 0; i < n; i++ {
+	deadline := start.Add(rampTimeout)
+	launched := 0
+	for i := 0; i < n && time.Now().Before(deadline); i++ {
+		select {
+		case dialing <- struct{}{}:
+		case <-time.After(time.Until(deadline)):
+			continue // the loop condition ends the ramp: a peer that cannot keep up is measured as it is
+		}
+		launched++
 		wg.Add(1)
-		dialing <- struct{}{}
 		go func() {
 			defer wg.Done()
 			ok := false
@@ -136,8 +143,7 @@ func holdStreams(t Target, body string, n int, hold, rampTimeout time.Duration) 
 			}
 		}()
 	}
-	deadline := time.Now().Add(rampTimeout)
-	for established.Load()+errs.Load() < int64(n) && time.Now().Before(deadline) {
+	for established.Load()+errs.Load() < int64(launched) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	sr.RampSeconds = time.Since(start).Seconds()
