@@ -32,6 +32,7 @@ type inbound struct {
 	// Multipart body: byte range of the `model` field's content.
 	modelAt, modelEnd int
 	multipart         bool
+	slowModel         bool // JSON `model` found but not by byte range: rewrite with sjson
 	stream            bool // the client asked for a streamed answer
 	needDone          bool // an SSE answer must end with data: [DONE]
 }
@@ -90,9 +91,12 @@ func (in *inbound) readBody(contentType string) {
 		return
 	}
 	m := gjson.GetBytes(in.body, "model")
-	if m.Type == gjson.String && m.Index > 0 && m.Index+len(m.Raw) <= len(in.body) &&
-		string(in.body[m.Index:m.Index+len(m.Raw)]) == m.Raw {
-		in.modelAt, in.modelEnd = m.Index, m.Index+len(m.Raw)
+	if m.Type == gjson.String {
+		if m.Index > 0 && m.Index+len(m.Raw) <= len(in.body) && string(in.body[m.Index:m.Index+len(m.Raw)]) == m.Raw {
+			in.modelAt, in.modelEnd = m.Index, m.Index+len(m.Raw)
+		} else {
+			in.slowModel = true
+		}
 		if in.shape == shapeV1 {
 			in.name = m.Str
 		}
@@ -103,7 +107,13 @@ func (in *inbound) readBody(contentType string) {
 // rewriteBody returns the body with `model` set to the region's deployment (quoted holds it as
 // a JSON string). It returns the body itself when nothing changes.
 func (in *inbound) rewriteBody(deployment string, quoted []byte) []byte {
-	if in.shape != shapeV1 || in.modelAt < 0 {
+	if in.shape != shapeV1 {
+		return in.body
+	}
+	if in.slowModel {
+		return rewriteModelSlow(in.body, deployment)
+	}
+	if in.modelAt < 0 {
 		return in.body
 	}
 	old := in.body[in.modelAt:in.modelEnd]
