@@ -66,3 +66,36 @@ func FuzzParseRoute(f *testing.F) {
 		}
 	})
 }
+
+// FuzzControl sends arbitrary requests to the control API and the ARM endpoint: errors, never panics.
+func FuzzControl(f *testing.F) {
+	arm := "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/eastus/deployments/d?api-version=2024-10-01"
+	f.Add("POST", "/regions/eastus/fault", `{"mode":"cut_stream","after_events":2,"rate":0.5,"deployment":"gpt-4o"}`)
+	f.Add("POST", "/regions/eastus/fault", `{"mode":"throttle","retry_after":7}`)
+	f.Add("POST", "/regions/eastus/deployments", `{"name":"x","model":"gpt-4o-mini.ft-abc","tpm":-1}`)
+	f.Add("PUT", arm, `{"sku":{"name":"Standard","capacity":-5},"properties":{"model":{"format":"OpenAI","name":"gpt-4o","version":"2024-11-20"}}}`)
+	f.Add("PUT", arm, `{"sku":"x"}`)
+	f.Add("GET", "/regions", "")
+	s, err := Start(Config{APIKey: testKey, Regions: DefaultRegions("eastus"), VerifyToken: func(string) bool { return true }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	h := s.ControlHandler()
+	f.Fuzz(func(t *testing.T, method, target, body string) {
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\x00") || method == "" || strings.ContainsAny(method, " \r\n\x00/") {
+			return
+		}
+		req, err := http.NewRequest(method, target, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer t")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 400 && w.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("%s %s: %d with content type %q", method, target, w.Code, w.Header().Get("Content-Type"))
+		}
+		s.Fault("eastus", Fault{Mode: ModeClear})
+	})
+}
