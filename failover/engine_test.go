@@ -498,3 +498,63 @@ func TestStalledErrorBodies(t *testing.T) {
 		t.Errorf("400 with a stalled body: status %d err %v after %v", resp.StatusCode, err, time.Since(start))
 	}
 }
+
+func TestAuthErrorMarksPairBroken(t *testing.T) {
+	east := newBackend(t, status(401, `{"error":{"code":"401","message":"Access denied due to invalid subscription key"}}`))
+	west := newBackend(t, okJSON)
+	rec := &recorder{}
+	tr := mustNew(t, Config{Regions: []Region{
+		testRegion("eastus", east.URL, 1, "gpt-4o", "a"), testRegion("westus", west.URL, 2, "gpt-4o", "b"),
+	}, Policy: scenarioPolicy()}, WithObserver(rec))
+	for range 3 {
+		resp := chat(t, tr, "gpt-4o")
+		readAll(t, resp)
+		if resp.StatusCode != 200 || resp.Header.Get(HeaderRegion) != "westus" {
+			t.Fatalf("status %d from %s", resp.StatusCode, resp.Header.Get(HeaderRegion))
+		}
+	}
+	if east.hits.Load() != 1 {
+		t.Errorf("eastus hit %d times; a 401 should mark the pair broken", east.hits.Load())
+	}
+	st := tr.Regions()[0]
+	if st.State != Healthy || st.Deployments[0].BrokenBy != "auth_error" {
+		t.Errorf("eastus %+v", st)
+	}
+	if len(rec.failovers) != 1 || rec.failovers[0].Reason != OutcomeAuthError {
+		t.Errorf("failovers %+v", rec.failovers)
+	}
+	// Every region refusing: a 503 from the transport, not the region's 401 (the caller's key is not at fault).
+	west.set(status(403, `{"error":{"code":"AuthenticationTypeDisabled"}}`))
+	tr2 := mustNew(t, Config{Regions: []Region{testRegion("westus", west.URL, 1, "gpt-4o", "b")}, Policy: scenarioPolicy()})
+	resp := chat(t, tr2, "gpt-4o")
+	body := readAll(t, resp)
+	if resp.StatusCode != 503 || !strings.Contains(body, "auth_error") {
+		t.Errorf("status %d body %s", resp.StatusCode, body)
+	}
+	if !tr2.Ready() {
+		t.Error("a broken deployment does not make the region unready")
+	}
+}
+
+func TestShouldRetryHeader(t *testing.T) {
+	var n atomic.Int64
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			status(409, `{"error":{"code":"conflict"}}`, "X-Should-Retry", "true")(w, r)
+			return
+		}
+		okJSON(w, r)
+	})
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", be.URL, 1, "gpt-4o", "a")}, Policy: fastPolicy()})
+	resp := chat(t, tr, "gpt-4o")
+	readAll(t, resp)
+	if resp.StatusCode != 200 || resp.Header.Get(HeaderAttempts) != "2" {
+		t.Errorf("x-should-retry: true on 409: status %d after %s attempts", resp.StatusCode, resp.Header.Get(HeaderAttempts))
+	}
+	be.set(status(503, `{}`, "X-Should-Retry", "false"))
+	resp = chat(t, tr, "gpt-4o")
+	readAll(t, resp)
+	if resp.StatusCode != 503 || resp.Header.Get(HeaderAttempts) != "1" || resp.Header.Get(HeaderRegion) != "eastus" {
+		t.Errorf("x-should-retry: false on 503: status %d after %s attempts from %s", resp.StatusCode, resp.Header.Get(HeaderAttempts), resp.Header.Get(HeaderRegion))
+	}
+}
