@@ -37,7 +37,7 @@ func runDrill(args []string, env *Env) int {
 	fs.SetOutput(env.Stderr)
 	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "gateway client `URL`")
 	fs.StringVar(&o.Key, "key", "", "client key of the gateway (default $LIFELINE_CLIENT_KEY)")
-	fs.StringVar(&o.Name, "name", "", "client-visible model `NAME` to call (default: the first the gateway lists)")
+	fs.StringVar(&o.Name, "name", "", "client-visible model `NAME` to call (default: the first the gateway lists that answers a chat completion)")
 	fs.StringVar(&o.Admin, "admin", "http://127.0.0.1:8081", "gateway admin `URL`")
 	fs.StringVar(&o.AdminKey, "admin-key", "", "admin key of the gateway (default $LIFELINE_ADMIN_KEY)")
 	fs.StringVar(&o.Region, "region", "", "`NAME` of the region to take out (required)")

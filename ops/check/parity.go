@@ -117,13 +117,14 @@ func oneRegion(r RegionResult) []Finding {
 	if c := r.Cert; c != nil {
 		switch {
 		case c.Error != "":
-			add(Error, KindTLS, "certificate not valid: "+c.Error, "the endpoint must present a certificate that this machine trusts for its host name")
+			add(Error, KindTLS, "certificate not valid: "+c.Error, "the endpoint must present a certificate that this machine trusts for its host name (for a private CA: --ca-file)")
+			return out
 		case c.DaysLeft < 30:
 			add(Warning, KindCertExpiringSoon, fmt.Sprintf("certificate expires in %d days (%s)", c.DaysLeft, c.NotAfter.Format("2006-01-02")), "renew the certificate")
 		}
 	}
 	if !r.Auth.OK {
-		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, orText(string(r.Auth.Kind), r.Auth.Message)), orText(r.Auth.Fix, r.Auth.Message))
+		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, orText(string(r.Auth.Kind), r.Auth.Message)), r.Auth.Fix)
 		return out
 	}
 	for _, d := range r.Deployments {
@@ -187,9 +188,12 @@ func analyzeName(row ParityRow, regions []RegionResult, nLevels int) []Finding {
 	if len(serving) == 1 {
 		add(Warning, KindSinglePoint, fmt.Sprintf("only %s serves it: a single point of failure", serving[0].Name),
 			"map it in a second region")
-	} else if len(working) < 2 && len(serving) > 1 {
-		add(Error, KindNoWorkingBackup, fmt.Sprintf("mapped in %d regions but only %d answers: %s",
-			len(serving), len(working), regionNames(working)), "fix the failing regions' deployments above")
+	} else if len(working) == 0 && len(serving) > 1 {
+		add(Error, KindNoWorkingBackup, fmt.Sprintf("mapped in %d regions and none of them answers", len(serving)),
+			"fix the regions' problems above")
+	} else if len(working) == 1 && len(serving) > 1 {
+		add(Error, KindNoWorkingBackup, fmt.Sprintf("mapped in %d regions but only %s answers: no working backup",
+			len(serving), working[0].Name), "fix the failing regions' problems above")
 	}
 	if lv := levelsOf(serving); len(lv) == 1 && nLevels > 1 && len(serving) > 1 {
 		add(Warning, KindNoBackup, fmt.Sprintf("served only at priority %d (%s); no region of another priority level backs it up",

@@ -101,6 +101,9 @@ func probeRegion(ctx context.Context, r Region, o *Options) RegionResult {
 		res.Network = err.Error()
 		return res
 	}
+	if res.Cert != nil && res.Cert.Error != "" {
+		return res // every request would fail the same way; the certificate finding says why
+	}
 	c := &aoai.Client{Region: r.Name, Endpoint: r.Endpoint, APIKey: r.APIKey, Credential: r.Credential, HTTP: o.httpClient()}
 	probeAuth(ctx, c, o, &res)
 	if !res.Auth.OK {

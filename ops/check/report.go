@@ -116,6 +116,8 @@ func (r *Report) writeRegions(w io.Writer) {
 		switch {
 		case g.Network != "":
 			auth = "unreachable"
+		case g.Cert != nil && g.Cert.Error != "":
+			auth = "not checked (tls)"
 		case !g.Auth.OK:
 			auth = "FAILED: " + orText(string(g.Auth.Kind), "error") + " (" + g.Auth.Method + ")"
 		}

@@ -125,7 +125,7 @@ func (rp *Replicator) sourceJob(ctx context.Context, src dataPlane, id string, r
 	job, err := src.job(ctx, id)
 	if err != nil {
 		if e, ok := aoai.AsAPIError(err); ok && e.Status == 404 {
-			return nil, fmt.Errorf("job %s not found in %s: check the job id (lifeline lists it as ftjob-...) and --from", id, rp.Source.Region)
+			return nil, fmt.Errorf("job %s not found in %s: check --job (an id such as ftjob-...) and that --from names the region that ran it", id, rp.Source.Region)
 		}
 		return nil, fmt.Errorf("reading job %s in %s: %w", id, rp.Source.Region, withFix(err))
 	}
