@@ -149,7 +149,7 @@ func (f simFlags) simConfig() (sim.Config, error) {
 		rand.Read(b)
 		cfg.APIKey = "sim-" + hex.EncodeToString(b)
 	}
-	if f.setByFlags["seed"] || f.config == "" {
+	if f.setByFlags["seed"] || file.Seed == nil {
 		cfg.Seed = f.seed
 	}
 	cfg.TLS = cfg.TLS || f.tls
