@@ -167,7 +167,9 @@ func TestScenarioPrimaryDown(t *testing.T) {
 
 func TestScenarioBlackholed(t *testing.T) {
 	bothModes(t, func(t *testing.T, stream bool) {
-		s := newScenario(t, scenarioPolicy())
+		p := scenarioPolicy()
+		p.Timeouts.Response, p.Timeouts.StreamFirstByte = 800*time.Millisecond, 800*time.Millisecond
+		s := newScenario(t, p)
 		s.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
 		for i := range 6 {
 			start := time.Now()
@@ -175,11 +177,11 @@ func TestScenarioBlackholed(t *testing.T) {
 			el := time.Since(start)
 			s.ok(a, stream, "westus")
 			switch {
-			case i < 3 && el < 350*time.Millisecond:
-				t.Errorf("request %d took %v: expected one 400ms timeout", i, el)
-			case i < 3 && el > 3*time.Second:
+			case i < 3 && el < 750*time.Millisecond:
+				t.Errorf("request %d took %v: expected one 800ms timeout", i, el)
+			case i < 3 && el > 1550*time.Millisecond:
 				t.Errorf("request %d took %v: more than one timeout", i, el)
-			case i >= 3 && el > 300*time.Millisecond:
+			case i >= 3 && el > 500*time.Millisecond:
 				t.Errorf("request %d took %v after the breaker opened", i, el)
 			}
 		}
@@ -236,11 +238,11 @@ func TestScenario503Burst(t *testing.T) {
 func TestScenarioThrottledRetryAfter(t *testing.T) {
 	bothModes(t, func(t *testing.T, stream bool) {
 		s := newScenario(t, scenarioPolicy())
-		s.fault("eastus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(time.Second)})
+		s.fault("eastus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(2 * time.Second)})
 		start := time.Now()
 		a := s.send("gpt-4o", stream)
 		s.ok(a, stream, "westus")
-		if a.attempts != "2" || time.Since(start) > 500*time.Millisecond {
+		if a.attempts != "2" || time.Since(start) > time.Second {
 			t.Errorf("429 did not fail over at once: %s attempts in %v", a.attempts, time.Since(start))
 		}
 		s.fault("eastus", sim.Fault{Mode: sim.ModeClear})
@@ -252,7 +254,7 @@ func TestScenarioThrottledRetryAfter(t *testing.T) {
 			t.Errorf("a 429 changed eastus's health: %v", h.State)
 		}
 		// After the wait, gpt-4o comes back to eastus.
-		time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
+		time.Sleep(time.Until(start.Add(2100 * time.Millisecond)))
 		s.ok(s.send("gpt-4o", stream), stream, "eastus")
 	})
 }
