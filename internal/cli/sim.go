@@ -25,6 +25,7 @@ type simFlags struct {
 	apiKey     string
 	tls        bool
 	certOut    string
+	tlsHosts   string
 	control    string
 	config     string
 	seed       int64
@@ -44,6 +45,7 @@ func runSim(args []string, env *Env) int {
 	fs.IntVar(&f.port, "port", 18001, "port of the first region; the next regions use the following ports (0: pick free ports)")
 	fs.StringVar(&f.apiKey, "api-key", "", "key that clients send in api-key (or as Bearer on /openai/v1); empty: one is generated and printed")
 	fs.BoolVar(&f.tls, "tls", false, "serve HTTPS with a generated self-signed certificate (written to --cert-out)")
+	fs.StringVar(&f.tlsHosts, "tls-hosts", "", "with --tls: extra comma-separated DNS names or IPs for the certificate (it always covers localhost, 127.0.0.1, ::1 and --host)")
 	fs.StringVar(&f.certOut, "cert-out", "", "with --tls: file to write the certificate (PEM) that clients must trust; default: lifeline-sim-ca.pem in the temp directory")
 	fs.StringVar(&f.control, "control", "127.0.0.1:18000", "address of the control API (faults, counters, deployments, ARM endpoint); \"off\" to disable")
 	fs.StringVar(&f.config, "config", "", "YAML file with regions, deployments, quotas and latency (see docs/sim.md); flags given explicitly override it")
@@ -153,6 +155,11 @@ func (f simFlags) simConfig() (sim.Config, error) {
 		cfg.Seed = f.seed
 	}
 	cfg.TLS = cfg.TLS || f.tls
+	for _, h := range append(strings.Split(f.tlsHosts, ","), f.host) {
+		if h = strings.TrimSpace(h); h != "" && h != "0.0.0.0" && h != "::" {
+			cfg.TLSHosts = append(cfg.TLSHosts, h)
+		}
+	}
 	if f.setByFlags["control"] || cfg.ControlAddr == "" {
 		cfg.ControlAddr = f.control
 	}

@@ -153,7 +153,7 @@ func TestSimCommandErrors(t *testing.T) {
 	if code := cli.Run([]string{"sim", "--help"}, &cli.Env{Stdout: &out, Stderr: io.Discard, Context: context.Background()}); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, flag := range []string{"-regions", "-port", "-api-key", "-tls", "-control", "-config", "-seed", "-ttft", "-tps", "-host", "-cert-out", "-entra-token", "-fine-tune-duration"} {
+	for _, flag := range []string{"-regions", "-port", "-api-key", "-tls", "-control", "-config", "-seed", "-ttft", "-tps", "-host", "-cert-out", "-entra-token", "-fine-tune-duration", "-tls-hosts"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("--help does not document %s", flag)
 		}
