@@ -485,3 +485,20 @@ func TestFaultBlackholeHoldsTLSHandshake(t *testing.T) {
 		t.Fatalf("after clear: %d", resp.StatusCode)
 	}
 }
+
+func TestCertificateHosts(t *testing.T) {
+	s := startSim(t, Config{TLS: true, TLSHosts: []string{"sim.internal", "10.1.2.3"}, Regions: DefaultRegions("eastus")})
+	leaf := s.cert.cert.Leaf
+	for _, h := range []string{"localhost", "sim.internal", "127.0.0.1", "::1", "10.1.2.3"} {
+		if err := leaf.VerifyHostname(h); err != nil {
+			t.Errorf("certificate does not cover %s: %v", h, err)
+		}
+	}
+	// A client that reaches the region by the name localhost verifies the certificate.
+	url := strings.Replace(s.Region("eastus").URL(), "127.0.0.1", "localhost", 1)
+	resp := post(t, s.Client(), url+"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", hello)
+	readBody(t, resp)
+	if resp.StatusCode != 200 || !bytes.HasPrefix(s.CertPEM(), []byte("-----BEGIN CERTIFICATE-----")) {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
