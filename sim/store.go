@@ -229,7 +229,8 @@ func (st *store) job(id string) *job {
 }
 
 // jobJSON is a job as the API returns it, at now. A succeeded job gets its result file when first seen.
-func (st *store) jobJSON(j *job, now time.Time) map[string]any {
+func (st *store) jobJSON(live *job, now time.Time) map[string]any {
+	j := st.snapshot(live)
 	state := st.jobState(j, now)
 	out := map[string]any{
 		"id": j.id, "object": "fine_tuning.job", "model": j.model, "created_at": j.created.Unix(), "status": state,
@@ -254,9 +255,17 @@ func (st *store) jobJSON(j *job, now time.Time) map[string]any {
 		out["fine_tuned_model"] = j.fineTunedModel()
 		out["finished_at"] = j.created.Add(st.r.sim.ftDur).Unix()
 		out["trained_tokens"] = j.trainedTokens
-		out["result_files"] = []string{st.resultFile(j)}
+		out["result_files"] = []string{st.resultFile(live)}
 	}
 	return out
+}
+
+// snapshot copies a job under the lock (cancel changes it).
+func (st *store) snapshot(j *job) *job {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	c := *j
+	return &c
 }
 
 func (st *store) resultFile(j *job) string {
@@ -288,7 +297,8 @@ func (st *store) cancel(j *job, now time.Time) (string, bool) {
 }
 
 // events are the job's events so far, oldest first.
-func (st *store) events(j *job, now time.Time) []map[string]any {
+func (st *store) events(live *job, now time.Time) []map[string]any {
+	j := st.snapshot(live)
 	dur := st.r.sim.ftDur
 	type ev struct {
 		at  time.Time
@@ -312,7 +322,7 @@ func (st *store) events(j *job, now time.Time) []map[string]any {
 	if !j.cancelled.IsZero() {
 		all = append(all, ev{j.cancelled, "Job cancelled.", "message"})
 	} else if done := j.created.Add(dur); !done.After(now) {
-		all = append(all, ev{done, "Completed results file: " + st.resultFile(j), "message"}, ev{done, "Job succeeded.", "message"})
+		all = append(all, ev{done, "Completed results file: " + st.resultFile(live), "message"}, ev{done, "Job succeeded.", "message"})
 	}
 	out := make([]map[string]any, len(all))
 	for i, e := range all {
@@ -323,7 +333,8 @@ func (st *store) events(j *job, now time.Time) []map[string]any {
 }
 
 // checkpoints are the checkpoints of a succeeded job, newest first.
-func (st *store) checkpoints(j *job, now time.Time) []map[string]any {
+func (st *store) checkpoints(live *job, now time.Time) []map[string]any {
+	j := st.snapshot(live)
 	if st.jobState(j, now) != "succeeded" {
 		return []map[string]any{}
 	}

@@ -395,3 +395,34 @@ func TestOutputContentFilter(t *testing.T) {
 		t.Fatalf("streamed output filter (%v): %s", err, strings.Join(evs, "\n"))
 	}
 }
+
+// Reading a job while it is cancelled is safe (run with -race).
+func TestJobCancelWhileRead(t *testing.T) {
+	s := startSim(t, Config{FineTuneDuration: time.Hour, Regions: DefaultRegions("eastus")})
+	st := s.Region("eastus").store
+	f := st.addFile("t.jsonl", "fine-tune", []byte(`{"messages":[]}`))
+	j, _, errBody := st.createJob(jobRequest{Model: "gpt-4o-mini-2024-07-18", TrainingFile: f.ID})
+	if errBody != nil {
+		t.Fatalf("%s", errBody)
+	}
+	base := s.Region("eastus").URL() + "/openai/fine_tuning/jobs/" + j.id
+	hdr := map[string]string{"api-key": testKey}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for _, sub := range []string{"", "/events", "/checkpoints"} {
+				send(t, s.Client(), "GET", base+sub+"?api-version=2024-10-21", "", hdr)
+			}
+			if i == 0 {
+				send(t, s.Client(), "POST", base+"/cancel?api-version=2024-10-21", "", hdr)
+			}
+		}(i)
+	}
+	wg.Wait()
+	_, b := send(t, s.Client(), "GET", base+"/events?api-version=2024-10-21", "", hdr)
+	if !bytes.Contains(b, []byte("Job cancelled.")) {
+		t.Fatalf("events after cancel: %s", b)
+	}
+}
