@@ -90,6 +90,16 @@ func (in *inbound) readBody(contentType string) {
 		in.stream = multipartHasTrue(in.body, params["boundary"], "stream")
 		return
 	}
+	if in.shape == shapeV1 {
+		in.findModel()
+	}
+	// Most bodies never mention "stream": a SIMD substring search spares them a second JSON walk.
+	in.stream = bytes.Contains(in.body, []byte(`"stream"`)) && gjson.GetBytes(in.body, "stream").Type == gjson.True
+}
+
+// findModel locates the JSON `model` string, the client-visible name on the v1 surface. (On the
+// deployment surface the name is in the path and regions ignore the body's model.)
+func (in *inbound) findModel() {
 	m := gjson.GetBytes(in.body, "model")
 	if m.Type == gjson.String {
 		if m.Index > 0 && m.Index+len(m.Raw) <= len(in.body) && string(in.body[m.Index:m.Index+len(m.Raw)]) == m.Raw {
@@ -97,11 +107,8 @@ func (in *inbound) readBody(contentType string) {
 		} else {
 			in.slowModel = true
 		}
-		if in.shape == shapeV1 {
-			in.name = m.Str
-		}
+		in.name = m.Str
 	}
-	in.stream = gjson.GetBytes(in.body, "stream").Type == gjson.True
 }
 
 // rewriteBody returns the body with `model` set to the region's deployment (quoted holds it as
