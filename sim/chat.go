@@ -37,9 +37,10 @@ type chatChoice struct {
 
 type chatMessageOut struct {
 	Annotations []struct{}      `json:"annotations"`
-	Content     string          `json:"content"`
+	Content     *string         `json:"content"`
 	Refusal     json.RawMessage `json:"refusal"`
 	Role        string          `json:"role"`
+	ToolCalls   []toolCall      `json:"tool_calls,omitempty"`
 }
 
 type usage struct {
@@ -91,9 +92,10 @@ type chunkChoice struct {
 }
 
 type chunkDelta struct {
-	Content *string         `json:"content,omitempty"`
-	Refusal json.RawMessage `json:"refusal,omitempty"`
-	Role    string          `json:"role,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	Refusal   json.RawMessage `json:"refusal,omitempty"`
+	Role      string          `json:"role,omitempty"`
+	ToolCalls []toolCall      `json:"tool_calls,omitempty"`
 }
 
 // chatPrompt reads the messages of a chat request: all their text, the last user message and the prompt tokens.
@@ -148,19 +150,29 @@ func (c *call) serveChat() {
 	c.countUsage(pt, len(a.words))
 	id := c.r.sim.randomID("chatcmpl-", 29, idAlphabet)
 	created := c.r.sim.now().Unix()
+	call := c.toolCall(g, all, a)
 	if g.Stream {
+		if call != nil {
+			c.streamToolCall(a, *call, id, created)
+			return
+		}
 		c.streamChat(a, id, created)
 		return
 	}
 	if !c.waitGeneration(len(a.words), false) {
 		return
 	}
+	text := a.text()
+	msg := chatMessageOut{Annotations: []struct{}{}, Content: &text, Refusal: jsonNull, Role: "assistant"}
+	if call != nil {
+		msg.Content, msg.ToolCalls, a.finish = nil, []toolCall{*call}, "tool_calls"
+	}
 	writeValue(c.w, http.StatusOK, chatCompletion{
 		Choices: []chatChoice{{
 			ContentFilterResults: a.filterResults(),
 			FinishReason:         a.finish,
 			Logprobs:             jsonNull,
-			Message:              chatMessageOut{Annotations: []struct{}{}, Content: a.text(), Refusal: jsonNull, Role: "assistant"},
+			Message:              msg,
 		}},
 		Created:             created,
 		ID:                  id,

@@ -25,6 +25,8 @@ type genRequest struct {
 	MaxOutputTokens     *int            `json:"max_output_tokens"`
 	Dimensions          *int            `json:"dimensions"`
 	EncodingFormat      string          `json:"encoding_format"`
+	Tools               []toolSpec      `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
 }
 
 type streamOptions struct {
