@@ -13,6 +13,7 @@ import (
 func FuzzRequest(f *testing.F) {
 	f.Add("POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "application/json", `{"messages":[{"role":"user","content":"hi"}],"stream":true}`)
 	f.Add("POST", "/openai/v1/chat/completions", "application/json", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
+	f.Add("POST", "/openai/v1/chat/completions", "application/json", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}`)
 	f.Add("POST", "/openai/v1/embeddings", "application/json", `{"model":"text-embedding-3-small","input":[[1,2,3]],"dimensions":3,"encoding_format":"base64"}`)
 	f.Add("POST", "/openai/v1/completions", "application/json", `{"model":"gpt-4o","prompt":["a","b"],"max_tokens":-1}`)
 	f.Add("POST", "/openai/v1/responses", "application/json", `{"model":"gpt-4o","input":[{"role":"user","content":"x"}],"max_output_tokens":1}`)
