@@ -231,10 +231,12 @@ func probeDeployment(ctx context.Context, c *aoai.Client, o *Options, res *Regio
 	}
 	start := time.Now()
 	model, err := postModel(rctx, c, path, body)
-	if o.Probe && isBadRequest(err) {
-		// Not a chat model (embeddings): ask the embeddings route instead.
-		path = "/openai/deployments/" + url.PathEscape(d.Deployment) + "/embeddings"
-		model, err = postModel(rctx, c, path, `{"input":"ping"}`)
+	// Not a chat model: an embeddings or a completions model answers on its own route.
+	for _, alt := range []struct{ op, body string }{{"embeddings", `{"input":"ping"}`}, {"completions", `{"prompt":"ping","max_tokens":1}`}} {
+		if !o.Probe || !isBadRequest(err) {
+			break
+		}
+		model, err = postModel(rctx, c, "/openai/deployments/"+url.PathEscape(d.Deployment)+"/"+alt.op, alt.body)
 	}
 	d.LatencyMs = *ms(time.Since(start))
 	switch e, _ := aoai.AsAPIError(err); {

@@ -52,8 +52,8 @@ type Analysis struct {
 	Region   string `json:"region"`
 	Requests int    `json:"requests"`
 	Errors   int    `json:"client_errors"`
-	// FailoverMs is the time from the disable until traffic had left the region and was answered elsewhere;
-	// nil when it never left.
+	// FailoverMs is the time from the disable until every later request of the outage was answered by another
+	// region; nil when that never happened.
 	FailoverMs *float64 `json:"failover_ms"`
 	// FailbackMs is the time from the enable until the region answered again; nil when it did not come back.
 	FailbackMs   *float64       `json:"failback_ms"`
@@ -126,7 +126,7 @@ func (a *Analysis) verdict() {
 		a.Problems = append(a.Problems, fmt.Sprintf("clients saw %d error(s) out of %d requests", a.Errors, a.Requests))
 	}
 	if a.CarriedFirst && a.Phases[1].Requests > 0 && a.FailoverMs == nil {
-		a.Problems = append(a.Problems, fmt.Sprintf("traffic did not leave %s while it was out", a.Region))
+		a.Problems = append(a.Problems, fmt.Sprintf("traffic did not settle in another region while %s was out", a.Region))
 	}
 	if n := a.ErrorKinds["client timeout"]; n > 0 && n*2 >= a.Errors {
 		a.Notes = append(a.Notes, "most errors are client timeouts: the gateway kept waiting for the region longer than the clients did, "+
@@ -145,28 +145,25 @@ func (a *Analysis) verdict() {
 	a.Passed = len(a.Problems) == 0
 }
 
-// failover: traffic has left once no request that started in the second half of the outage was answered by the
-// region; the time is until the later of the region's last answer and the first good answer from elsewhere.
+// failover: traffic has left the region once every later request of the outage is answered by another region;
+// the time runs from the switch until the first of those answers. samples are sorted by start.
 func failover(samples []Sample, region string, t Timing) *float64 {
-	half := t.Disable + (t.Enable-t.Disable)/2
-	var lastIn, firstOther time.Duration = -1, -1
+	settled := time.Duration(-1)
 	for _, s := range samples {
-		if s.Start < t.Disable || s.Start >= t.Enable || s.Err != "" {
+		if s.Start < t.Disable || s.Start >= t.Enable {
 			continue
 		}
-		if s.Region == region {
-			if s.Start >= half {
-				return nil
-			}
-			lastIn = max(lastIn, s.End())
-		} else if firstOther < 0 || s.End() < firstOther {
-			firstOther = s.End()
+		switch {
+		case s.Err != "" || s.Region == region:
+			settled = -1
+		case settled < 0:
+			settled = s.End()
 		}
 	}
-	if firstOther < 0 {
+	if settled < 0 {
 		return nil
 	}
-	v := msf(max(lastIn, firstOther) - t.Disable)
+	v := msf(settled - t.Disable)
 	return &v
 }
 

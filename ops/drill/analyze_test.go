@@ -75,8 +75,25 @@ func TestAnalyzeTrafficNeverLeft(t *testing.T) {
 	if a.Passed || a.FailoverMs != nil {
 		t.Fatalf("traffic stayed in eastus, want a failure: %+v", a)
 	}
-	if !strings.Contains(strings.Join(a.Problems, ";"), "did not leave eastus") {
+	if !strings.Contains(strings.Join(a.Problems, ";"), "did not settle in another region while eastus was out") {
 		t.Errorf("problems %v", a.Problems)
+	}
+}
+
+// One answer from westus followed by timeouts is not a failover: clients were not served elsewhere.
+func TestAnalyzeOneStrayAnswerIsNotAFailover(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		switch {
+		case at == 1000*ms:
+			return "westus", ""
+		case at > 1000*ms && at < 2000*ms:
+			return "", "context deadline exceeded"
+		}
+		return "eastus", ""
+	})
+	a := Analyze(s, "eastus", timing, 0)
+	if a.Passed || a.FailoverMs != nil || a.ErrorKinds["client timeout"] != 9 || len(a.Notes) != 1 {
+		t.Fatalf("got %+v", a)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lifeline-sre/lifeline/ops/aoai"
@@ -268,10 +269,24 @@ func createRequest(src *Job, res *Result) map[string]any {
 	if src.Seed != nil {
 		req["seed"] = *src.Seed
 	}
-	if src.Suffix != "" {
-		req["suffix"] = src.Suffix
+	if suffix := suffixOf(src); suffix != "" {
+		req["suffix"] = suffix
 	}
 	return req
+}
+
+// suffixOf is the job's suffix; regions that do not return it show it at the end of the model name
+// ("base.ft-<hex>-<suffix>").
+func suffixOf(j *Job) string {
+	if j.Suffix != "" {
+		return j.Suffix
+	}
+	_, ft, ok := strings.Cut(j.FineTunedModel, ".ft-")
+	if !ok {
+		return ""
+	}
+	_, suffix, _ := strings.Cut(ft, "-")
+	return suffix
 }
 
 // hyperparameters keeps the values the source job really used; Azure reports an unset one as -1.

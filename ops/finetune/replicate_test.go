@@ -181,6 +181,12 @@ func TestHyperparametersAndMarker(t *testing.T) {
 	if len(hp) != 2 || hp["batch_size"] != 8.0 || hp["learning_rate_multiplier"] != "auto" {
 		t.Errorf("hyperparameters %v", hp)
 	}
+	if s := suffixOf(&Job{FineTunedModel: "gpt-4o-mini-2024-07-18.ft-0123abcd-support-v2"}); s != "support-v2" {
+		t.Errorf("suffix %q", s)
+	}
+	if s := suffixOf(&Job{FineTunedModel: "gpt-4o-mini-2024-07-18.ft-0123abcd"}); s != "" {
+		t.Errorf("suffix %q", s)
+	}
 	if m := Marker("eastus", "ftjob-1", "training", "a.jsonl"); m != "lifeline-eastus-ftjob-1-training-a.jsonl" {
 		t.Error(m)
 	}
