@@ -37,6 +37,7 @@ type File struct {
 	FineTuneDuration     Duration     `yaml:"fine_tune_duration"`
 	ContentFilterTrigger string       `yaml:"content_filter_trigger"`
 	MaxBodyBytes         int64        `yaml:"max_body_bytes"`
+	APIVersions          []string     `yaml:"api_versions"`
 	TimeToFirstToken     *Duration    `yaml:"time_to_first_token"`
 	TokensPerSecond      *float64     `yaml:"tokens_per_second"`
 	Regions              []FileRegion `yaml:"regions"`
@@ -124,7 +125,7 @@ func (f *File) Config() Config {
 	cfg := Config{
 		APIKey: f.APIKey, TLS: f.TLS, TLSHosts: f.TLSHosts, ControlAddr: f.Control,
 		FineTuneDuration: time.Duration(f.FineTuneDuration), ContentFilterTrigger: f.ContentFilterTrigger,
-		MaxBodyBytes: f.MaxBodyBytes,
+		MaxBodyBytes: f.MaxBodyBytes, APIVersions: f.APIVersions,
 	}
 	if f.Seed != nil {
 		cfg.Seed = *f.Seed

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -155,6 +156,10 @@ func (c *call) checkAPIVersion() bool {
 	}
 	if c.rt.apiVersion == "" {
 		writeJSON(c.w, http.StatusNotFound, resourceNotFound)
+		return false
+	}
+	if vs := c.r.sim.cfg.APIVersions; len(vs) > 0 && !slices.Contains(vs, c.rt.apiVersion) {
+		writeJSON(c.w, http.StatusBadRequest, azureError("BadRequest", "API version not supported"))
 		return false
 	}
 	return true

@@ -41,6 +41,9 @@ type Config struct {
 	ContentFilterTrigger string
 	// MaxBodyBytes bounds a JSON request body; larger bodies get 413. Zero: 32 MiB. File uploads allow 8 times more.
 	MaxBodyBytes int64
+	// APIVersions lists the dated api-versions the classic surface accepts; others get 400 "API version not
+	// supported". Empty: any non-empty version.
+	APIVersions []string
 	// Now is the clock for quotas, timestamps and fine-tuning progress. Nil: time.Now.
 	Now func() time.Time
 }

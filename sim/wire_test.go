@@ -426,3 +426,18 @@ func TestJobCancelWhileRead(t *testing.T) {
 		t.Fatalf("events after cancel: %s", b)
 	}
 }
+
+func TestAPIVersionsAllowList(t *testing.T) {
+	s := startSim(t, Config{APIVersions: []string{"2024-10-21"}, Regions: DefaultRegions("eastus")})
+	r := s.Region("eastus")
+	resp := post(t, s.Client(), strings.Replace(chatURL(r, "gpt-4o"), "2024-10-21", "2023-01-01", 1), hello)
+	b := readBody(t, resp)
+	if resp.StatusCode != 400 || errorCode(t, b) != "BadRequest" {
+		t.Fatalf("unsupported version: %d %s", resp.StatusCode, b)
+	}
+	resp = post(t, s.Client(), chatURL(r, "gpt-4o"), hello)
+	readBody(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("supported version: %d", resp.StatusCode)
+	}
+}
