@@ -14,7 +14,11 @@ func steady(end time.Duration, region func(time.Duration) (string, string)) []Sa
 	var out []Sample
 	for at := time.Duration(0); at < end; at += 100 * ms {
 		reg, err := region(at)
-		out = append(out, Sample{Start: at, Latency: 20 * ms, Region: reg, Err: err, Status: 200})
+		s := Sample{Start: at, Latency: 20 * ms, Region: reg, Err: err}
+		if err == "" {
+			s.Status = 200
+		}
+		out = append(out, s)
 	}
 	return out
 }
