@@ -143,11 +143,20 @@ func (c *call) serveChat() {
 	if limit == nil {
 		limit = g.MaxTokens
 	}
-	a := c.plan(all, last, pt, limit)
-	if !c.admit(pt + estimateCompletion(limit, len(a.words))) {
+	n := 1
+	if g.N != nil {
+		n = *g.N
+	}
+	if n < 1 || n > 128 {
+		writeJSON(c.w, http.StatusBadRequest, openaiError("Invalid value for 'n': must be between 1 and 128.", "invalid_request_error", "n", "invalid_value"))
 		return
 	}
-	c.countUsage(pt, len(a.words))
+	a := c.plan(all, last, pt, limit)
+	a.choices = n
+	if !c.admit(pt + n*estimateCompletion(limit, len(a.words))) {
+		return
+	}
+	c.countUsage(pt, n*len(a.words))
 	id := c.r.sim.randomID("chatcmpl-", 29, idAlphabet)
 	created := c.r.sim.now().Unix()
 	call := c.toolCall(g, all, a)
@@ -167,20 +176,19 @@ func (c *call) serveChat() {
 	if call != nil {
 		msg.Content, msg.ToolCalls, a.finish = nil, []toolCall{*call}, "tool_calls"
 	}
+	choices := make([]chatChoice, n)
+	for k := range choices {
+		choices[k] = chatChoice{ContentFilterResults: a.filterResults(), FinishReason: a.finish, Index: k, Logprobs: jsonNull, Message: msg}
+	}
 	writeValue(c.w, http.StatusOK, chatCompletion{
-		Choices: []chatChoice{{
-			ContentFilterResults: a.filterResults(),
-			FinishReason:         a.finish,
-			Logprobs:             jsonNull,
-			Message:              msg,
-		}},
+		Choices:             choices,
 		Created:             created,
 		ID:                  id,
 		Model:               c.modelName(),
 		Object:              "chat.completion",
 		PromptFilterResults: promptFilterResults,
 		SystemFingerprint:   c.dep.fingerprint,
-		Usage:               chatUsage(a.promptTokens, len(a.words)),
+		Usage:               chatUsage(a.promptTokens, n*len(a.words)),
 	})
 }
 
@@ -198,16 +206,21 @@ func (c *call) streamChat(a answer, id string, created int64) {
 		return
 	}
 	empty := ""
-	chunk.Choices = []chunkChoice{{ContentFilterResults: emptyObject, Delta: chunkDelta{Content: &empty, Refusal: jsonNull, Role: "assistant"}, Logprobs: jsonNull}}
-	if !s.sendValue(chunk) {
-		return
+	for k := 0; k < a.choices; k++ {
+		chunk.Choices = []chunkChoice{{ContentFilterResults: emptyObject, Delta: chunkDelta{Content: &empty, Refusal: jsonNull, Role: "assistant"}, Index: k, Logprobs: jsonNull}}
+		if !s.sendValue(chunk) {
+			return
+		}
 	}
-	// Content chunks are the bulk of a stream: build them by appending to a prefix and suffix made once.
+	// Content chunks are the bulk of a stream: build them by appending to a prefix and suffixes made once.
 	chunk.Choices = []chunkChoice{}
 	envelope, _ := json.Marshal(chunk) // {"choices":[],"created":...}
 	prefix := append([]byte(`{"choices":[{"content_filter_results":`), choiceFilterResults...)
 	prefix = append(prefix, `,"delta":{"content":`...)
-	suffix := append([]byte(`},"finish_reason":null,"index":0,"logprobs":null}]`), envelope[len(`{"choices":[]`):]...)
+	suffixes := make([][]byte, a.choices)
+	for k := range suffixes {
+		suffixes[k] = append([]byte(`},"finish_reason":null,"index":`+itoa(k)+`,"logprobs":null}]`), envelope[len(`{"choices":[]`):]...)
+	}
 	gap := c.perToken()
 	var buf []byte
 	for i := range a.words {
@@ -216,22 +229,25 @@ func (c *call) streamChat(a answer, id string, created int64) {
 			return
 		}
 		word, _ := json.Marshal(a.words[i])
-		buf = append(append(append(buf[:0], prefix...), word...), suffix...)
-		if !s.send(buf) {
-			return
+		for _, suffix := range suffixes {
+			buf = append(append(append(buf[:0], prefix...), word...), suffix...)
+			if !s.send(buf) {
+				return
+			}
 		}
 	}
-	chunk.Choices = []chunkChoice{{}}
 	finish, finishResults := a.finish, emptyObject
 	if finish == "content_filter" {
 		finishResults = filteredChoiceResults
 	}
-	chunk.Choices[0] = chunkChoice{ContentFilterResults: finishResults, FinishReason: &finish, Logprobs: jsonNull}
-	if !s.sendValue(chunk) {
-		return
+	for k := 0; k < a.choices; k++ {
+		chunk.Choices = []chunkChoice{{ContentFilterResults: finishResults, FinishReason: &finish, Index: k, Logprobs: jsonNull}}
+		if !s.sendValue(chunk) {
+			return
+		}
 	}
 	if includeUsage {
-		u, _ := json.Marshal(chatUsage(a.promptTokens, len(a.words)))
+		u, _ := json.Marshal(chatUsage(a.promptTokens, a.choices*len(a.words)))
 		chunk.Choices = []chunkChoice{}
 		chunk.Usage = u
 		if !s.sendValue(chunk) {

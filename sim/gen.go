@@ -25,6 +25,7 @@ type genRequest struct {
 	MaxOutputTokens     *int            `json:"max_output_tokens"`
 	Dimensions          *int            `json:"dimensions"`
 	EncodingFormat      string          `json:"encoding_format"`
+	N                   *int            `json:"n"`
 	Tools               []toolSpec      `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 }
@@ -48,7 +49,8 @@ type answer struct {
 	prompt       string   // all prompt text, for the content filter
 	promptTokens int      // as counted for usage
 	words        []string // one token each
-	finish       string   // "stop" or "length"
+	finish       string   // "stop", "length" or "content_filter"
+	choices      int      // n: the same answer in each choice
 }
 
 func (a answer) text() string { return strings.Join(a.words, "") }
@@ -112,7 +114,7 @@ func stringsOf(raw json.RawMessage) ([]string, bool) {
 // plan decides the answer to a prompt. A prompt containing "sim:tokens=N" gets an answer of exactly N tokens
 // (before max_tokens), which makes latency tests and benchmarks choose their answer length.
 func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
-	a := answer{prompt: prompt, promptTokens: promptTokens, finish: "stop"}
+	a := answer{prompt: prompt, promptTokens: promptTokens, finish: "stop", choices: 1}
 	n := -1
 	if i := strings.Index(prompt, "sim:tokens="); i >= 0 {
 		digits := prompt[i+len("sim:tokens="):]

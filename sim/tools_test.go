@@ -50,3 +50,28 @@ func TestOpenAIGoToolCalls(t *testing.T) {
 		t.Fatalf("answer to the tool result: %+v", final.Choices[0])
 	}
 }
+
+func TestOpenAIGoSeveralChoices(t *testing.T) {
+	s := start(t, sim.Config{Regions: sim.DefaultRegions("eastus")})
+	client := openai.NewClient(azure.WithEndpoint(s.Region("eastus").URL(), "2024-10-21"), azure.WithAPIKey(key), azure.WithUnsafeAllowHTTP())
+	params := openai.ChatCompletionNewParams{Model: "gpt-4o", N: openai.Int(3), Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("sim:tokens=4")},
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
+	cc, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o", N: openai.Int(3), Messages: params.Messages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Choices) != 3 || cc.Choices[2].Index != 2 || cc.Usage.CompletionTokens != 12 {
+		t.Fatalf("n=3: %d choices, usage %+v", len(cc.Choices), cc.Usage)
+	}
+	stream := client.Chat.Completions.NewStreaming(context.Background(), params)
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.Choices) != 3 || acc.Choices[1].Message.Content != cc.Choices[1].Message.Content || acc.Choices[2].FinishReason != "stop" || acc.Usage.CompletionTokens != 12 {
+		t.Fatalf("streamed n=3: %+v usage %+v", acc.Choices, acc.Usage)
+	}
+}
