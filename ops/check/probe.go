@@ -69,7 +69,7 @@ type DeploymentResult struct {
 	Deployment string       `json:"deployment"` // in this region
 	Status     string       `json:"status"`
 	Model      string       `json:"model,omitempty"` // full model id when known
-	ID         aoai.ModelID `json:"model_id"`
+	ID         aoai.ModelID `json:"model_id,omitzero"`
 	Source     string       `json:"source,omitempty"` // "probe" | "models" | "name": where the model came from
 	LatencyMs  float64      `json:"latency_ms,omitempty"`
 	Error      string       `json:"error,omitempty"`

@@ -52,9 +52,21 @@ func (r *Report) Counts() (errors, warnings int) {
 
 // WriteJSON writes the report for machines.
 func (r *Report) WriteJSON(w io.Writer) error {
+	out := *r // lists are [] rather than null for machines
+	for _, l := range []*[]Finding{&out.Config, &out.Findings} {
+		if *l == nil {
+			*l = []Finding{}
+		}
+	}
+	if out.Regions == nil {
+		out.Regions = []RegionResult{}
+	}
+	if out.Parity == nil {
+		out.Parity = []ParityRow{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(out)
 }
 
 // WriteText writes the report as tables for people.
