@@ -155,7 +155,9 @@ func TestReplicateQuotaErrorThenResume(t *testing.T) {
 	var refuse atomic.Bool
 	refuse.Store(true)
 	target := &aoai.Client{Region: "westus", Endpoint: quotaProxy(t, s.Region("westus").URL(), &refuse), APIKey: simtest.Key}
-	rp := &Replicator{Source: client(s, "eastus"), Target: target, PollInterval: 10 * time.Millisecond}
+	// The source is read with an Entra token, as a region configured with `entra:` is.
+	source := &aoai.Client{Region: "eastus", Endpoint: s.Region("eastus").URL(), Credential: simtest.Cred{Token: simtest.Token}}
+	rp := &Replicator{Source: source, Target: target, PollInterval: 10 * time.Millisecond}
 	res, err := rp.Replicate(context.Background(), Request{JobID: src.ID})
 	if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), "request more fine-tuning quota in westus") {
 		t.Fatalf("got %v", err)
