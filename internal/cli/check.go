@@ -18,16 +18,19 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 	"github.com/lifeline-sre/lifeline/ops/check"
 )
 
-const checkUsage = `Usage: lifeline check --config FILE [--probe] [--json]
+const checkUsage = `Usage: lifeline check --config FILE [--probe] [--json] [--arm-resource REGION=RESOURCE_ID ...]
 
 Validates the config (every problem at once, each naming its field), then probes every region: DNS, TCP
 connect and TLS handshake time, the certificate, auth (the exact failure: wrong key, key auth disabled,
-missing role), and each mapped deployment: whether it exists and, with --probe, which model and version it
-serves. Ends with a parity table across regions: names served by one region only, model versions that
-differ, fine-tuned models missing in a region, names with no backup priority level.
+missing role), and each mapped deployment: whether it exists and which model and version it serves (with
+--probe from one minimal request, which costs tokens; with --arm-resource from Azure Resource Manager, which
+does not; else when the deployment is named after a model). Ends with a parity table across regions:
+names served by one region only, model versions that differ, fine-tuned models missing in a region, names
+with no backup priority level.
 
 Exit status: 0 all good, 1 warnings, 2 errors (or bad usage).
 
@@ -42,6 +45,9 @@ func runCheck(args []string, env *Env) int {
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound for each network step and request")
 	caFile := fs.String("ca-file", "", "PEM `FILE` of extra certificates to trust (e.g. the simulator's with --tls)")
+	armResources := resourceFlag{}
+	fs.Var(armResources, "arm-resource", "`REGION=RESOURCE_ID` (repeatable): list that region's deployments through Azure Resource Manager\nto learn every model and version without tokens; RESOURCE_ID is /subscriptions/.../accounts/NAME")
+	armEndpoint := fs.String("arm-endpoint", aoai.DefaultARMEndpoint, "Azure Resource Manager `URL` (with --arm-resource)")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, checkUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,6 +70,9 @@ func runCheck(args []string, env *Env) int {
 			fmt.Fprintf(env.Stderr, "lifeline check: --ca-file: %v\n", err)
 			return 2
 		}
+	}
+	if len(armResources) > 0 {
+		opts.ARM = &check.ARM{Endpoint: *armEndpoint, Credential: armCredential(env), Resources: armResources}
 	}
 	cfg, err := config.Parse(data, env.Getenv)
 	rep := &check.Report{}
@@ -97,6 +106,20 @@ func runCheck(args []string, env *Env) int {
 		rep.WriteText(env.Stdout)
 	}
 	return rep.ExitCode()
+}
+
+// resourceFlag collects --arm-resource REGION=RESOURCE_ID.
+type resourceFlag map[string]string
+
+func (r resourceFlag) String() string { return "" }
+
+func (r resourceFlag) Set(v string) error {
+	region, id, ok := strings.Cut(v, "=")
+	if !ok || region == "" || !strings.Contains(strings.ToLower(id), "/providers/microsoft.cognitiveservices/accounts/") {
+		return fmt.Errorf("want REGION=/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.CognitiveServices/accounts/NAME")
+	}
+	r[region] = id
+	return nil
 }
 
 func trustFile(path string) (*tls.Config, error) {

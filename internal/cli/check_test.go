@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,21 @@ func TestCheckUsage(t *testing.T) {
 	}
 	if code, _, errOut := opsRun(t, nil, "check", "--config", "/nonexistent.yaml"); code != 2 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: %d %s", code, errOut)
+	}
+}
+
+func TestCheckWithARMResources(t *testing.T) {
+	s := opsTwoRegions(t, "2024-08-06")
+	arm := httptest.NewServer(s.ControlHandler())
+	defer arm.Close()
+	const rg = "/subscriptions/sub-1/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/"
+	code, out, errOut := opsRun(t, map[string]string{"EAST_KEY": opsSimKey, "LIFELINE_ARM_TOKEN": "cli-test-token"}, "check",
+		"--config", opsConfigFile(t, opsCheckConfig(s, opsSimKey)), "--arm-endpoint", arm.URL,
+		"--arm-resource", "eastus="+rg+"contoso-eastus", "--arm-resource", "westus="+rg+"contoso-westus")
+	if code != 1 || !strings.Contains(out, "westus: gpt-4o 2024-08-06") || errOut != "" {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := opsRun(t, nil, "check", "--config", "x", "--arm-resource", "eastus"); code != 2 || !strings.Contains(errOut, "want REGION=") {
+		t.Errorf("bad --arm-resource: %d %s", code, errOut)
 	}
 }

@@ -42,6 +42,18 @@ type Options struct {
 	CertWarning time.Duration
 	// Now is the clock for certificate expiry; nil means time.Now.
 	Now func() time.Time
+	// ARM, when set, lists each region's deployments through Azure Resource Manager: that tells the model and
+	// version of every deployment without spending tokens. Nil: not used.
+	ARM *ARM
+}
+
+// ARM says where each region's resource is in Azure Resource Manager.
+type ARM struct {
+	Endpoint   string                 // "": https://management.azure.com
+	Credential azcore.TokenCredential // a token for https://management.azure.com/.default
+	// Resources maps a region name to its resource ID,
+	// /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}.
+	Resources map[string]string
 }
 
 func (o *Options) defaults() {

@@ -193,3 +193,39 @@ func TestMissingRole(t *testing.T) {
 		t.Errorf("auth %+v", r.Auth)
 	}
 }
+
+// With Resource Manager, check knows every deployment's model and version without spending a token.
+func TestRunWithARMFindsVersionsWithoutTokens(t *testing.T) {
+	s := simtest.Start(t, sim.Config{Regions: []sim.RegionConfig{
+		{Name: "eastus", Deployments: []sim.Deployment{{Name: "chat", Model: "gpt-4o", Version: "2024-11-20"}}},
+		{Name: "westus", Deployments: []sim.Deployment{{Name: "chat", Model: "gpt-4o", Version: "2024-08-06"}}},
+	}})
+	arm := httptest.NewServer(s.ControlHandler())
+	defer arm.Close()
+	const rg = "/subscriptions/sub-1/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/"
+	var regions []Region
+	for i, n := range []string{"eastus", "westus"} {
+		regions = append(regions, Region{Name: n, Endpoint: s.Region(n).URL(), APIKey: simtest.Key, Priority: i + 1,
+			Deployments: map[string]string{"gpt-4o": "chat"}})
+	}
+	opts := Options{ARM: &ARM{Endpoint: arm.URL, Credential: simtest.Cred{Token: simtest.Token},
+		Resources: map[string]string{"eastus": rg + "contoso-eastus", "westus": rg + "contoso-westus"}}}
+	rep := Run(context.Background(), regions, opts)
+	if len(rep.Findings) != 1 || rep.Findings[0].Kind != KindVersionMismatch {
+		t.Fatalf("findings %+v", rep.Findings)
+	}
+	if d := rep.Regions[1].Deployments[0]; d.Source != "arm" || d.ID.Version != "2024-08-06" || rep.Regions[1].ARM != "listed" {
+		t.Errorf("westus %+v", rep.Regions[1])
+	}
+	for _, n := range []string{"eastus", "westus"} {
+		if st := s.Region(n).Stats(); st.PromptTokens != 0 || st.CompletionTokens != 0 {
+			t.Errorf("%s spent tokens: %+v", n, st)
+		}
+	}
+	// A token that Resource Manager refuses is a warning; the data-plane checks still run.
+	opts.ARM.Credential = simtest.Cred{Token: "expired"}
+	rep = Run(context.Background(), regions, opts)
+	if rep.ExitCode() != 1 || rep.Findings[0].Kind != KindARM || !strings.Contains(rep.Findings[0].Message, "InvalidAuthenticationToken") {
+		t.Errorf("bad ARM token: %+v", rep.Findings)
+	}
+}

@@ -27,20 +27,20 @@ func (s Severity) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()
 
 // Finding kinds.
 const (
-	KindConfig            = "config"
-	KindNetwork           = "network"
-	KindTLS               = "tls"
-	KindAuth              = "auth"
-	KindDeployment        = "deployment"
-	KindFineTunedMissing  = "finetuned_missing"
-	KindSinglePoint       = "single_point_of_failure"
-	KindVersionMismatch   = "version_mismatch"
-	KindNoBackup          = "no_backup"
-	KindNoWorkingBackup   = "no_working_backup"
-	KindBaseVsFineTuned   = "finetuned_vs_base"
-	KindDeploymentBusy    = "deployment_throttled"
-	KindCertExpiringSoon  = "cert_expiring"
-	KindModelNotIdentfied = "model_unknown"
+	KindConfig           = "config"
+	KindNetwork          = "network"
+	KindTLS              = "tls"
+	KindAuth             = "auth"
+	KindDeployment       = "deployment"
+	KindFineTunedMissing = "finetuned_missing"
+	KindSinglePoint      = "single_point_of_failure"
+	KindVersionMismatch  = "version_mismatch"
+	KindNoBackup         = "no_backup"
+	KindNoWorkingBackup  = "no_working_backup"
+	KindBaseVsFineTuned  = "finetuned_vs_base"
+	KindDeploymentBusy   = "deployment_throttled"
+	KindCertExpiringSoon = "cert_expiring"
+	KindARM              = "arm"
 )
 
 // Finding is one thing that is wrong or at risk, with the fix.
@@ -122,6 +122,10 @@ func oneRegion(r RegionResult) []Finding {
 		case c.DaysLeft < 30:
 			add(Warning, KindCertExpiringSoon, fmt.Sprintf("certificate expires in %d days (%s)", c.DaysLeft, c.NotAfter.Format("2006-01-02")), "renew the certificate")
 		}
+	}
+	if r.ARM != "" && r.ARM != "listed" {
+		add(Warning, KindARM, "could not list deployments through Azure Resource Manager: "+r.ARM,
+			"check --arm-resource and that the identity can read the resource (Reader role)")
 	}
 	if !r.Auth.OK {
 		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, orText(string(r.Auth.Kind), r.Auth.Message)), r.Auth.Fix)

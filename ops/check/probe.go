@@ -31,6 +31,8 @@ type RegionResult struct {
 	// Network is empty when the region was reachable, else what failed: "dns: ...", "connect: ...", "tls: ...".
 	Network string `json:"network_error,omitempty"`
 
+	// ARM is empty when Resource Manager was not asked, "listed" when it was, else its error.
+	ARM         string             `json:"arm,omitempty"`
 	Auth        AuthResult         `json:"auth"`
 	Models      []string           `json:"models,omitempty"` // ids from the models list
 	Deployments []DeploymentResult `json:"deployments"`
@@ -106,13 +108,41 @@ func probeRegion(ctx context.Context, r Region, o *Options) RegionResult {
 	}
 	c := &aoai.Client{Region: r.Name, Endpoint: r.Endpoint, APIKey: r.APIKey, Credential: r.Credential, HTTP: o.httpClient()}
 	probeAuth(ctx, c, o, &res)
-	if !res.Auth.OK {
-		return res
+	if res.Auth.OK {
+		for i := range res.Deployments {
+			probeDeployment(ctx, c, o, &res, &res.Deployments[i])
+		}
+	}
+	listARM(ctx, o, &res)
+	return res
+}
+
+// listARM fills in the model of every deployment that the probes did not identify, from Resource Manager.
+func listARM(ctx context.Context, o *Options, res *RegionResult) {
+	if o.ARM == nil || o.ARM.Resources[res.Name] == "" {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*o.Timeout)
+	defer cancel()
+	deps, err := aoai.ListARMDeployments(rctx, o.httpClient(), o.ARM.Endpoint, o.ARM.Credential, o.ARM.Resources[res.Name])
+	if err != nil {
+		res.ARM = err.Error()
+		return
+	}
+	res.ARM = "listed"
+	byName := map[string]aoai.ARMDeployment{}
+	for _, d := range deps {
+		byName[d.Name] = d
 	}
 	for i := range res.Deployments {
-		probeDeployment(ctx, c, o, &res, &res.Deployments[i])
+		d := &res.Deployments[i]
+		a, ok := byName[d.Deployment]
+		if !ok || d.Source == "probe" {
+			continue
+		}
+		d.Model, d.ID = a.ModelID()
+		d.Source = "arm"
 	}
-	return res
 }
 
 // probeNetwork times DNS, TCP connect and the TLS handshake, and reads the certificate.
