@@ -12,7 +12,7 @@ import (
 
 // Fault modes.
 const (
-	ModeDown      = "down"         // the listener is closed: connection refused; open connections are closed
+	ModeDown      = "down"         // the listener is closed: connection refused; idle connections are closed
 	ModeBlackhole = "blackhole"    // requests are read and never answered
 	ModeSlow      = "slow"         // Latency is added before the answer
 	ModeError     = "error"        // answer Status (default 503) with Azure's body
@@ -168,6 +168,7 @@ func (c *call) hold() {
 		<-c.req.Context().Done()
 		return
 	}
+	markHeld(conn)
 	io.Copy(io.Discard, brw)
 	conn.Close()
 }

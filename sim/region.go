@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"hash/fnv"
@@ -34,6 +35,7 @@ type Region struct {
 	fault       *Fault
 	deployments map[string]*deployment
 	conns       map[*trackedConn]struct{}
+	draining    map[*http.Server]struct{} // servers of earlier up periods finishing their requests
 	closed      bool
 
 	store *store // files and fine-tuning jobs
@@ -65,6 +67,7 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		listen:      rc.Addr,
 		deployments: map[string]*deployment{},
 		conns:       map[*trackedConn]struct{}{},
+		draining:    map[*http.Server]struct{}{},
 	}
 	r.store = newStore(r)
 	r.session = s.randomID("d", 3, "0123456789") + "-" + s.now().UTC().Format("20060102150405")
@@ -254,33 +257,63 @@ func (r *Region) open() error {
 	return nil
 }
 
-// down closes the listener and every connection, so new connections are refused and open ones break.
+// down closes the listener, so new connections are refused, and the idle and held (blackholed) connections, so
+// clients cannot keep using pooled ones. Requests in flight finish (streams included) and their connections close
+// after them: a sudden break in the middle of an answer is cut_stream's job.
 func (r *Region) down() {
 	r.mu.Lock()
 	srv, ln := r.srv, r.ln
 	r.srv, r.ln = nil, nil
 	r.up = false
-	conns := make([]*trackedConn, 0, len(r.conns))
+	var held []*trackedConn
 	for c := range r.conns {
-		conns = append(conns, c)
+		if c.held.Load() {
+			held = append(held, c)
+		}
+	}
+	if srv != nil {
+		r.draining[srv] = struct{}{}
 	}
 	r.mu.Unlock()
 	if ln != nil {
 		ln.Close()
 	}
+	for _, c := range held {
+		c.Close()
+	}
 	if srv != nil {
+		srv.SetKeepAlivesEnabled(false) // closes idle connections now; answers in flight end with Connection: close
+		go func() {
+			srv.Shutdown(context.Background()) // closes idle connections now, the others once their answer is done
+			r.mu.Lock()
+			delete(r.draining, srv)
+			r.mu.Unlock()
+		}()
+	}
+}
+
+// shutdown stops the region for good: every server and connection is closed at once.
+func (r *Region) shutdown() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.down()
+	r.mu.Lock()
+	servers := make([]*http.Server, 0, len(r.draining))
+	for srv := range r.draining {
+		servers = append(servers, srv)
+	}
+	conns := make([]*trackedConn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, srv := range servers {
 		srv.Close()
 	}
 	for _, c := range conns {
 		c.Close()
 	}
-}
-
-func (r *Region) shutdown() {
-	r.down()
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
 }
 
 // trackingListener records every accepted connection so that down and Close can end hijacked and held ones too.
@@ -310,6 +343,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		l.region.stats.connections.Add(1)
 		if f != nil && f.Mode == ModeBlackhole && f.Deployment == "" && f.Rate >= 1 {
 			l.region.stats.blackholed.Add(1)
+			tc.held.Store(true)
 			go func() {
 				io.Copy(io.Discard, tc)
 				tc.Close()
@@ -324,6 +358,17 @@ type trackedConn struct {
 	net.Conn
 	region *Region
 	once   sync.Once
+	held   atomic.Bool // taken from the HTTP server by blackhole: down closes it
+}
+
+// markHeld flags a hijacked connection as held by blackhole.
+func markHeld(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if t, ok := c.(*trackedConn); ok {
+		t.held.Store(true)
+	}
 }
 
 func (c *trackedConn) Close() error {

@@ -351,17 +351,29 @@ func TestCloseEndsHeldConnections(t *testing.T) {
 	}
 }
 
-// down breaks streams in flight: the client sees an error, not a clean end.
-func TestFaultDownBreaksStreamsInFlight(t *testing.T) {
-	s := startSim(t, Config{Regions: []RegionConfig{{Name: "eastus", TokensPerSecond: 20}}})
+// down refuses new connections and closes idle ones, while requests in flight finish.
+func TestFaultDownLetsRequestsInFlightFinish(t *testing.T) {
+	s := startSim(t, Config{Regions: []RegionConfig{{Name: "eastus", TokensPerSecond: 100}}})
 	r := s.Region("eastus")
-	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=100"}],"stream":true}`)
+	pooled := s.Client()
+	readBody(t, post(t, pooled, chatURL(r, "gpt-4o"), hello)) // leaves an idle keep-alive connection
+	resp := post(t, s.Client(), chatURL(r, "gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=30"}],"stream":true}`)
 	defer resp.Body.Close()
 	if err := s.Fault("eastus", Fault{Mode: ModeDown}); err != nil {
 		t.Fatal(err)
 	}
-	if evs, err := sseEvents(resp.Body); err == nil {
-		t.Fatalf("stream ended cleanly with %d events after down", len(evs))
+	req, _ := http.NewRequest(http.MethodPost, chatURL(r, "gpt-4o"), strings.NewReader(hello))
+	req.Header.Set("api-key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	if _, err := pooled.Do(req); err == nil {
+		t.Error("a pooled connection still reached the down region")
+	}
+	if _, err := s.Client().Post(chatURL(r, "gpt-4o"), "application/json", strings.NewReader(hello)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("new connection: %v, want refused", err)
+	}
+	evs, err := sseEvents(resp.Body)
+	if err != nil || len(evs) != 34 {
+		t.Fatalf("stream in flight: %d events, %v", len(evs), err)
 	}
 }
 
