@@ -125,7 +125,7 @@ func oneRegion(r RegionResult) []Finding {
 	}
 	if r.ARM != "" && r.ARM != "listed" {
 		add(Warning, KindARM, "could not list deployments through Azure Resource Manager: "+r.ARM,
-			"check --arm-resource and that the identity can read the resource (Reader role)")
+			"check --arm-resource, that the token is current (az login, LIFELINE_ARM_TOKEN) and that the identity can read the resource (Reader role)")
 	}
 	if !r.Auth.OK {
 		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, orText(string(r.Auth.Kind), r.Auth.Message)), r.Auth.Fix)

@@ -18,9 +18,9 @@ import (
 
 // ARM defaults.
 const (
-	DefaultARMEndpoint   = "https://management.azure.com"
-	ARMScope             = "https://management.azure.com/.default"
-	ARMDeploymentVersion = "2024-10-01"
+	DefaultARMEndpoint   = aoai.DefaultARMEndpoint
+	ARMScope             = aoai.ARMScope
+	ARMDeploymentVersion = aoai.ARMAPIVersion
 )
 
 // Deployer creates model deployments through Azure Resource Manager.
@@ -152,7 +152,9 @@ func armError(d Deployment, resp *http.Response, data []byte) error {
 	e := aoai.ParseError("arm:"+d.Account, resp, data)
 	fix := ""
 	switch {
-	case resp.StatusCode == 401 || resp.StatusCode == 403:
+	case resp.StatusCode == 401:
+		fix = "the token was refused (expired, or for another tenant): sign in again (az login) or refresh LIFELINE_ARM_TOKEN"
+	case resp.StatusCode == 403:
 		fix = "the identity needs 'Cognitive Services Contributor' (or Owner) on the account to create deployments"
 	case e.Kind == aoai.KindQuota || strings.Contains(strings.ToLower(e.Code), "quota"):
 		fix = "the region has no quota left for this model; lower --capacity or request quota for the region"
