@@ -39,6 +39,7 @@ func TestErrorKinds(t *testing.T) {
 		"/nodeploy":  {404, `{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}`},
 		"/quota":     {400, `{"error":{"code":"quotaExceeded","message":"Quota exceeded for fine-tuning jobs."}}`},
 		"/throttled": {429, `{"error":{"code":"429","message":"Rate limit is exceeded. Try again in 7 seconds."}}`},
+		"/ratelimit": {429, `{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 7 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}}`},
 		"/server":    {500, `{"error":{"message":"The server had an error","type":"server_error","code":null}}`},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +51,7 @@ func TestErrorKinds(t *testing.T) {
 	defer srv.Close()
 	c := &Client{Region: "eastus", Endpoint: srv.URL, APIKey: "secret-key-value"}
 	want := map[string]Kind{"/wrongkey": KindWrongKey, "/disabled": KindKeyAuthDisabled, "/role": KindMissingRole,
-		"/nodeploy": KindDeploymentNotFound, "/quota": KindQuota, "/throttled": KindThrottled, "/server": KindServer}
+		"/nodeploy": KindDeploymentNotFound, "/quota": KindQuota, "/throttled": KindThrottled, "/ratelimit": KindThrottled, "/server": KindServer}
 	for path, kind := range want {
 		err := c.JSON(context.Background(), "GET", path, nil, nil)
 		e, ok := AsAPIError(err)

@@ -247,7 +247,8 @@ func classify(e *APIError) Kind {
 	case code == "permissiondenied" || strings.Contains(msg, "lacks the required data action") ||
 		strings.Contains(msg, "does not have access"):
 		return KindMissingRole
-	case code == "quotaexceeded" || code == "insufficientquota" || strings.Contains(msg, "quota"):
+	case code == "quotaexceeded" || code == "insufficientquota" ||
+		e.Status != http.StatusTooManyRequests && strings.Contains(msg, "quota"): // a rate-limit 429 links to quotaincrease
 		return KindQuota
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		if e.UsedKey {
