@@ -135,6 +135,14 @@ func TestRunAllGood(t *testing.T) {
 	if c := rep.Parity[0].Regions["westus"]; c.Model != "gpt-4o" || c.Version != "2024-11-20" {
 		t.Errorf("parity %+v", rep.Parity)
 	}
+	// A deployment that answers 429 exists but has no room for failover traffic.
+	if err := s.Fault("westus", sim.Fault{Mode: sim.ModeThrottle, Deployment: "gpt-4o"}); err != nil {
+		t.Fatal(err)
+	}
+	rep = Run(context.Background(), regions, Options{})
+	if len(rep.Findings) != 1 || rep.Findings[0].Kind != KindDeploymentBusy || rep.Findings[0].Region != "westus" || rep.ExitCode() != 1 {
+		t.Errorf("throttled: %+v", rep.Findings)
+	}
 }
 
 func TestNetworkProbes(t *testing.T) {
