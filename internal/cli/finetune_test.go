@@ -98,6 +98,20 @@ regions:
 	if strings.Contains(out, "uploaded") {
 		t.Errorf("second run uploaded again:\n%s", out)
 	}
+	// --json: the same result for machines, and still nothing done twice.
+	code, jsonOut, errOut := opsRun(t, nil, append(args, "--json")...)
+	var res struct {
+		Job   struct{ ID, Status string }
+		Steps []struct{ Name, Action string }
+	}
+	if err := json.Unmarshal([]byte(jsonOut), &res); err != nil || code != 0 || res.Job.Status != "succeeded" {
+		t.Fatalf("--json: exit %d, %v\n%s%s", code, err, jsonOut, errOut)
+	}
+	for _, st := range res.Steps {
+		if st.Action == "uploaded" || st.Action == "created" {
+			t.Errorf("--json run did %+v", st)
+		}
+	}
 	line := out[strings.LastIndex(out, "support-bot: ")+len("support-bot: "):]
 	deployment := strings.TrimSpace(strings.SplitN(line, "\n", 2)[0])
 	var chat struct{ Model string }
