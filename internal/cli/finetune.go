@@ -156,14 +156,15 @@ func replicate(env *Env, f *replicateFlags, cfg *config.Config, src *aoai.Client
 		return 1
 	}
 	model := res.FineTunedModel()
+	if f.asJSON {
+		return 0
+	}
 	if model == "" {
 		fmt.Fprintf(env.Stdout, "\nThe job %s in %s is %s. Run the same command with --wait to follow it; it will not start a second job.\n",
 			res.Job.ID, f.to, res.Job.Status)
 		return 0
 	}
-	if !f.asJSON {
-		printDeploymentsLine(env.Stdout, f, cfg, srcIdx, res, model)
-	}
+	printDeploymentsLine(env.Stdout, f, cfg, srcIdx, res, model)
 	return 0
 }
 
@@ -208,7 +209,9 @@ func deploy(env *Env, f *replicateFlags, res *finetune.Result, hc *http.Client) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%-15s %-9s %s as %s in %s (%s)\n", "deploy", "created", model, d.Name, d.Account, state)
+	if !f.asJSON {
+		fmt.Fprintf(env.Stdout, "%-15s %-9s %s as %s in %s (%s)\n", "deploy", "created", model, d.Name, d.Account, state)
+	}
 	return nil
 }
 
