@@ -55,7 +55,7 @@ if ((QUICK)); then
 else
 	MAXSECS=1500
 	SEQ="-rounds 5 -n 2000 -warmup 200"
-	K6="-rounds 2 -rates 500,1500 -duration 4s"
+	K6="-rounds 3 -rates 500,1500 -duration 3s"
 	WRK="-rounds 9 -duration 3s"
 	SSE="-rounds 3 -n 30"
 	FO="-rounds 4 -duration 3s -warmup 2s"
@@ -319,13 +319,20 @@ pk_headers() { printf '{"x-portkey-config":%s}' "$(jstr "$(portkey_cfg "$@")")";
 	printf '{"body":%s,"stream_body":%s,"targets":[\n' "$(jstr "$BODY")" "$(jstr "$STREAM_BODY")"
 	sep=""
 	declare -A NGX_FO=([healthy]=$NGX_FO_HEALTHY [503]=$NGX_FO_503 [refused]=$NGX_FO_REFUSED [blackhole]=$NGX_FO_BLACKHOLE)
+	# Grouped by peer: a peer's healthy and failing runs follow each other, so they share the machine's mood.
 	for i in "${!FO_MODES[@]}"; do
 		m=${FO_MODES[$i]}
 		printf '%s' "$sep"
 		sep=$',\n'
 		target nginx "$m" "http://127.0.0.1:${NGX_FO[$m]}$AZ_PATH" "$UPKEY" nginx
+	done
+	for i in "${!FO_MODES[@]}"; do
+		m=${FO_MODES[$i]}
 		printf ',\n'
 		target portkey "$m" "http://127.0.0.1:$P_PORTKEY/v1/chat/completions" "$(pk_headers "${FO_PRIMARY[$m]}" $SECONDARY)" portkey
+	done
+	for i in "${!FO_MODES[@]}"; do
+		m=${FO_MODES[$i]}
 		printf ',\n'
 		target lifeline "$m" "http://127.0.0.1:$((LL_FO_BASE + i + 1))$AZ_PATH" "$LLKEY" "lifeline-fo-$m"
 	done

@@ -26,6 +26,7 @@ type panel struct {
 	groups      []group
 	ref         float64 // a vertical reference line (a target); 0: none
 	refLabel    string
+	clip        float64 // bars longer than this are cut (and marked) so the others stay readable; 0: none
 }
 
 const (
@@ -34,7 +35,7 @@ const (
 	barH     = 14
 	barGap   = 3
 	groupGap = 10
-	valueW   = 90
+	valueW   = 170
 )
 
 func colorFor(peer string, shade int) string {
@@ -62,6 +63,9 @@ func (p panel) svg(b *strings.Builder, y0 int) {
 			maxV = math.Max(maxV, br.value)
 		}
 	}
+	if p.clip > 0 && maxV > p.clip {
+		maxV = p.clip
+	}
 	if maxV <= 0 {
 		maxV = 1
 	}
@@ -73,8 +77,12 @@ func (p panel) svg(b *strings.Builder, y0 int) {
 	for _, g := range p.groups {
 		gy := y
 		for _, br := range g.bars {
-			w := math.Max(0, br.value) / maxV * plotW
+			w := math.Min(math.Max(0, br.value), maxV) / maxV * plotW
 			fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", x0, y, w, barH, br.color)
+			if br.value > maxV { // cut: two white slashes near the end say the bar goes on
+				fmt.Fprintf(b, `<path d="M%.1f %d l6 %d M%.1f %d l6 %d" stroke="white" stroke-width="2"/>`+"\n",
+					x0+w-22, y+barH, -barH, x0+w-15, y+barH, -barH)
+			}
 			fmt.Fprintf(b, `<text x="%.1f" y="%d" font-size="11">%s</text>`+"\n", x0+w+4, y+barH-3,
 				html.EscapeString(fmtValue(br.value, p.unit)+" "+br.label))
 			y += barH + barGap
@@ -119,8 +127,9 @@ func (r *run) panels() []panel {
 		ps = append(ps, p)
 	}
 	if r.seq != nil {
-		p := panel{title: "Added latency vs direct, sequential (lower is better)", unit: "µs"}
+		p := panel{title: "Added latency vs direct, sequential (lower is better; long bars cut)", unit: "µs"}
 		d := r.seq.Rounds["direct"]
+		var lens []float64
 		for _, peer := range present(r.seq.Rounds) {
 			if peer == "direct" {
 				continue
@@ -129,6 +138,10 @@ func (r *run) panels() []panel {
 			p50 := paired(x, d, func(a, b latencyRound) float64 { return a.P50US - b.P50US })
 			p99 := paired(x, d, func(a, b latencyRound) float64 { return a.P99US - b.P99US })
 			p.groups = append(p.groups, group{peer, []bar{{"p50", p50.med, colorFor(peer, 0)}, {"p99", p99.med, colorFor(peer, 1)}}})
+			lens = append(lens, p50.med, p99.med)
+		}
+		if s := summarize(lens); s.ok() {
+			p.clip = 3 * s.med // one slow peer must not flatten the rest
 		}
 		ps = append(ps, p)
 	}
@@ -152,7 +165,8 @@ func (r *run) panels() []panel {
 		ps = append(ps, p)
 	}
 	if r.rss != nil || r.streams != nil {
-		p := panel{title: "Memory: RSS after load, and with " + r.meta.Streams + " streams open (lower is better)", unit: "MB"}
+		p := panel{title: "Memory: RSS after load, and with " + r.meta.Streams + " streams open (lower is better)", unit: "MB",
+			ref: 300, refLabel: "Lifeline's target for 10,000 streams: 300 MB"}
 		for _, peer := range peerOrder {
 			if peer == "direct" {
 				continue
