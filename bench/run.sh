@@ -37,11 +37,13 @@ for a in "$@"; do
 	esac
 done
 
-# Ports, all on 127.0.0.1.
-UP=19000 FAIL503=19001 BLACKHOLE=19002 REFUSED=19003 SECONDARY=19004
-P_GOPROXY=19101 P_NGINX=19102 P_CADDY=19103 P_PORTKEY=19104 P_LIFELINE=19105 A_LIFELINE=19115
-NGX_FO_HEALTHY=19201 NGX_FO_503=19202 NGX_FO_REFUSED=19203 NGX_FO_BLACKHOLE=19204
-LL_FO_BASE=19210 # lifeline failover instances: 19211..19214, admin 19221..19224
+# Ports, all on 127.0.0.1, from BENCH_PORT_BASE (default 19000) up to base+224.
+PB=${BENCH_PORT_BASE:-19000}
+UP=$PB FAIL503=$((PB + 1)) BLACKHOLE=$((PB + 2)) REFUSED=$((PB + 3)) SECONDARY=$((PB + 4))
+P_GOPROXY=$((PB + 101)) P_NGINX=$((PB + 102)) P_CADDY=$((PB + 103)) P_PORTKEY=$((PB + 104))
+P_LIFELINE=$((PB + 105)) A_LIFELINE=$((PB + 115))
+NGX_FO_HEALTHY=$((PB + 201)) NGX_FO_503=$((PB + 202)) NGX_FO_REFUSED=$((PB + 203)) NGX_FO_BLACKHOLE=$((PB + 204))
+LL_FO_BASE=$((PB + 210)) # lifeline failover instances: base+211..214, admin base+221..224
 FO_TIMEOUT=1s    # how long a peer waits for a black-holed primary's answer before failing over
 
 if ((QUICK)); then

@@ -82,11 +82,15 @@ func (r *run) verdicts() []verdict {
 		for _, a := range d {
 			dco += a.Coalesced
 		}
-		delay := paired(ll, d, func(a, b sseRound) float64 { return a.DelayP99US - b.DelayP99US })
-		// A chunk that sat in the proxy for half a chunk interval (2.5 ms here) would have been delayed.
-		met := ch == ex && errs == 0 && co <= dco && delay.ok() && delay.med < 2500
+		delay50 := paired(ll, d, func(a, b sseRound) float64 { return a.DelayP50US - b.DelayP50US })
+		delay99 := paired(ll, d, func(a, b sseRound) float64 { return a.DelayP99US - b.DelayP99US })
+		// A proxy that buffers coalesces most chunks and holds each for about a chunk interval (5 ms here). The
+		// client's own scheduling on a busy machine coalesces a few even without a proxy (direct's count), so the
+		// verdict allows direct's count plus 1% of the chunks, and a median added delay under half an interval.
+		met := ch == ex && errs == 0 && co <= dco+ch/100 && delay50.ok() && delay50.med < 2500
 		vs = append(vs, verdict{"SSE: no chunk coalesced or delayed",
-			fmt.Sprintf("%d/%d chunks, %d coalesced (direct: %d), added chunk delay p99 %s", ch, ex, co, dco, fmtStat(delay, " µs", 0)),
+			fmt.Sprintf("%d/%d chunks, %d coalesced (direct: %d), added delay per chunk p50 %s, p99 %s", ch, ex, co, dco,
+				fmtStat(delay50, " µs", 0), fmtStat(delay99, " µs", 0)),
 			judged(met)})
 	} else {
 		none("SSE: added TTFT p50 < 100 µs, no chunk coalesced or delayed", "Lifeline not measured")
