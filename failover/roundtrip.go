@@ -271,22 +271,16 @@ func (rt *roundTrip) build(ctx context.Context, r *region, tg *target) (*http.Re
 	}
 	if len(body) > 0 {
 		out.ContentLength = int64(len(body))
-		out.Body = newReplayBody(body)
-		out.GetBody = func() (io.ReadCloser, error) { return newReplayBody(body), nil }
+		out.Body = replayBody(body)
+		out.GetBody = func() (io.ReadCloser, error) { return replayBody(body), nil }
 	}
 	return out.WithContext(ctx), nil
 }
 
-// replayBody is a request body that can be sent again.
-type replayBody struct{ bytes.Reader }
-
-func newReplayBody(b []byte) *replayBody {
-	r := &replayBody{}
-	r.Reset(b)
-	return r
-}
-
-func (*replayBody) Close() error { return nil }
+// replayBody is a request body that can be sent again. It must stay an io.NopCloser around a
+// *bytes.Reader: net/http writes the headers and a body it knows is in memory in one write; for
+// any other body it flushes the headers alone first, a second syscall and TCP segment.
+func replayBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // outboundHeader copies the caller's headers without its credential, hop-by-hop headers and
 // Content-Length. Values are shared, not copied: nothing downstream writes to them.

@@ -1,8 +1,11 @@
 package failover
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -96,5 +99,47 @@ func TestResponseDoesNotExposeRegionRequest(t *testing.T) {
 	readAll(t, resp)
 	if resp.Request == nil || resp.Request.URL.Host != "lifeline.invalid" || resp.Request.Header.Get("Api-Key") != "caller-secret" {
 		t.Errorf("resp.Request is not the caller's request: %v", resp.Request.URL)
+	}
+}
+
+// writeCounter counts the writes on the connections it dials.
+type writeCounter struct{ writes atomic.Int64 }
+
+func (c *writeCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, c: c}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	c *writeCounter
+}
+
+func (cc *countingConn) Write(p []byte) (int, error) {
+	cc.c.writes.Add(1)
+	return cc.Conn.Write(p)
+}
+
+// TestRequestIsOneWrite: the request line, headers and a small body reach the region in one write. net/http
+// flushes the headers alone first unless it knows the body is in memory (see replayBody).
+func TestRequestIsOneWrite(t *testing.T) {
+	east := newBackend(t, okJSON)
+	var wc writeCounter
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o-prod")}, Policy: fastPolicy()},
+		WithBaseTransport(func(Region) http.RoundTripper { return &http.Transport{DialContext: wc.dial} }))
+	for _, path := range []string{"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "/openai/v1/chat/completions"} {
+		before := wc.writes.Load()
+		req, _ := http.NewRequest("POST", "https://lifeline.invalid"+path, strings.NewReader(`{"model":"gpt-4o","messages":[]}`))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		if n := wc.writes.Load() - before; n != 1 {
+			t.Errorf("%s: request sent in %d writes, want 1", path, n)
+		}
 	}
 }
