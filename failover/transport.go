@@ -118,8 +118,8 @@ func newHTTPTransport(to Timeouts, tlsConf *tls.Config) *http.Transport {
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		ReadBufferSize:        32 << 10,
-		WriteBufferSize:       32 << 10,
+		// ReadBufferSize and WriteBufferSize stay at net/http's 4 KB: each connection, idle ones too, holds
+		// both, and larger ones only inflate the heap the GC paces against (a large body bypasses them).
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: 30 * time.Second, // finds dead HTTP/2 connections
 			PingTimeout:     15 * time.Second,
