@@ -19,6 +19,10 @@ import (
 
 const benchAnswer = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":7,"total_tokens":15}}`
 
+// benchLarge is a large non-streaming answer (about 256 KB, like a batch of embeddings).
+var benchLarge = []byte(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` +
+	strings.Repeat("0.0123456789,", 20000) + `0]}],"usage":{"prompt_tokens":8,"total_tokens":8}}`)
+
 // benchUpstream answers every request at once with a small chat completion, or a short SSE stream.
 func benchUpstream(b *testing.B) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +37,10 @@ func benchUpstream(b *testing.B) *httptest.Server {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.RawQuery, "large") {
+			w.Write(benchLarge)
+			return
+		}
 		io.WriteString(w, benchAnswer)
 	}))
 	b.Cleanup(s.Close)
@@ -101,4 +109,6 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("gateway-nolog", func(b *testing.B) { runBench(b, gwNoLog, path, chatBody) })
 	b.Run("gateway-stream", func(b *testing.B) { runBench(b, gw, path+"&stream", streamBody) })
 	b.Run("httputil.ReverseProxy-stream", func(b *testing.B) { runBench(b, rp.URL, path+"&stream", streamBody) })
+	b.Run("gateway-large", func(b *testing.B) { runBench(b, gw, path+"&large", chatBody) })
+	b.Run("httputil.ReverseProxy-large", func(b *testing.B) { runBench(b, rp.URL, path+"&large", chatBody) })
 }

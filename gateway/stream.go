@@ -15,8 +15,13 @@ import (
 )
 
 const (
-	copyBufSize = 32 << 10
-	tailSize    = 4 << 10 // the end of a body, where `usage` sits
+	// copyBufSize is what one Read of a response body may return. A stream holds its buffer for as long as it
+	// lasts, so it is small: SSE events are far smaller, and a larger one goes out in pieces.
+	copyBufSize = 4 << 10
+	// bigBufSize is the buffer for a non-streaming body larger than copyBufSize (embeddings, images): read
+	// and written in 4 KB pieces such a body costs twice the time; it is taken only for the copy.
+	bigBufSize = 32 << 10
+	tailSize   = 4 << 10 // the end of a body, where `usage` sits
 )
 
 // copyBuf is a pooled buffer for moving one response body, with the tail of what went through it.
@@ -26,7 +31,10 @@ type copyBuf struct {
 	nt   int
 }
 
-var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+var (
+	copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+	bigBufs  = sync.Pool{New: func() any { return new([bigBufSize]byte) }}
+)
 
 // keep remembers the last tailSize bytes seen.
 func (c *copyBuf) keep(p []byte) {
@@ -69,24 +77,30 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 		h.Del("Content-Length")
 		g.copyEvents(w, resp.Body, x, cb)
 	} else {
-		g.copyBody(w, resp.Body, x, cb)
+		buf := cb.buf[:]
+		if resp.ContentLength < 0 || resp.ContentLength > copyBufSize {
+			big := bigBufs.Get().(*[bigBufSize]byte)
+			defer bigBufs.Put(big)
+			buf = big[:]
+		}
+		g.copyBody(w, resp.Body, x, cb, buf)
 	}
 	if x.status < 400 {
 		x.usage = findUsage(cb.tail[:cb.nt])
 	}
 }
 
-// copyBody copies a non-streaming body. A failure half-way aborts the connection: the status was sent, so the
+// copyBody copies a non-streaming body through buf, keeping its tail in cb. A failure half-way aborts the connection: the status was sent, so the
 // only honest signal left is a broken response.
-func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, cb *copyBuf) {
+func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, cb *copyBuf, buf []byte) {
 	for {
-		n, err := body.Read(cb.buf[:])
+		n, err := body.Read(buf)
 		if n > 0 {
 			if x.ttfb == 0 {
 				x.ttfb = g.now().Sub(x.start)
 			}
-			cb.keep(cb.buf[:n])
-			if _, werr := w.Write(cb.buf[:n]); werr != nil {
+			cb.keep(buf[:n])
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				x.err, x.status = "client went away: "+werr.Error(), 499
 				return
 			}
