@@ -176,16 +176,15 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 // outbound builds the request for the engine: the client's request without its credential, hop-by-hop headers
 // or compression, with a body the engine can read and, for the v1 shape, the name read from the body.
 func (g *Gateway) outbound(w http.ResponseWriter, r *http.Request, x *exchange, gen *generation, kind routeKind, name string) (*http.Request, context.CancelFunc, bool) {
-	out := new(http.Request)
-	*out = *r
+	out := *r // on the stack: WithContext below makes the one copy that reaches the heap
 	if kind == routeV1 {
 		body, err := readBody(r, gen.maxBody)
-		var tooLarge *failover.BodyTooLargeError
 		switch {
-		case errors.As(err, &tooLarge):
+		case err == nil:
+		case errors.As(err, new(*failover.BodyTooLargeError)): // new: no allocation unless the read failed
 			g.tooLarge(w, x, gen.maxBody)
 			return nil, nil, false
-		case err != nil:
+		default:
 			x.err = err.Error()
 			g.reply(w, x, http.StatusBadRequest, "invalid_body", "invalid_request_error", "lifeline: could not read the request body")
 			return nil, nil, false
@@ -232,13 +231,11 @@ func (g *Gateway) outbound(w http.ResponseWriter, r *http.Request, x *exchange, 
 	stripCredentials(out.Header)
 	removeHopHeaders(out.Header)
 	delete(out.Header, "Accept-Encoding") // the engine decompresses, so usage can be counted
-	var cancel context.CancelFunc
+	ctx, cancel := r.Context(), context.CancelFunc(nil)
 	if d := clientTimeout(r.Header); d > 0 {
-		var ctx context.Context
-		ctx, cancel = context.WithTimeout(r.Context(), d)
-		out = out.WithContext(ctx)
+		ctx, cancel = context.WithTimeout(ctx, d)
 	}
-	return out, cancel, true
+	return out.WithContext(ctx), cancel, true
 }
 
 // readBody reads a request body of at most limit bytes.
