@@ -124,10 +124,12 @@ func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Ti
 	if err := sleep(ctx, o.Hold); err != nil {
 		return err
 	}
+	// The outage ends when restoring begins: a request that starts while the switch is being turned back may
+	// already be answered by the region, and must not count as traffic that failed to leave it.
+	t.Enable = time.Since(start)
 	if err := sw.back(ctx); err != nil {
 		return err
 	}
-	t.Enable = time.Since(start)
 	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s back; watching for %s\n", t.Enable.Seconds(), o.Region, o.After)
 	return sleep(ctx, o.After)
 }
