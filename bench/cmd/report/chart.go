@@ -50,6 +50,9 @@ func colorFor(peer string, shade int) string {
 
 func (p panel) height() int {
 	h := 48
+	if p.ref > 0 {
+		h += 10
+	}
 	for _, g := range p.groups {
 		h += len(g.bars)*(barH+barGap) + groupGap
 	}
@@ -73,6 +76,9 @@ func (p panel) svg(b *strings.Builder, y0 int) {
 	x0 := float64(labelW + 10)
 	fmt.Fprintf(b, `<text x="10" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", y0+20, html.EscapeString(p.title))
 	y := y0 + 36
+	if p.ref > 0 {
+		y += 10 // room for the reference line's label under the title
+	}
 	top := y
 	for _, g := range p.groups {
 		gy := y
