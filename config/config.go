@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lifeline-sre/lifeline/failover"
 )
 
 // Config is the whole file.
@@ -125,27 +127,27 @@ type Logging struct {
 	Level  string `yaml:"level"`  // debug | info (default) | warn | error
 }
 
-// Defaults, exported so that docs, tests and the gateway agree.
+// Defaults, exported so that docs, tests and the gateway agree. The policy defaults are the engine's own.
 const (
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultAdminListen       = "127.0.0.1:8081"
 	DefaultStatusRefresh     = 2 * time.Second
-	DefaultRouting           = "priority"
-	DefaultAttemptsPerRegion = 2
-	DefaultBackoff           = 100 * time.Millisecond
-	DefaultMaxBackoff        = 2 * time.Second
-	DefaultBreakerFailures   = 5
-	DefaultOpenFor           = 30 * time.Second
-	DefaultMaxOpenFor        = 5 * time.Minute
-	DefaultFailureRate       = 0.5
-	DefaultWindow            = 60 * time.Second
-	DefaultMinRequests       = 20
-	DefaultSlowStart         = 30 * time.Second
-	DefaultConnect           = 3 * time.Second
-	DefaultStreamFirstByte   = 30 * time.Second
-	DefaultResponse          = 300 * time.Second
-	DefaultStreamIdle        = 60 * time.Second
-	DefaultMaxBodyBytes      = 32 << 20
+	DefaultRouting           = failover.RoutingPriority
+	DefaultAttemptsPerRegion = failover.DefaultAttemptsPerRegion
+	DefaultBackoff           = failover.DefaultBackoff
+	DefaultMaxBackoff        = failover.DefaultMaxBackoff
+	DefaultBreakerFailures   = failover.DefaultFailures
+	DefaultOpenFor           = failover.DefaultOpenFor
+	DefaultMaxOpenFor        = failover.DefaultMaxOpenFor
+	DefaultFailureRate       = failover.DefaultFailureRate
+	DefaultWindow            = failover.DefaultWindow
+	DefaultMinRequests       = failover.DefaultMinRequests
+	DefaultSlowStart         = failover.DefaultSlowStart
+	DefaultConnect           = failover.DefaultConnectTimeout
+	DefaultStreamFirstByte   = failover.DefaultStreamFirstByte
+	DefaultResponse          = failover.DefaultResponseTimeout
+	DefaultStreamIdle        = failover.DefaultStreamIdle
+	DefaultMaxBodyBytes      = failover.DefaultMaxBodyBytes
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
