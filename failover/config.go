@@ -35,7 +35,21 @@ type Region struct {
 	Weight int
 	// Deployments maps client-visible name -> deployment name in this region. At least one entry.
 	Deployments map[string]string
+	// Protocol is how the engine talks to the region: ProtocolAuto (""), ProtocolHTTP1 or ProtocolHTTP2.
+	Protocol string
 }
+
+// Protocols for Region.Protocol.
+const (
+	// ProtocolAuto: HTTP/2 when an https region offers it (ALPN), else HTTP/1.1; an http region
+	// gets HTTP/1.1 on the engine's own keep-alive client.
+	ProtocolAuto = "auto"
+	// ProtocolHTTP1: HTTP/1.1 on the engine's own keep-alive client, for https regions too: the
+	// least added latency, one connection per concurrent request.
+	ProtocolHTTP1 = "http1"
+	// ProtocolHTTP2: HTTP/2 only (over TLS by ALPN; over plain http with prior knowledge, h2c).
+	ProtocolHTTP2 = "http2"
+)
 
 // Entra configures an azidentity credential. All fields empty means DefaultAzureCredential;
 // otherwise ClientSecretCredential.
@@ -199,6 +213,11 @@ func (c Config) Validate() error {
 		}
 		if r.Weight < 0 {
 			f("weight", "must not be negative")
+		}
+		switch r.Protocol {
+		case "", ProtocolAuto, ProtocolHTTP1, ProtocolHTTP2:
+		default:
+			f("protocol", "%q is not one of auto, http1, http2", r.Protocol)
 		}
 		if len(r.Deployments) == 0 {
 			f("deployments", "at least one name is required")

@@ -93,11 +93,35 @@ func New(cfg Config, opts ...Option) (*Transport, error) {
 	return t, nil
 }
 
-// ownedTransport is a per-region *http.Transport built by New, kept across Reconfigure while
-// what it was built from stays the same.
+// ownedTransport is a per-region transport built by New, kept across Reconfigure while what
+// it was built from stays the same.
 type ownedTransport struct {
 	key string
-	tr  *http.Transport
+	tr  regionTransport
+}
+
+// regionTransport is what New builds per region: an *h1Transport or an *http.Transport.
+type regionTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// newRegionTransport picks the region's client by its protocol and scheme.
+func newRegionTransport(scheme, host, protocol string, to Timeouts, tlsConf *tls.Config) regionTransport {
+	switch {
+	case protocol == ProtocolHTTP2:
+		tr := newHTTPTransport(to, tlsConf)
+		tr.Protocols = new(http.Protocols)
+		if scheme == "https" {
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetUnencryptedHTTP2(true)
+		}
+		return tr
+	case protocol == ProtocolHTTP1 || scheme == "http":
+		return newH1Transport(scheme, host, to, tlsConf)
+	}
+	return newHTTPTransport(to, tlsConf)
 }
 
 // newHTTPTransport builds a region's transport: keep-alive sized for high concurrency
@@ -191,14 +215,14 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 	} else if r.cred, err = newCredential(rc, t.clock.Now); err != nil {
 		return nil, err
 	}
-	switch key := u.scheme + "://" + u.host + "|" + fmt.Sprint(p.Timeouts.Connect); {
+	switch key := u.scheme + "://" + u.host + "|" + rc.Protocol + "|" + fmt.Sprint(p.Timeouts.Connect); {
 	case t.base != nil:
 		r.rt = t.base(rc)
 	case t.owned[rc.Name] != nil && t.owned[rc.Name].key == key:
 		owned[rc.Name] = t.owned[rc.Name]
 		r.rt = owned[rc.Name].tr
 	default:
-		owned[rc.Name] = &ownedTransport{key: key, tr: newHTTPTransport(p.Timeouts, t.tls)}
+		owned[rc.Name] = &ownedTransport{key: key, tr: newRegionTransport(u.scheme, u.host, rc.Protocol, p.Timeouts, t.tls)}
 		r.rt = owned[rc.Name].tr
 	}
 	for name, dep := range rc.Deployments {
