@@ -69,6 +69,7 @@ type Region struct {
 	Priority    int               `yaml:"priority"` // 0 means 1
 	Weight      int               `yaml:"weight"`   // 0 means 1
 	Deployments map[string]string `yaml:"deployments"`
+	Protocol    string            `yaml:"protocol"` // auto (default) | http1 | http2
 }
 
 // Entra selects Microsoft Entra ID auth. All fields empty means DefaultAzureCredential.
@@ -210,6 +211,7 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Regions {
 		setDefault(&c.Regions[i].Priority, 1)
 		setDefault(&c.Regions[i].Weight, 1)
+		setDefault(&c.Regions[i].Protocol, failover.ProtocolAuto)
 	}
 	p := &c.Policy
 	setDefault(&p.Routing, DefaultRouting)

@@ -18,6 +18,7 @@ func (c *Config) Failover() failover.Config {
 			Priority:    r.Priority,
 			Weight:      r.Weight,
 			Deployments: maps.Clone(r.Deployments),
+			Protocol:    r.Protocol,
 		}
 		if r.Entra != nil {
 			fr.Entra = &failover.Entra{TenantID: r.Entra.TenantID, ClientID: r.Entra.ClientID, ClientSecret: r.Entra.ClientSecret}

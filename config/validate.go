@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/lifeline-sre/lifeline/failover"
 )
 
 // Problem is one thing wrong with a config, named by the path of its field (`regions[1].deployments`).
@@ -142,6 +144,11 @@ func (c *Config) validateRegions(e *Errors) {
 		}
 		if r.Weight < 0 {
 			e.add(f+".weight", "must not be negative")
+		}
+		switch r.Protocol {
+		case "", failover.ProtocolAuto, failover.ProtocolHTTP1, failover.ProtocolHTTP2:
+		default:
+			e.add(f+".protocol", "must be auto, http1 or http2, not %q", r.Protocol)
 		}
 		if len(r.Deployments) == 0 {
 			e.add(f+".deployments", "at least one name is required")
