@@ -111,15 +111,23 @@ var errH1Closed = errors.New("failover: region transport closed")
 // RoundTrip sends req on a pooled connection (or a new one) and reads the response headers.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	body := req.Body
+	defer func() { // a RoundTripper closes the request body, also on errors; it is written in full before returning
+		if body != nil {
+			body.Close()
+		}
+	}()
 	head, err := t.encode(req)
 	if err != nil {
 		return nil, err
 	}
 	defer putHeadBuf(head)
-	body := req.Body
 	for fresh := false; ; fresh = true {
 		c, err := t.get(ctx, fresh)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx) // as from roundTrip, not the dial's "operation was canceled"
+			}
 			return nil, err
 		}
 		resp, err := c.roundTrip(ctx, req, body, head)
@@ -132,7 +140,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// The region closed the idle connection as we used it: it never saw the request.
 		if req.GetBody != nil {
+			if body != nil {
+				body.Close()
+			}
 			if body, err = req.GetBody(); err != nil {
+				body = nil
 				return nil, err
 			}
 		} else if body != nil && body != http.NoBody {
@@ -195,11 +207,15 @@ func (t *h1Transport) encode(req *http.Request) (*[]byte, error) {
 	if hasBody && req.ContentLength <= 0 {
 		return nil, errors.New("failover: HTTP/1.1 region transport needs a body of known length")
 	}
+	uri := req.URL.RequestURI()
+	if !validRequestTarget(uri) {
+		return nil, errors.New("failover: control character in request URL")
+	}
 	bp := headBufPool.Get().(*[]byte)
 	b := *bp
 	b = append(b, method...)
 	b = append(b, ' ')
-	b = append(b, req.URL.RequestURI()...)
+	b = append(b, uri...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
@@ -231,7 +247,11 @@ func (t *h1Transport) encode(req *http.Request) (*[]byte, error) {
 	}
 	if hasBody || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
 		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, max(req.ContentLength, 0), 10)
+		cl := int64(0) // no body is sent, whatever req.ContentLength says
+		if hasBody {
+			cl = req.ContentLength
+		}
+		b = strconv.AppendInt(b, cl, 10)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
@@ -246,6 +266,17 @@ func validMethod(m string) bool {
 		}
 	}
 	return m != ""
+}
+
+// validRequestTarget reports whether the request target has no control character (a CR LF in
+// a raw query would end the request line and inject headers, or a second request).
+func validRequestTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // get takes the most recently used live idle connection, or dials one (always, if fresh).
@@ -288,7 +319,10 @@ func (t *h1Transport) dial(ctx context.Context) (*h1Conn, error) {
 	}
 	if t.tls != nil {
 		tc := tls.Client(nc, t.tls)
-		hctx, cancel := context.WithTimeout(ctx, t.connect)
+		hctx, cancel := ctx, context.CancelFunc(func() {})
+		if t.connect > 0 { // 0: no bound of its own, as for the dial
+			hctx, cancel = context.WithTimeout(ctx, t.connect)
+		}
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
