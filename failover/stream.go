@@ -55,6 +55,9 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 	if len(g.prefix) > 0 {
 		n := copy(p, g.prefix)
 		g.prefix = g.prefix[n:]
+		if len(g.prefix) == 0 {
+			g.prefix = nil // let the peek buffer go: a stream can last minutes
+		}
 		return n, nil
 	}
 	g.idleT.Reset(g.idle)

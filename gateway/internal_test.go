@@ -171,7 +171,7 @@ func TestCopyEventsHoldsBackPartialEvents(t *testing.T) {
 	)
 	rec := httptest.NewRecorder()
 	x := &exchange{start: time.Now(), region: "eastus"}
-	g.copyEvents(rec, iotest.OneByteReader(body), x, new(copyBuf))
+	g.copyEvents(rec, iotest.OneByteReader(body), x, streamBufs.Get().(*copyBuf))
 	got := rec.Body.String()
 	want := "data: {\"a\":1}\n\ndata: {\"error\":{\"code\":\"stream_error\","
 	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "}}\n\n") || strings.Contains(got, `{"b"`) {
@@ -182,7 +182,7 @@ func TestCopyEventsHoldsBackPartialEvents(t *testing.T) {
 	}
 	// An idle cut names the idle timeout.
 	rec = httptest.NewRecorder()
-	g.copyEvents(rec, io.MultiReader(strings.NewReader("data: x\n\n"), iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: failover.ErrStreamIdle})), x, new(copyBuf))
+	g.copyEvents(rec, io.MultiReader(strings.NewReader("data: x\n\n"), iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: failover.ErrStreamIdle})), x, streamBufs.Get().(*copyBuf))
 	if !strings.Contains(rec.Body.String(), "stream_idle_timeout") {
 		t.Errorf("idle stream = %q", rec.Body.String())
 	}
@@ -194,7 +194,7 @@ func TestCopyEventsHugeEvent(t *testing.T) {
 	g := testGateway(t)
 	huge := "data: " + strings.Repeat("x", 3*copyBufSize)
 	rec := httptest.NewRecorder()
-	g.copyEvents(rec, io.MultiReader(strings.NewReader(huge), iotest.ErrReader(errors.New("reset"))), &exchange{start: time.Now()}, new(copyBuf))
+	g.copyEvents(rec, io.MultiReader(strings.NewReader(huge), iotest.ErrReader(errors.New("reset"))), &exchange{start: time.Now()}, streamBufs.Get().(*copyBuf))
 	got := rec.Body.String()
 	sent := huge[:3*copyBufSize] // whole buffers go out; the last 6 bytes are still held back at the failure
 	if !strings.HasPrefix(got, sent) || !strings.HasPrefix(got[len(sent):], "\n\ndata: {\"error\"") {

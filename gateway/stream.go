@@ -22,24 +22,29 @@ const (
 	// and written in 4 KB pieces such a body costs twice the time; it is taken only for the copy.
 	bigBufSize = 32 << 10
 	tailSize   = 4 << 10 // the end of a body, where `usage` sits
+	// streamTailSize is the end of a stream kept for `usage`: the usage event (chat, completions) or the end
+	// of response.completed (Responses API) with what follows it. Every open stream holds it.
+	streamTailSize = 1 << 10
 )
 
 // copyBuf is a pooled buffer for moving one response body, with the tail of what went through it.
 type copyBuf struct {
-	buf  [copyBufSize]byte
-	tail [tailSize]byte
+	buf  []byte
+	tail []byte
 	nt   int
 }
 
 var (
-	copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
-	bigBufs  = sync.Pool{New: func() any { return new([bigBufSize]byte) }}
+	copyBufs   = sync.Pool{New: func() any { return &copyBuf{buf: make([]byte, copyBufSize), tail: make([]byte, tailSize)} }}
+	streamBufs = sync.Pool{New: func() any { return &copyBuf{buf: make([]byte, copyBufSize), tail: make([]byte, streamTailSize)} }}
+	bigBufs    = sync.Pool{New: func() any { return new([bigBufSize]byte) }}
 )
 
-// keep remembers the last tailSize bytes seen.
+// keep remembers the last len(c.tail) bytes seen.
 func (c *copyBuf) keep(p []byte) {
+	tailSize := len(c.tail)
 	if len(p) >= tailSize {
-		c.nt = copy(c.tail[:], p[len(p)-tailSize:])
+		c.nt = copy(c.tail, p[len(p)-tailSize:])
 		return
 	}
 	if c.nt+len(p) > tailSize {
@@ -69,9 +74,13 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 	}
 	x.status = resp.StatusCode
 	x.stream = strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	cb := copyBufs.Get().(*copyBuf)
+	pool := &copyBufs
+	if x.stream {
+		pool = &streamBufs
+	}
+	cb := pool.Get().(*copyBuf)
 	cb.nt = 0
-	defer copyBufs.Put(cb)
+	defer pool.Put(cb)
 	w.WriteHeader(resp.StatusCode)
 	if x.stream {
 		h.Del("Content-Length")
