@@ -188,6 +188,70 @@ func TestCopyEventsHoldsBackPartialEvents(t *testing.T) {
 	}
 }
 
+// flushLog is a ResponseWriter that records what each Flush sent.
+type flushLog struct {
+	*httptest.ResponseRecorder
+	sent    int
+	flushes []string
+	flushed chan struct{} // if set, gets a value per Flush
+}
+
+func (f *flushLog) Flush() {
+	b := f.Body.String()
+	f.flushes = append(f.flushes, b[f.sent:])
+	f.sent = len(b)
+	f.ResponseRecorder.Flush()
+	if f.flushed != nil {
+		f.flushed <- struct{}{}
+	}
+}
+
+// blockingReader returns its chunks one Read at a time, then blocks until release is closed.
+type blockingReader struct {
+	chunks  []string
+	release chan struct{}
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		<-r.release
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+// TestCopyEventsHeadersGoOutAtOnce: the headers reach the client before the first whole event does, so it
+// knows the stream started; when the first read already holds whole events, they share the headers' write.
+func TestCopyEventsHeadersGoOutAtOnce(t *testing.T) {
+	g := testGateway(t)
+	// The region sent part of an event, then nothing for a while: the headers go out alone.
+	br := &blockingReader{chunks: []string{"data: {\"a\""}, release: make(chan struct{})}
+	fl := &flushLog{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 8)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.copyEvents(fl, br, &exchange{start: time.Now()}, streamBufs.Get().(*copyBuf))
+	}()
+	select {
+	case <-fl.flushed: // while the region is still silent
+	case <-time.After(5 * time.Second):
+		t.Fatal("the headers were not flushed while the first event was incomplete")
+	}
+	close(br.release)
+	<-done
+	if len(fl.flushes) == 0 || fl.flushes[0] != "" {
+		t.Fatalf("first flush = %q, want the headers alone", fl.flushes)
+	}
+	// Whole events in the first read: one flush carries them with the headers.
+	fl = &flushLog{ResponseRecorder: httptest.NewRecorder()}
+	g.copyEvents(fl, strings.NewReader("data: {\"a\":1}\n\ndata: [DONE]\n\n"), &exchange{start: time.Now()}, streamBufs.Get().(*copyBuf))
+	if len(fl.flushes) == 0 || fl.flushes[0] != "data: {\"a\":1}\n\ndata: [DONE]\n\n" {
+		t.Fatalf("flushes = %q, want the events in the first", fl.flushes)
+	}
+}
+
 // TestCopyEventsHugeEvent: an event larger than the buffer goes out in pieces, and a failure after a piece
 // closes the broken event before the error event.
 func TestCopyEventsHugeEvent(t *testing.T) {

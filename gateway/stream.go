@@ -134,16 +134,23 @@ func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, c
 // event, `data: {"error":{...}}`, so that SDKs raise an error instead of seeing a clean end.
 func (g *Gateway) copyEvents(w http.ResponseWriter, body io.Reader, x *exchange, cb *copyBuf) {
 	flusher, _ := w.(http.Flusher)
+	flushed := false
 	flush := func() {
+		flushed = true
 		if flusher != nil {
 			flusher.Flush()
 		}
 	}
-	flush() // the headers go out at once: the client knows the stream started
 	pending, midEvent := 0, false
 	for {
 		n, err := body.Read(cb.buf[pending:])
 		pending += n
+		if !flushed && eventsEnd(cb.buf[:pending]) == 0 && pending < len(cb.buf) && err == nil {
+			// The headers go out at once, so the client knows the stream started. The first read is the
+			// engine's peek of what the region sent before handing the stream over; when it holds whole
+			// events, they go out with the headers in one write.
+			flush()
+		}
 		if n > 0 {
 			cut := eventsEnd(cb.buf[:pending])
 			if cut == 0 && pending == len(cb.buf) {
