@@ -104,6 +104,8 @@ type Breaker struct {
 	Window      Duration `yaml:"window"`       // span of the failure rate; default 60s
 	MinRequests int      `yaml:"min_requests"` // attempts within Window before FailureRate applies; default 20
 	SlowStart   Duration `yaml:"slow_start"`   // ramp of traffic back to a recovered region; default 30s, negative: none
+	// AbandonedAfter: a client giving up after this long without an answer counts against the region; default 5s, negative: never
+	AbandonedAfter Duration `yaml:"abandoned_after"`
 }
 
 // Timeouts bound each phase of an upstream attempt.
@@ -144,6 +146,7 @@ const (
 	DefaultWindow            = failover.DefaultWindow
 	DefaultMinRequests       = failover.DefaultMinRequests
 	DefaultSlowStart         = failover.DefaultSlowStart
+	DefaultAbandonedAfter    = failover.DefaultAbandonedAfter
 	DefaultConnect           = failover.DefaultConnectTimeout
 	DefaultStreamFirstByte   = failover.DefaultStreamFirstByte
 	DefaultResponse          = failover.DefaultResponseTimeout
@@ -225,6 +228,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&p.Breaker.Window, Duration(DefaultWindow))
 	setDefault(&p.Breaker.MinRequests, DefaultMinRequests)
 	setDefault(&p.Breaker.SlowStart, Duration(DefaultSlowStart))
+	setDefault(&p.Breaker.AbandonedAfter, Duration(DefaultAbandonedAfter))
 	setDefault(&p.Timeouts.Connect, Duration(DefaultConnect))
 	setDefault(&p.Timeouts.StreamFirstByte, Duration(DefaultStreamFirstByte))
 	setDefault(&p.Timeouts.Response, Duration(DefaultResponse))

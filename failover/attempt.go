@@ -144,16 +144,28 @@ func (a *attempt) fail(err error) attemptResult {
 	a.cancel(nil)
 	now := a.rt.t.clock.Now()
 	lat := now.Sub(a.start)
-	v := Classify(Signal{Err: err, Now: now})
+	v := Classify(Signal{Err: err, Now: now, Waited: lat, AbandonAfter: a.abandonAfter()})
 	if v.Outcome == OutcomeTimeout {
+		// Not for an abandoned attempt: its wait is the caller's patience, and it would raise the very
+		// latency that abandonment is measured against.
 		a.r.h.observeLatency(lat)
 	}
 	a.record(v, now)
 	a.finished(v, 0, lat, lat, err)
-	if v.Outcome == OutcomeCanceled {
+	if v.Outcome == OutcomeCanceled || v.Outcome == OutcomeAbandoned {
 		return attemptResult{final: true, err: err, verdict: v}
 	}
 	return attemptResult{verdict: v}
+}
+
+// abandonAfter is the wait from which the caller giving up counts against the region: the
+// policy's AbandonedAfter, or AbandonedFactor times the region's usual latency if that is longer.
+func (a *attempt) abandonAfter() time.Duration {
+	floor := a.rt.p.Breaker.AbandonedAfter
+	if floor < 0 {
+		return 0
+	}
+	return max(floor, AbandonedFactor*a.r.h.latency())
 }
 
 // record feeds the breaker and, for deployment-scoped failures, the deployment's state.

@@ -32,6 +32,7 @@ const (
 	OutcomeClientError                      // 400 and other 4xx: the answer goes to the client as it is
 	OutcomeCanceled                         // the caller went away
 	OutcomeStreamError                      // the body failed after a good status
+	OutcomeAbandoned                        // the caller went away after the region kept it waiting too long
 )
 
 var outcomeNames = [...]string{
@@ -46,6 +47,7 @@ var outcomeNames = [...]string{
 	OutcomeClientError:       "client_error",
 	OutcomeCanceled:          "canceled",
 	OutcomeStreamError:       "stream_error",
+	OutcomeAbandoned:         "abandoned",
 }
 
 func (o Outcome) String() string {
@@ -98,6 +100,10 @@ type Signal struct {
 	Header http.Header // response headers
 	Body   []byte      // the start of an error body (404s are told apart by it); may be nil
 	Now    time.Time   // for a Retry-After given as an HTTP date
+	// Waited is how long the attempt had waited for the region without an answer, and AbandonAfter
+	// the wait from which a caller giving up counts against the region (0: never). See
+	// BreakerPolicy.AbandonedAfter.
+	Waited, AbandonAfter time.Duration
 }
 
 // ErrAttemptTimeout marks an attempt that got no response within the configured timeouts.
@@ -107,7 +113,13 @@ var ErrAttemptTimeout = errors.New("failover: region did not answer in time")
 // It is the only place where that table lives.
 func Classify(s Signal) Verdict {
 	if s.Err != nil {
-		return classifyErr(s.Err)
+		v := classifyErr(s.Err)
+		if v.Outcome == OutcomeCanceled && s.AbandonAfter > 0 && s.Waited >= s.AbandonAfter {
+			// The caller is gone, so nothing is retried; the region kept it waiting far past its usual
+			// latency, which is what a region that accepts requests and never answers looks like.
+			return Verdict{Outcome: OutcomeAbandoned, Scope: ScopeRegion}
+		}
+		return v
 	}
 	v := classifyStatus(s)
 	if v.Outcome == OutcomeThrottled || v.Outcome == OutcomeServerError {

@@ -100,6 +100,12 @@ func TestClassifyTable(t *testing.T) {
 		// the client went away: nothing.
 		{"caller canceled", Signal{Err: fmt.Errorf("Post: %w", context.Canceled)}, final(OutcomeCanceled)},
 		{"caller deadline", Signal{Err: context.DeadlineExceeded}, final(OutcomeCanceled)},
+		{"caller canceled before the abandon point", Signal{Err: context.Canceled, Waited: 4 * time.Second, AbandonAfter: 5 * time.Second}, final(OutcomeCanceled)},
+		// the client went away after the region kept it waiting past the abandon point: held against the region.
+		{"caller canceled at the abandon point", Signal{Err: context.Canceled, Waited: 5 * time.Second, AbandonAfter: 5 * time.Second}, Verdict{Outcome: OutcomeAbandoned, Scope: ScopeRegion}},
+		{"caller deadline past the abandon point", Signal{Err: context.DeadlineExceeded, Waited: time.Minute, AbandonAfter: 5 * time.Second}, Verdict{Outcome: OutcomeAbandoned, Scope: ScopeRegion}},
+		{"abandon rule off", Signal{Err: context.Canceled, Waited: time.Hour}, final(OutcomeCanceled)},
+		{"a region timeout is not abandonment", Signal{Err: ErrAttemptTimeout, Waited: time.Minute, AbandonAfter: time.Second}, Verdict{Outcome: OutcomeTimeout, Retry: true, FailOver: true, Scope: ScopeRegion}},
 		// success.
 		{"200", Signal{Status: 200}, final(OutcomeOK)},
 		{"200 with x-should-retry: true", Signal{Status: 200, Header: h("X-Should-Retry", "true")}, final(OutcomeOK)},

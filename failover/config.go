@@ -103,7 +103,17 @@ type BreakerPolicy struct {
 	// SlowStart is how long a recovered or re-enabled region takes to get its full share back;
 	// 0 means 30s, negative disables slow start.
 	SlowStart time.Duration
+	// AbandonedAfter: an attempt its caller gave up on before the region answered counts as a
+	// failure of the region when it had waited at least this long and at least AbandonedFactor
+	// times the region's usual latency to headers. This is how a region that accepts requests and
+	// never answers is found when clients give up before timeouts.response. 0 means 5s; negative:
+	// an abandoned attempt never counts.
+	AbandonedAfter time.Duration
 }
+
+// AbandonedFactor is how many times its usual latency a region must have kept an abandoned
+// attempt waiting for the attempt to count against it (see BreakerPolicy.AbandonedAfter).
+const AbandonedFactor = 4
 
 // Timeouts bound each attempt. A region that does not answer in time is a failed attempt.
 type Timeouts struct {
@@ -129,6 +139,7 @@ const (
 	DefaultWindow            = 60 * time.Second
 	DefaultMinRequests       = 20
 	DefaultSlowStart         = 30 * time.Second
+	DefaultAbandonedAfter    = 5 * time.Second
 	DefaultConnectTimeout    = 3 * time.Second
 	DefaultStreamFirstByte   = 30 * time.Second
 	DefaultResponseTimeout   = 300 * time.Second
@@ -160,6 +171,7 @@ func (p Policy) WithDefaults() Policy {
 	setDur(&b.Window, DefaultWindow)
 	setInt(&b.MinRequests, DefaultMinRequests)
 	setDur(&b.SlowStart, DefaultSlowStart)
+	setDur(&b.AbandonedAfter, DefaultAbandonedAfter)
 	t := &p.Timeouts
 	setDur(&t.Connect, DefaultConnectTimeout)
 	setDur(&t.StreamFirstByte, DefaultStreamFirstByte)

@@ -71,12 +71,18 @@ type answer struct {
 // reads the whole answer.
 func (s *scenario) send(name string, stream bool) answer {
 	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return s.sendCtx(ctx, name, stream)
+}
+
+// sendCtx is send with the caller's context.
+func (s *scenario) sendCtx(ctx context.Context, name string, stream bool) answer {
+	s.t.Helper()
 	body := `{"messages":[{"role":"user","content":"say hi"}],"max_tokens":8}`
 	if stream {
 		body = `{"messages":[{"role":"user","content":"say hi"}],"max_tokens":8,"stream":true}`
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST",
 		"https://lifeline.invalid/openai/deployments/"+name+"/chat/completions?api-version=2024-10-21", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -192,6 +198,66 @@ func TestScenarioBlackholed(t *testing.T) {
 			t.Errorf("eastus held %d requests, want 3", n)
 		}
 	})
+}
+
+// TestScenarioBlackholedImpatientClients: the region black-holes and every client gives up long before
+// timeouts.response. Each abandoned attempt counts against the region, so its breaker opens and the
+// clients that come next are answered by the secondary; the rule off, they keep waiting on the black hole.
+func TestScenarioBlackholedImpatientClients(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		abandonedAfter time.Duration
+		wantOpen       bool
+	}{{"counted", 150 * time.Millisecond, true}, {"rule-off", -1, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			bothModes(t, func(t *testing.T, stream bool) {
+				p := scenarioPolicy()
+				p.Timeouts.Response, p.Timeouts.StreamFirstByte = time.Minute, time.Minute // far beyond the clients' patience
+				p.Breaker.AbandonedAfter = c.abandonedAfter
+				s := newScenario(t, p)
+				s.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+				for i := range 6 {
+					ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+					a := s.sendCtx(ctx, "gpt-4o", stream)
+					cancel()
+					if c.wantOpen && i >= p.Breaker.Failures {
+						s.ok(a, stream, "westus")
+						continue
+					}
+					if !errors.Is(a.err, context.DeadlineExceeded) {
+						t.Fatalf("request %d: err %v status %d region %q, want the client's deadline", i, a.err, a.status, a.region)
+					}
+				}
+				if got := s.tr.Regions()[0].State; (got == Open) != c.wantOpen {
+					t.Errorf("eastus breaker %v; outcomes %v", got, s.rec.outcomes())
+				}
+				if c.wantOpen {
+					s.wantAttempts("eastus", p.Breaker.Failures)
+				}
+			})
+		})
+	}
+}
+
+// TestScenarioQuickCancelNotCounted: callers that give up quickly (before the abandon point) are not held
+// against a region, however many there are.
+func TestScenarioQuickCancelNotCounted(t *testing.T) {
+	p := scenarioPolicy()
+	p.Timeouts.Response = time.Minute
+	p.Breaker.AbandonedAfter = 5 * time.Second
+	s := newScenario(t, p)
+	s.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+	for i := range 2 * p.Breaker.Failures {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		a := s.sendCtx(ctx, "gpt-4o", false)
+		cancel()
+		if !errors.Is(a.err, context.DeadlineExceeded) {
+			t.Fatalf("request %d: err %v, want the client's deadline", i, a.err)
+		}
+	}
+	if got := s.tr.Regions()[0].State; got != Healthy {
+		t.Errorf("eastus breaker %v after quick cancels; outcomes %v", got, s.rec.outcomes())
+	}
 }
 
 func TestScenarioSlow(t *testing.T) {

@@ -414,3 +414,45 @@ func TestStreamEventsArriveAsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestImpatientClientsOpenBlackholedRegion: the primary black-holes and clients give up (close their connection)
+// long before timeouts.response. The gateway sees each client leave, counts the abandoned attempt against the
+// region (policy.breaker.abandoned_after), and once the breaker opens the next client is answered by westus.
+func TestImpatientClientsOpenBlackholedRegion(t *testing.T) {
+	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		c.Policy.Timeouts.Response = config.Duration(time.Minute)
+		c.Policy.Breaker.AbandonedAfter = config.Duration(100 * time.Millisecond)
+	}})
+	h.fault("eastus", simBlackhole)
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	for i := range h.cfg.Policy.Breaker.Failures {
+		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(chatBody))
+		req.Header.Set("api-key", clientKey)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("request %d answered %d by %q through a black hole", i, resp.StatusCode, resp.Header.Get("x-lifeline-region"))
+		}
+	}
+	eventually(t, "eastus to open", 3*time.Second, func() bool {
+		return strings.Contains(h.metrics(), `lifeline_region_state{region="eastus"} 2`)
+	})
+	resp, body := h.do("POST", "/v1/chat/completions", chatBody)
+	wantStatus(t, resp, body, 200)
+	if r := resp.Header.Get("x-lifeline-region"); r != "westus" {
+		t.Errorf("answered by %q, want westus", r)
+	}
+	if m := h.metrics(); !strings.Contains(m, `lifeline_upstream_attempts_total{outcome="abandoned",region="eastus"} 3`) {
+		t.Errorf("abandoned attempts not counted:\n%s", grepLines(m, "upstream_attempts"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
