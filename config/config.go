@@ -122,7 +122,15 @@ type Server struct {
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: how long streams in flight may finish
 	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 64 KiB
+	// HTTP1 is the server for HTTP/1.x on a plain (non-TLS) listener: lifeline (default) or net/http.
+	HTTP1 string `yaml:"http1"`
 }
+
+// Servers for Server.HTTP1.
+const (
+	HTTP1Lifeline = "lifeline"
+	HTTP1NetHTTP  = "net/http"
+)
 
 // Logging selects the log format and level.
 type Logging struct {
@@ -238,6 +246,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.IdleTimeout, Duration(DefaultIdleTimeout))
 	setDefault(&c.Server.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.Server.HTTP1, HTTP1Lifeline)
 	setDefault(&c.Logging.Format, DefaultLogFormat)
 	setDefault(&c.Logging.Level, DefaultLogLevel)
 }

@@ -274,6 +274,11 @@ func (s Server) validate(e *Errors) {
 	if s.MaxHeaderBytes < 0 {
 		e.add("server.max_header_bytes", "must not be negative")
 	}
+	switch s.HTTP1 {
+	case "", HTTP1Lifeline, HTTP1NetHTTP:
+	default:
+		e.add("server.http1", "must be lifeline or net/http, not %q", s.HTTP1)
+	}
 }
 
 func nonNegative(e *Errors, field string, d Duration) {

@@ -14,6 +14,7 @@ import (
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
 	"github.com/lifeline-sre/lifeline/gateway"
+	"github.com/lifeline-sre/lifeline/internal/h1srv"
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
@@ -21,7 +22,7 @@ import (
 type stack struct {
 	sim        *sim.Sim
 	gw         *gateway.Gateway
-	servers    []*http.Server
+	servers    []interface{ Close() error }
 	gatewayURL string
 	statusURL  string
 	clientKey  string
@@ -107,7 +108,7 @@ func startStack(seed int64) (*stack, error) {
 		return nil, fmt.Errorf("starting the gateway: %w", err)
 	}
 	st.gw = gw
-	gwURL, err := st.serve(gw.Handler())
+	gwURL, err := st.serveClients(gw.Handler())
 	if err != nil {
 		st.close()
 		return nil, err
@@ -128,6 +129,18 @@ func (st *stack) serve(h http.Handler) (string, error) {
 		return "", fmt.Errorf("listening on loopback: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	st.servers = append(st.servers, srv)
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+// serveClients serves the gateway's client side with Lifeline's HTTP/1.x server, as `lifeline serve` does.
+func (st *stack) serveClients(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("listening on loopback: %w", err)
+	}
+	srv := &h1srv.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	st.servers = append(st.servers, srv)
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String(), nil

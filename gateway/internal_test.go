@@ -256,11 +256,11 @@ func TestCopyEventsHeadersGoOutAtOnce(t *testing.T) {
 // closes the broken event before the error event.
 func TestCopyEventsHugeEvent(t *testing.T) {
 	g := testGateway(t)
-	huge := "data: " + strings.Repeat("x", 3*copyBufSize)
+	huge := "data: " + strings.Repeat("x", 3*streamBufSize)
 	rec := httptest.NewRecorder()
 	g.copyEvents(rec, io.MultiReader(strings.NewReader(huge), iotest.ErrReader(errors.New("reset"))), &exchange{start: time.Now()}, streamBufs.Get().(*copyBuf))
 	got := rec.Body.String()
-	sent := huge[:3*copyBufSize] // whole buffers go out; the last 6 bytes are still held back at the failure
+	sent := huge[:3*streamBufSize] // whole buffers go out; the last 6 bytes are still held back at the failure
 	if !strings.HasPrefix(got, sent) || !strings.HasPrefix(got[len(sent):], "\n\ndata: {\"error\"") {
 		t.Errorf("huge event: %d bytes, tail %q", len(got), got[max(0, len(got)-200):])
 	}

@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/internal/h1srv"
 )
 
 // Run listens on the config's `listen` and `admin.listen` and serves until ctx ends, then shuts down gracefully
@@ -52,13 +56,31 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	servers := []server{srv}
+	errc := make(chan error, 3)
+	if cfg.TLS == nil && cfg.Server.HTTP1 != config.HTTP1NetHTTP {
+		// Lifeline's HTTP/1.x server takes the listener; a connection that opens with the HTTP/2 preface
+		// (h2c with prior knowledge) is handed to net/http's server through a listener of its own.
+		h2 := newHandOffListener(ln.Addr())
+		fast := &h1srv.Server{
+			Handler:           srv.Handler,
+			ReadHeaderTimeout: srv.ReadHeaderTimeout,
+			IdleTimeout:       srv.IdleTimeout,
+			MaxHeaderBytes:    srv.MaxHeaderBytes,
+			BaseContext:       func() context.Context { return g.hardCtx },
+			Fallback:          h2.deliver,
+			ErrorLog:          g.log,
+		}
+		servers = []server{fast, srv}
+		go func() { errc <- fast.Serve(ln) }()
+		go func() { errc <- srv.Serve(h2) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	if adminLn != nil {
 		asrv := g.server(g.AdminHandler())
 		asrv.Protocols = nil
-		servers = append(servers, asrv)
+		servers = append(servers, server(asrv))
 		go func() { errc <- asrv.Serve(adminLn) }()
 		g.log.Info("admin listening", "addr", adminLn.Addr().String())
 	}
@@ -95,7 +117,13 @@ func (g *Gateway) server(h http.Handler) *http.Server {
 
 // shutdown stops accepting, waits up to grace for requests in flight, then cancels the rest (their streams end
 // with an error event) and closes what is left.
-func (g *Gateway) shutdown(servers []*http.Server, grace time.Duration) {
+// server is an *http.Server or an *h1srv.Server.
+type server interface {
+	Shutdown(context.Context) error
+	Close() error
+}
+
+func (g *Gateway) shutdown(servers []server, grace time.Duration) {
 	if grace <= 0 {
 		grace = 30 * time.Second
 	}
@@ -123,3 +151,39 @@ func (g *Gateway) shutdown(servers []*http.Server, grace time.Duration) {
 	g.transport.Close()
 	g.log.Info("stopped")
 }
+
+// handOffListener is a net.Listener fed by hand: h1srv gives it the HTTP/2 connections it found.
+type handOffListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newHandOffListener(addr net.Addr) *handOffListener {
+	return &handOffListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *handOffListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.closed:
+		c.Close()
+	}
+}
+
+func (l *handOffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handOffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handOffListener) Addr() net.Addr { return l.addr }

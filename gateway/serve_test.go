@@ -115,8 +115,30 @@ func TestTLSAndHTTP2(t *testing.T) {
 	}
 }
 
-func TestH2C(t *testing.T) {
-	h := startHarness(t, harnessOpts{})
+// TestHTTP1Servers: both servers for plain HTTP/1.x (server.http1) serve requests and streams, and hand h2c to
+// net/http.
+func TestHTTP1Servers(t *testing.T) {
+	for _, srv := range []string{config.HTTP1Lifeline, config.HTTP1NetHTTP} {
+		t.Run(strings.ReplaceAll(srv, "/", "-"), func(t *testing.T) {
+			h := startHarness(t, harnessOpts{mutate: func(c *config.Config) { c.Server.HTTP1 = srv }})
+			resp, body := h.do("POST", "/v1/chat/completions", chatBody)
+			wantStatus(t, resp, body, 200)
+			if resp.ProtoMajor != 1 || !strings.Contains(body, `"chat.completion"`) {
+				t.Errorf("%s: %s", resp.Proto, body)
+			}
+			resp, body = h.do("POST", "/v1/chat/completions", streamBody)
+			wantStatus(t, resp, body, 200)
+			if !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {
+				t.Errorf("stream: %q", tail(body))
+			}
+			testH2C(t, h)
+		})
+	}
+}
+
+func TestH2C(t *testing.T) { testH2C(t, startHarness(t, harnessOpts{})) }
+
+func testH2C(t *testing.T, h *harness) {
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: p}}

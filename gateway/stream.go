@@ -22,6 +22,9 @@ const (
 	// and written in 4 KB pieces such a body costs twice the time; it is taken only for the copy.
 	bigBufSize = 32 << 10
 	tailSize   = 4 << 10 // the end of a body, where `usage` sits
+	// streamBufSize is what one Read of an SSE stream may return: an event larger than it goes out in pieces
+	// (Azure's chunks are well under 1 KB). Every open stream holds it.
+	streamBufSize = 2 << 10
 	// streamTailSize is the end of a stream kept for `usage`: the usage event (chat, completions) or the end
 	// of response.completed (Responses API) with what follows it. Every open stream holds it.
 	streamTailSize = 1 << 10
@@ -36,7 +39,7 @@ type copyBuf struct {
 
 var (
 	copyBufs   = sync.Pool{New: func() any { return &copyBuf{buf: make([]byte, copyBufSize), tail: make([]byte, tailSize)} }}
-	streamBufs = sync.Pool{New: func() any { return &copyBuf{buf: make([]byte, copyBufSize), tail: make([]byte, streamTailSize)} }}
+	streamBufs = sync.Pool{New: func() any { return &copyBuf{buf: make([]byte, streamBufSize), tail: make([]byte, streamTailSize)} }}
 	bigBufs    = sync.Pool{New: func() any { return new([bigBufSize]byte) }}
 )
 

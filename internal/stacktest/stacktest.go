@@ -3,11 +3,11 @@
 package stacktest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -58,18 +58,24 @@ func Start(t testing.TB, regions []string, policy string) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Close)
-	return &Stack{Sim: s, Gateway: gw, URL: Serve(t, gw.Handler()), AdminURL: Serve(t, gw.AdminHandler())}
-}
-
-// Serve serves h on a new loopback listener until t ends and returns its base URL.
-func Serve(t testing.TB, h http.Handler) string {
-	t.Helper()
+	// The gateway serves as `lifeline serve` does (gateway.Serve: Lifeline's HTTP/1.x server, net/http for h2c
+	// and the admin listener), so the real clients of the e2e tests go through the same server code.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Serve(ctx, ln, aln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway.Serve: %v", err)
+		}
+	})
+	return &Stack{Sim: s, Gateway: gw, URL: "http://" + ln.Addr().String(), AdminURL: "http://" + aln.Addr().String()}
 }

@@ -1,0 +1,19 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package h1srv
+
+import "syscall"
+
+// peekReady looks at a socket without blocking or consuming: ready when bytes wait to be read,
+// closed when the peer closed it (or it failed).
+func peekReady(fd uintptr) (ready, closed bool) {
+	var buf [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		return false, false
+	case err != nil || n == 0:
+		return false, true
+	}
+	return true, false
+}
