@@ -16,6 +16,9 @@ type response struct {
 	c      *conn
 	req    *http.Request
 	header http.Header
+	// frozen is the header as it was at WriteHeader, taken when the handler asks for the map
+	// after that and before the head is sent; nil: header.
+	frozen http.Header
 	cancel context.CancelCauseFunc
 
 	body     *requestBody
@@ -47,7 +50,13 @@ var (
 	_ http.Flusher        = (*response)(nil)
 )
 
-func (w *response) Header() http.Header { return w.header }
+func (w *response) Header() http.Header {
+	if w.wroteHeader && !w.headSent && w.frozen == nil {
+		// Changes after WriteHeader must not reach the head, though it goes out later.
+		w.frozen = w.header.Clone()
+	}
+	return w.header
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader || w.failed != nil {
@@ -91,16 +100,19 @@ func (w *response) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if !w.bodyAllowedHere() {
-		if !bodyAllowed(w.status) && len(p) > 0 {
+	if !bodyAllowed(w.status) {
+		if len(p) > 0 {
 			return 0, http.ErrBodyNotAllowed
 		}
-		return len(p), nil
+		return 0, nil
 	}
 	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
 		return 0, http.ErrContentLength
 	}
 	w.written += int64(len(p))
+	if w.req.Method == http.MethodHead && w.headSent {
+		return len(p), nil // a HEAD response's body only serves to decide its head
+	}
 	w.appendBody(p)
 	if len(*w.wbuf) >= flushAt {
 		w.send(false)
@@ -177,9 +189,11 @@ func (w *response) send(final bool) {
 		}
 		out := getBuf()
 		*out = w.appendHead(*out, pending, final)
-		if w.chunked && len(pending) > 0 {
+		switch {
+		case w.req.Method == http.MethodHead: // the body gave the head its length and type
+		case w.chunked && len(pending) > 0:
 			*out = appendChunk(*out, pending)
-		} else {
+		default:
 			*out = append(*out, pending...)
 		}
 		if w.wbuf != nil {
@@ -204,6 +218,9 @@ func (w *response) appendHead(b, pending []byte, final bool) []byte {
 		w.c.releaseReader() // the request is read: an open stream need not hold the read buffer
 	}
 	h := w.header
+	if w.frozen != nil {
+		h = w.frozen
+	}
 	switch {
 	case !bodyAllowed(w.status):
 		h.Del("Content-Length")
@@ -211,6 +228,7 @@ func (w *response) appendHead(b, pending []byte, final bool) []byte {
 	case w.contentLength >= 0:
 		h.Del("Transfer-Encoding")
 	case final:
+		h.Del("Transfer-Encoding") // a handler's "chunked" would contradict the length
 		w.contentLength = int64(len(pending))
 		if w.req.Method != http.MethodHead || len(pending) > 0 {
 			h.Set("Content-Length", strconv.Itoa(len(pending)))
@@ -269,6 +287,8 @@ func (w *response) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
+		// Settle the request body first, so that the head can say whether the connection stays.
+		w.discardBody()
 		w.send(true)
 	}
 	if w.chunked {
@@ -281,21 +301,39 @@ func (w *response) finish() bool {
 		w.closeAfter = true // the handler wrote less than it declared: the client must not wait for the rest
 	}
 	w.send(true)
-	if w.failed != nil || w.closeAfter {
-		return false
+	if w.failed == nil {
+		w.discardBody()
 	}
-	// The request body must be read to its end before the next request; a large rest is not worth it.
-	if w.body != nil && !w.body.ended {
-		if w.body.expect && !w.body.continued {
-			return false // the client waits for a 100 Continue that will not come
+	if w.failed != nil || w.closeAfter {
+		if b := w.body; w.failed == nil && b != nil && !b.ended && (b.continued || !b.expect) {
+			w.c.linger = true
 		}
-		io.CopyN(io.Discard, w.body, 256<<10+1)
-		if !w.body.ended {
-			return false
-		}
+		return false
 	}
 	w.c.releaseReader()
 	return !w.c.s.shutdown.Load()
+}
+
+// maxDiscard is how much of a request body left unread by the handler the server reads to keep
+// the connection (net/http's maxPostHandlerReadBytes).
+const maxDiscard = 256 << 10
+
+// discardBody reads what the handler left of the request body, so that the connection can serve
+// the next request. A large rest, or one the client has not been asked for (it waits for a 100
+// Continue), closes the connection instead.
+func (w *response) discardBody() {
+	b := w.body
+	if b == nil || b.ended || w.closeAfter {
+		return
+	}
+	if b.expect && !b.continued {
+		w.closeAfter = true
+		return
+	}
+	io.CopyN(io.Discard, b, maxDiscard+1)
+	if !b.ended {
+		w.closeAfter = true
+	}
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

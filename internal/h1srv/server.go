@@ -198,6 +198,10 @@ type conn struct {
 	state  atomic.Int32
 	lr     limitedReader
 	br     *bufio.Reader // nil while not reading
+	// linger: the client may still be sending a request body; see closeGently.
+	linger bool
+	// handedOff: Fallback owns nc now.
+	handedOff bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -206,6 +210,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.lr.r = nc
+	c.lr.n = -1 // unbounded until a head is read: waitReadable may read through it
 	return c
 }
 
@@ -273,7 +278,13 @@ func (c *conn) serve() {
 			c.s.logger().Error("h1srv: panic serving "+c.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		c.state.Store(stateClosed)
-		c.nc.Close()
+		switch {
+		case c.handedOff:
+		case c.linger:
+			c.closeGently()
+		default:
+			c.nc.Close()
+		}
 		c.releaseReader()
 		c.s.untrack(c)
 	}()
@@ -365,13 +376,9 @@ func (c *conn) handOff() {
 	}
 	c.nc.SetReadDeadline(time.Time{})
 	c.s.untrack(c)
-	c.nc = nopCloseConn{c.nc} // the fallback owns it now: the deferred close must not end it
+	c.handedOff = true // the deferred close must not end it
 	c.s.Fallback(pc)
 }
-
-type nopCloseConn struct{ net.Conn }
-
-func (nopCloseConn) Close() error { return nil }
 
 // prefixConn replays bytes read before a hand-off.
 type prefixConn struct {
@@ -396,9 +403,25 @@ func (c *conn) badRequest(err error) {
 		return // the client left, or was too slow: nothing to answer
 	case errors.Is(err, errHeadTooLarge):
 		c.writeRaw("431 Request Header Fields Too Large", "request header fields too large")
+		c.linger = true // the client is likely still sending the head
 	default:
 		c.writeRaw("400 Bad Request", "malformed HTTP request")
 	}
+}
+
+// lingerFor is how long closeGently waits for the client to stop sending (net/http's
+// rstAvoidanceDelay).
+const lingerFor = 500 * time.Millisecond
+
+// closeGently closes a connection the client may still be sending on. Closing it at once, with
+// bytes unread, would reset it, and a reset can destroy the response before the client reads it:
+// it stops writing instead, and reads and drops what comes for a moment.
+func (c *conn) closeGently() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(lingerFor))
+		io.Copy(io.Discard, c.nc)
+	}
+	c.nc.Close()
 }
 
 func (c *conn) writeRaw(status, msg string) {
@@ -417,6 +440,16 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		c.writeRaw("400 Bad Request", "missing required Host header")
 		return false
 	}
+	if !validHost(req.Host) {
+		c.writeRaw("400 Bad Request", "malformed Host header")
+		return false
+	}
+	for k := range req.Header {
+		if !validToken(k) { // textproto lets "Name : value" through (Go issue 34540)
+			c.writeRaw("400 Bad Request", "invalid header name")
+			return false
+		}
+	}
 	req.RemoteAddr = c.remote
 	parent := context.Background()
 	if c.s.BaseContext != nil {
@@ -434,9 +467,40 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	}
 	w.closeAfter = wantsClose(req)
 	w.watch = time.AfterFunc(watchAfter, w.startWatch)
+	defer w.stopWatch() // when the handler panics
 	c.s.Handler.ServeHTTP(w, req)
 	w.stopWatch()
 	return w.finish()
+}
+
+// validHost reports whether a Host holds only bytes a host and port may have, as net/http's
+// server checks (httpguts.ValidHostHeader).
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !isAlnum(c) && strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken reports whether k is an RFC 9110 token, as a header name must be.
+func validToken(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !isAlnum(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 func wantsClose(req *http.Request) bool {

@@ -94,6 +94,7 @@ func (w *response) stopWatch() {
 	w.stopped = true
 	w.watch.Stop()
 	id := w.watched.id
+	w.watched.id = 0
 	w.watchMu.Unlock()
 	if id == 0 {
 		return
