@@ -1,7 +1,6 @@
 package h1srv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // response is the http.ResponseWriter (and http.Flusher) of one request.
@@ -249,7 +250,7 @@ func (w *response) appendHead(b, pending []byte, final bool) []byte {
 	if _, ok := h["Date"]; !ok {
 		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
-	if v := h.Get("Connection"); v != "" && containsToken(v, "close") {
+	if v := h.Get("Connection"); v != "" && httpguts.HeaderValuesContainsToken([]string{v}, "close") {
 		w.closeAfter = true
 	}
 	if w.c.s.shutdown.Load() {
@@ -394,7 +395,7 @@ func appendStatusLine(b []byte, req *http.Request, code int) []byte {
 // appendHeader writes the header lines, with values made safe (CR, LF become spaces) as net/http does.
 func appendHeader(b []byte, h http.Header) []byte {
 	for k, vs := range h {
-		if !validHeaderName(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -411,26 +412,4 @@ func appendHeader(b []byte, h http.Header) []byte {
 		}
 	}
 	return b
-}
-
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-func containsToken(v, tok string) bool {
-	for _, f := range bytes.Split([]byte(v), []byte(",")) {
-		if string(bytes.ToLower(bytes.TrimSpace(f))) == tok {
-			return true
-		}
-	}
-	return false
 }

@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Server serves HTTP/1.x on the connections of a listener.
@@ -440,12 +442,12 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		c.writeRaw("400 Bad Request", "missing required Host header")
 		return false
 	}
-	if !validHost(req.Host) {
+	if !httpguts.ValidHostHeader(req.Host) {
 		c.writeRaw("400 Bad Request", "malformed Host header")
 		return false
 	}
 	for k := range req.Header {
-		if !validToken(k) { // textproto lets "Name : value" through (Go issue 34540)
+		if !httpguts.ValidHeaderFieldName(k) { // textproto lets "Name : value" through (Go issue 34540)
 			c.writeRaw("400 Bad Request", "invalid header name")
 			return false
 		}
@@ -471,36 +473,6 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	c.s.Handler.ServeHTTP(w, req)
 	w.stopWatch()
 	return w.finish()
-}
-
-// validHost reports whether a Host holds only bytes a host and port may have, as net/http's
-// server checks (httpguts.ValidHostHeader).
-func validHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !isAlnum(c) && strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken reports whether k is an RFC 9110 token, as a header name must be.
-func validToken(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !isAlnum(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 func wantsClose(req *http.Request) bool {
