@@ -17,3 +17,19 @@ func peekReady(fd uintptr) (ready, closed bool) {
 	}
 	return true, false
 }
+
+// canReadFD: readFD works on a socket's descriptor here.
+const canReadFD = true
+
+// readFD reads from a non-blocking socket once.
+func readFD(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		if err == syscall.EINTR {
+			continue
+		}
+		return n, err
+	}
+}
+
+func isAgain(err error) bool { return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK }

@@ -251,25 +251,45 @@ func (c *conn) releaseReader() {
 
 // limitedReader bounds what a request head may read; unlimited (n < 0) for bodies.
 type limitedReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	pre    []byte  // bytes read ahead by waitReadable, served first
+	preBuf *[]byte // their pooled buffer, given back once they are served
 }
 
 var errHeadTooLarge = errors.New("request head too large")
 
 func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n < 0 {
-		return l.r.Read(p)
-	}
 	if l.n == 0 {
 		return 0, errHeadTooLarge
 	}
-	if int64(len(p)) > l.n {
+	if l.n > 0 && int64(len(p)) > l.n {
 		p = p[:l.n]
 	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
+	var n int
+	var err error
+	if len(l.pre) > 0 {
+		n = copy(p, l.pre)
+		l.pre = l.pre[n:]
+		if len(l.pre) == 0 {
+			l.release()
+		}
+	} else {
+		n, err = l.r.Read(p)
+	}
+	if l.n > 0 {
+		l.n -= int64(n)
+	}
 	return n, err
+}
+
+// release gives the read-ahead buffer back.
+func (l *limitedReader) release() {
+	if l.preBuf != nil {
+		l.pre = nil
+		firstBufs.Put(l.preBuf)
+		l.preBuf = nil
+	}
 }
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -288,12 +308,13 @@ func (c *conn) serve() {
 			c.nc.Close()
 		}
 		c.releaseReader()
+		c.lr.release()
 		c.s.untrack(c)
 	}()
 	first := true
 	for {
 		// Wait for the next request without holding a buffer.
-		if c.br == nil || c.br.Buffered() == 0 {
+		if (c.br == nil || c.br.Buffered() == 0) && len(c.lr.pre) == 0 {
 			if !first {
 				if !c.state.CompareAndSwap(stateActive, stateIdle) {
 					return
@@ -352,24 +373,36 @@ func (c *conn) serve() {
 }
 
 // waitReadable waits for a request's first bytes (or the peer's close) without reading.
+// Where the socket can be read directly, the first bytes are read into a pooled buffer that the
+// request's reader then takes them from: one syscall fewer than a peek followed by a read.
 func (c *conn) waitReadable() bool {
-	if c.raw == nil {
+	if c.raw == nil || !canReadFD {
 		_, err := c.reader().Peek(1)
 		return err == nil
 	}
-	var gone bool
+	buf := firstBufs.Get().(*[]byte)
+	var n int
+	var rerr error
 	err := c.raw.Read(func(fd uintptr) bool {
-		ready, closed := peekReady(fd)
-		gone = closed
-		return ready || closed
+		n, rerr = readFD(fd, *buf)
+		return !isAgain(rerr)
 	})
-	return err == nil && !gone
+	if err != nil || rerr != nil || n <= 0 { // a deadline, the server closing it, an error, or the client's close
+		firstBufs.Put(buf)
+		return false
+	}
+	c.lr.pre, c.lr.preBuf = (*buf)[:n], buf
+	return true
 }
+
+// firstBufs hold the first bytes of a request until the request's reader takes them.
+var firstBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 // handOff gives an HTTP/2 connection to Fallback with the bytes read so far.
 func (c *conn) handOff() {
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	pc := &prefixConn{Conn: c.nc, prefix: bytes.Clone(buffered)}
+	pc := &prefixConn{Conn: c.nc, prefix: append(bytes.Clone(buffered), c.lr.pre...)}
+	c.lr.release()
 	c.releaseReader()
 	c.br = nil
 	if c.s.Fallback == nil {
