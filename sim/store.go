@@ -39,6 +39,7 @@ type job struct {
 	trainingFile   string
 	validationFile string
 	hyper          map[string]any
+	method         string // supervised, dpo or reinforcement
 	seed           int64
 	suffix         string
 	created        time.Time
@@ -171,6 +172,31 @@ type jobRequest struct {
 	Method          json.RawMessage `json:"method"`
 }
 
+// parseMethod reads a job request's method: {"type": T, T: {"hyperparameters": {...}}}. No method means
+// supervised.
+func parseMethod(raw json.RawMessage) (string, map[string]any, string) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "supervised", nil, ""
+	}
+	var m map[string]json.RawMessage
+	var typ string
+	if json.Unmarshal(raw, &m) != nil || json.Unmarshal(m["type"], &typ) != nil {
+		return "", nil, "The method field must be an object with a type."
+	}
+	switch typ {
+	case "supervised", "dpo", "reinforcement":
+	default:
+		return "", nil, fmt.Sprintf("The method type '%s' is not supported; use supervised, dpo or reinforcement.", typ)
+	}
+	var body struct {
+		Hyperparameters map[string]any `json:"hyperparameters"`
+	}
+	if sub, ok := m[typ]; ok && json.Unmarshal(sub, &body) != nil {
+		return "", nil, fmt.Sprintf("The method.%s field must be an object.", typ)
+	}
+	return typ, body.Hyperparameters, ""
+}
+
 // createJob validates a job request; it returns the error body and status on failure.
 func (st *store) createJob(req jobRequest) (*job, int, []byte) {
 	if req.Model == "" {
@@ -197,16 +223,25 @@ func (st *store) createJob(req jobRequest) (*job, int, []byte) {
 	}) {
 		return nil, 400, azureError("invalidPayload", "The suffix may have up to 40 characters (a-z, A-Z, 0-9, - and _).")
 	}
+	method, methodHyper, err := parseMethod(req.Method)
+	if err != "" {
+		return nil, 400, azureError("invalidPayload", err)
+	}
 	hyper := map[string]any{"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0}
-	for k, v := range req.Hyperparameters {
-		if s, ok := v.(string); ok && s == "auto" {
-			continue
+	if method == "dpo" {
+		hyper["beta"] = 0.1
+	}
+	for _, in := range []map[string]any{req.Hyperparameters, methodHyper} {
+		for k, v := range in {
+			if s, ok := v.(string); ok && s == "auto" {
+				continue
+			}
+			hyper[k] = v
 		}
-		hyper[k] = v
 	}
 	hex := st.r.sim.randomID("", 32, "0123456789abcdef")
 	j := &job{id: "ftjob-" + hex, hex: hex, model: req.Model, trainingFile: req.TrainingFile, validationFile: req.ValidationFile,
-		hyper: hyper, suffix: req.Suffix, created: st.r.sim.now()}
+		hyper: hyper, method: method, suffix: req.Suffix, created: st.r.sim.now()}
 	if req.Seed != nil {
 		j.seed = *req.Seed
 	} else {
@@ -237,7 +272,7 @@ func (st *store) jobJSON(live *job, now time.Time) map[string]any {
 		"training_file": j.trainingFile, "validation_file": nil, "hyperparameters": j.hyper, "seed": j.seed,
 		"fine_tuned_model": nil, "finished_at": nil, "trained_tokens": nil, "result_files": []string{},
 		"error": nil, "organization_id": "", "estimated_finish": nil, "integrations": nil,
-		"method": map[string]any{"type": "supervised", "supervised": map[string]any{"hyperparameters": j.hyper}},
+		"method": map[string]any{"type": j.method, j.method: map[string]any{"hyperparameters": j.hyper}},
 	}
 	if j.validationFile != "" {
 		out["validation_file"] = j.validationFile

@@ -378,6 +378,12 @@ func TestCompletionsStreamingAndV1Shapes(t *testing.T) {
 	if r4.StatusCode != 400 || !bytes.Contains(b4, []byte("does not support fine-tuning")) {
 		t.Fatalf("unsupported base model: %d %s", r4.StatusCode, b4)
 	}
+	var up struct{ ID string }
+	json.Unmarshal(b1, &up)
+	r5, b5 := send(t, c, "POST", base+"/openai/v1/fine_tuning/jobs", `{"model":"gpt-4o-mini-2024-07-18","training_file":"`+up.ID+`","method":{"type":"ppo"}}`, map[string]string{"api-key": testKey, "Content-Type": "application/json"})
+	if r5.StatusCode != 400 || !bytes.Contains(b5, []byte("method type 'ppo'")) {
+		t.Fatalf("unknown method: %d %s", r5.StatusCode, b5)
+	}
 }
 
 func TestOutputContentFilter(t *testing.T) {

@@ -24,8 +24,10 @@ type Job struct {
 	Hyperparameters json.RawMessage `json:"hyperparameters,omitempty"`
 	Seed            *int64          `json:"seed,omitempty"`
 	Suffix          string          `json:"suffix,omitempty"`
-	CreatedAt       int64           `json:"created_at,omitempty"`
-	Error           *struct {
+	// Method is how the job trained: {"type": "supervised" | "dpo" | "reinforcement", TYPE: {"hyperparameters": ...}}.
+	Method    json.RawMessage `json:"method,omitempty"`
+	CreatedAt int64           `json:"created_at,omitempty"`
+	Error     *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error,omitempty"`

@@ -263,7 +263,9 @@ func createRequest(src *Job, res *Result) map[string]any {
 	if res.ValidationFile != "" {
 		req["validation_file"] = res.ValidationFile
 	}
-	if hp := hyperparameters(src.Hyperparameters); len(hp) > 0 {
+	if m := method(src.Method); m != nil {
+		req["method"] = m // its hyperparameters, not the top-level ones, are what a DPO or RFT job trained with
+	} else if hp := hyperparameters(src.Hyperparameters); len(hp) > 0 {
 		req["hyperparameters"] = hp
 	}
 	if src.Seed != nil {
@@ -287,6 +289,34 @@ func suffixOf(j *Job) string {
 	}
 	_, suffix, _ := strings.Cut(ft, "-")
 	return suffix
+}
+
+// method is the source job's training method for a job other than supervised (DPO, reinforcement),
+// with the hyperparameters it really used; nil for supervised jobs, whose top-level hyperparameters
+// say the same and which every API version takes.
+func method(raw json.RawMessage) map[string]any {
+	var m map[string]json.RawMessage
+	var typ string
+	if json.Unmarshal(raw, &m) != nil || json.Unmarshal(m["type"], &typ) != nil || typ == "" || typ == "supervised" {
+		return nil
+	}
+	out := map[string]any{"type": typ}
+	var body map[string]json.RawMessage
+	if json.Unmarshal(m[typ], &body) != nil {
+		return out
+	}
+	settings := map[string]any{}
+	for k, v := range body {
+		if k == "hyperparameters" {
+			if hp := hyperparameters(v); len(hp) > 0 {
+				settings[k] = hp
+			}
+			continue
+		}
+		settings[k] = v // e.g. a reinforcement job's grader, as it was
+	}
+	out[typ] = settings
+	return out
 }
 
 // hyperparameters keeps the values the source job really used; Azure reports an unset one as -1.

@@ -99,6 +99,29 @@ func TestReplicateEndToEndAndAgain(t *testing.T) {
 	}
 }
 
+// TestReplicateDPOJob: a job trained with DPO is replicated as DPO, with the hyperparameters it used
+// (beta included), not as a supervised job.
+func TestReplicateDPOJob(t *testing.T) {
+	s := simtest.Start(t, sim.Config{Regions: sim.DefaultRegions("eastus", "westus"), FineTuneDuration: 100 * time.Millisecond})
+	east, west := s.Region("eastus").URL(), s.Region("westus").URL()
+	j := simtest.CreateJob(t, east, map[string]any{
+		"model": "gpt-4o-mini-2024-07-18", "training_file": simtest.Upload(t, east, "prefs.jsonl", training),
+		"method": map[string]any{"type": "dpo", "dpo": map[string]any{"hyperparameters": map[string]any{"beta": 0.25, "n_epochs": 2}}},
+	})
+	src := simtest.WaitJob(t, east, j.ID)
+	rp := &Replicator{Source: client(s, "eastus"), Target: client(s, "westus"), Progress: new(bytes.Buffer), PollInterval: 20 * time.Millisecond}
+	res, err := rp.Replicate(context.Background(), Request{JobID: src.ID, Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := simtest.GetJob(t, west, res.Job.ID)
+	m, _ := got.Method["dpo"].(map[string]any)
+	hp, _ := m["hyperparameters"].(map[string]any)
+	if got.Method["type"] != "dpo" || hp["beta"] != 0.25 || hp["n_epochs"] != 2.0 {
+		t.Errorf("target job method %v", got.Method)
+	}
+}
+
 func TestReplicateRefusesAJobThatDidNotSucceed(t *testing.T) {
 	s := simtest.Start(t, sim.Config{Regions: sim.DefaultRegions("eastus", "westus"), FineTuneDuration: time.Hour})
 	east := s.Region("eastus").URL()

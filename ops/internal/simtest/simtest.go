@@ -77,6 +77,7 @@ type Job struct {
 	Hyperparameters map[string]any `json:"hyperparameters"`
 	Seed            int64          `json:"seed"`
 	Suffix          string         `json:"suffix"`
+	Method          map[string]any `json:"method"`
 }
 
 // CreateJob starts a fine-tuning job with the given request body.
