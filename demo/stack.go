@@ -108,12 +108,13 @@ func startStack(seed int64) (*stack, error) {
 		return nil, fmt.Errorf("starting the gateway: %w", err)
 	}
 	st.gw = gw
-	gwURL, err := st.serveClients(gw.Handler())
+	// The client side is served by Lifeline's HTTP/1.x server, as `lifeline serve` does; the status page by net/http.
+	gwURL, err := st.serve(&h1srv.Server{Handler: gw.Handler(), ReadHeaderTimeout: 5 * time.Second})
 	if err != nil {
 		st.close()
 		return nil, err
 	}
-	adminURL, err := st.serve(gw.AdminHandler())
+	adminURL, err := st.serve(&http.Server{Handler: gw.AdminHandler(), ReadHeaderTimeout: 5 * time.Second})
 	if err != nil {
 		st.close()
 		return nil, err
@@ -123,24 +124,15 @@ func startStack(seed int64) (*stack, error) {
 	return st, nil
 }
 
-func (st *stack) serve(h http.Handler) (string, error) {
+// serve runs srv on a new loopback listener until the stack closes.
+func (st *stack) serve(srv interface {
+	Serve(net.Listener) error
+	Close() error
+}) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("listening on loopback: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	st.servers = append(st.servers, srv)
-	go srv.Serve(ln)
-	return "http://" + ln.Addr().String(), nil
-}
-
-// serveClients serves the gateway's client side with Lifeline's HTTP/1.x server, as `lifeline serve` does.
-func (st *stack) serveClients(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("listening on loopback: %w", err)
-	}
-	srv := &h1srv.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	st.servers = append(st.servers, srv)
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String(), nil

@@ -45,7 +45,6 @@ type h1Transport struct {
 	mu      sync.Mutex
 	idle    []*h1Conn // most recently used last
 	sweeper *time.Timer
-	closed  bool
 }
 
 const (
@@ -105,8 +104,6 @@ type h1Conn struct {
 	idleAt time.Time
 	reused bool
 }
-
-var errH1Closed = errors.New("failover: region transport closed")
 
 // RoundTrip sends req on a pooled connection (or a new one) and reads the response headers.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -285,10 +282,6 @@ func (t *h1Transport) get(ctx context.Context, fresh bool) (*h1Conn, error) {
 		now := time.Now()
 		for {
 			t.mu.Lock()
-			if t.closed {
-				t.mu.Unlock()
-				return nil, errH1Closed
-			}
 			n := len(t.idle)
 			if n == 0 {
 				t.mu.Unlock()
@@ -349,7 +342,7 @@ func (c *h1Conn) alive() bool {
 func (t *h1Transport) put(c *h1Conn) {
 	c.idleAt = time.Now()
 	t.mu.Lock()
-	if t.closed || len(t.idle) >= t.maxIdle {
+	if len(t.idle) >= t.maxIdle {
 		t.mu.Unlock()
 		c.nc.Close()
 		return
@@ -372,7 +365,7 @@ func (t *h1Transport) sweep() {
 	}
 	old = append(old, t.idle[:i]...)
 	t.idle = append(t.idle[:0], t.idle[i:]...)
-	if len(t.idle) > 0 && !t.closed {
+	if len(t.idle) > 0 {
 		t.sweeper = time.AfterFunc(t.idle[0].idleAt.Sub(cut)+time.Second, t.sweep)
 	} else {
 		t.sweeper = nil
@@ -393,18 +386,6 @@ func (t *h1Transport) CloseIdleConnections() {
 	for _, c := range idle {
 		c.nc.Close()
 	}
-}
-
-// close closes the idle connections and stops pooling.
-func (t *h1Transport) close() {
-	t.mu.Lock()
-	t.closed = true
-	if t.sweeper != nil {
-		t.sweeper.Stop()
-		t.sweeper = nil
-	}
-	t.mu.Unlock()
-	t.CloseIdleConnections()
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it unblocks any read or write.

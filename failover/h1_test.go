@@ -48,7 +48,7 @@ func newTestH1(t testing.TB, rawURL string, to Timeouts, tlsConf *tls.Config) (*
 		dials.Add(1)
 		return nil
 	}
-	t.Cleanup(tr.close)
+	t.Cleanup(tr.CloseIdleConnections)
 	return tr, dials
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/lifeline-sre/lifeline/config"
@@ -61,14 +60,14 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	if cfg.TLS == nil && cfg.Server.HTTP1 != config.HTTP1NetHTTP {
 		// Lifeline's HTTP/1.x server takes the listener; a connection that opens with the HTTP/2 preface
 		// (h2c with prior knowledge) is handed to net/http's server through a listener of its own.
-		h2 := newHandOffListener(ln.Addr())
+		h2 := h1srv.NewHandOffListener(ln.Addr())
 		fast := &h1srv.Server{
 			Handler:           srv.Handler,
 			ReadHeaderTimeout: srv.ReadHeaderTimeout,
 			IdleTimeout:       srv.IdleTimeout,
 			MaxHeaderBytes:    srv.MaxHeaderBytes,
 			BaseContext:       func() context.Context { return g.hardCtx },
-			Fallback:          h2.deliver,
+			Fallback:          h2.Deliver,
 			ErrorLog:          g.log,
 		}
 		servers = []server{fast, srv}
@@ -151,39 +150,3 @@ func (g *Gateway) shutdown(servers []server, grace time.Duration) {
 	g.transport.Close()
 	g.log.Info("stopped")
 }
-
-// handOffListener is a net.Listener fed by hand: h1srv gives it the HTTP/2 connections it found.
-type handOffListener struct {
-	addr   net.Addr
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newHandOffListener(addr net.Addr) *handOffListener {
-	return &handOffListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *handOffListener) deliver(c net.Conn) {
-	select {
-	case l.conns <- c:
-	case <-l.closed:
-		c.Close()
-	}
-}
-
-func (l *handOffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handOffListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *handOffListener) Addr() net.Addr { return l.addr }

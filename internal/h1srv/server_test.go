@@ -597,53 +597,18 @@ func TestClose(t *testing.T) {
 	release()
 }
 
-// chanListener is a net.Listener fed by hand, like the gateway's for h2c hand-offs.
-type chanListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *chanListener) deliver(c net.Conn) {
-	select {
-	case l.conns <- c:
-	case <-l.closed:
-		c.Close()
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
 func TestH2CHandOff(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s %s", r.Proto, r.Method, body)
 	})
-	h2 := newChanListener()
+	h2 := NewHandOffListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	h2srv := &http.Server{Handler: h, Protocols: &p}
 	go h2srv.Serve(h2)
 	t.Cleanup(func() { h2srv.Close() })
-	_, addr, _ := startH1(t, h, func(s *Server) { s.Fallback = h2.deliver })
+	_, addr, _ := startH1(t, h, func(s *Server) { s.Fallback = h2.Deliver })
 
 	var cp http.Protocols
 	cp.SetUnencryptedHTTP2(true)
