@@ -867,17 +867,23 @@ func TestH1CancelWaitingForHeaders(t *testing.T) {
 	}()
 	waitFor(t, got, "the request")
 	cancel(errH1TestCause)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, errH1TestCause) {
-			t.Fatalf("RoundTrip error %v, want the cause %v", err, errH1TestCause)
-		}
-	case <-time.After(h1Wait):
-		t.Fatal("RoundTrip did not return after cancel")
-	}
+	wantCause(t, errc, "RoundTrip")
 	waitFor(t, closed, "the connection to close")
 	if n := len(idleConns(tr)); n != 0 {
 		t.Fatalf("%d idle connections, want 0", n)
+	}
+}
+
+// wantCause waits for what (RoundTrip, Read) to return after the cancel, with errH1TestCause.
+func wantCause(t *testing.T, errc <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, errH1TestCause) {
+			t.Fatalf("%s error %v, want the cause %v", what, err, errH1TestCause)
+		}
+	case <-time.After(h1Wait):
+		t.Fatalf("%s did not return after cancel", what)
 	}
 }
 
@@ -902,14 +908,7 @@ func TestH1CancelMidBody(t *testing.T) {
 		errc <- err
 	}()
 	cancel(errH1TestCause)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, errH1TestCause) {
-			t.Fatalf("Read error %v, want the cause %v", err, errH1TestCause)
-		}
-	case <-time.After(h1Wait):
-		t.Fatal("Read did not return after cancel")
-	}
+	wantCause(t, errc, "Read")
 	resp.Body.Close()
 	waitFor(t, closed, "the connection to close")
 	if n := len(idleConns(tr)); n != 0 {
@@ -948,14 +947,7 @@ func TestH1CancelBeforeConnected(t *testing.T) {
 		}()
 		waitFor(t, hello, "the ClientHello")
 		cancel(errH1TestCause)
-		select {
-		case err := <-errc:
-			if !errors.Is(err, errH1TestCause) {
-				t.Fatalf("RoundTrip error %v, want the cause %v", err, errH1TestCause)
-			}
-		case <-time.After(h1Wait):
-			t.Fatal("RoundTrip did not return after cancel")
-		}
+		wantCause(t, errc, "RoundTrip")
 	})
 }
 
