@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/gateway"
+	"github.com/lifeline-sre/lifeline/internal/syncbuf"
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
@@ -27,22 +27,7 @@ const (
 )
 
 // syncBuffer is a log sink that tests read while the gateway writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // lines returns the JSON log lines with msg.
 func (b *syncBuffer) lines(msg string) []map[string]any {

@@ -2,7 +2,6 @@ package h1srv
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"log"
@@ -13,9 +12,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lifeline-sre/lifeline/internal/syncbuf"
 )
 
 // startH1 serves h with a Server on a loopback listener until the test ends. It returns the
@@ -141,23 +141,7 @@ func post(path, body string) string {
 	return "POST " + path + " HTTP/1.1\r\nHost: example.com\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 }
 
-// syncBuffer is a bytes.Buffer a logger and a test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // waitFor polls cond until it holds or a few seconds passed.
 func waitFor(t testing.TB, what string, cond func() bool) {

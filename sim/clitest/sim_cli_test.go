@@ -18,20 +18,10 @@ import (
 	"time"
 
 	"github.com/lifeline-sre/lifeline/internal/cli"
+	"github.com/lifeline-sre/lifeline/internal/syncbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for the command's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = syncbuf.Buffer
 
 // runSim starts `lifeline sim args...` and waits until it prints that it is ready.
 func runSim(t *testing.T, args ...string) (stdout *syncBuffer, stop func() int) {
