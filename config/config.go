@@ -36,6 +36,8 @@ type Config struct {
 	Server Server `yaml:"server"`
 	// Logging is the access and event log format.
 	Logging Logging `yaml:"logging"`
+	// Telemetry sends traces to an OpenTelemetry collector (config/telemetry.go).
+	Telemetry Telemetry `yaml:"telemetry"`
 }
 
 // TLS names the certificate and key files of the client-facing listener.

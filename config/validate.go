@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	c.validateRegions(&e)
 	c.Policy.validate(&e)
 	c.Server.validate(&e)
+	c.Telemetry.validate(&e)
 	switch c.Logging.Format {
 	case "", "json", "text":
 	default:

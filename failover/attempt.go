@@ -21,6 +21,7 @@ type attempt struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
+	end    func(AttemptResult) // the tracer's, nil without one
 }
 
 // errorPeek is how much of a 404 body is read to tell DeploymentNotFound from other 404s.
@@ -33,7 +34,8 @@ const streamPeek = 2 << 10
 func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
 	t := rt.t
 	rt.attempts++
-	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: probe})
+	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: probe}
+	t.obs.AttemptStarted(start)
 	r.h.inflight.Add(1)
 	r.h.attempts.Add(1)
 	a := &attempt{rt: rt, r: r, tg: tg, probe: probe, n: rt.attempts, start: t.clock.Now()}
@@ -47,6 +49,9 @@ func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
 	out, err := rt.build(a.ctx, r, tg)
 	if err != nil {
 		return a.fail(err)
+	}
+	if t.tracer != nil {
+		a.end = t.tracer.StartAttempt(out, start)
 	}
 	resp, err := r.rt.RoundTrip(out)
 	if err != nil {
@@ -199,10 +204,14 @@ func (a *attempt) record(v Verdict, now time.Time) {
 
 func (a *attempt) finished(v Verdict, status int, lat, dur time.Duration, err error) {
 	a.r.h.inflight.Add(-1)
-	a.rt.t.obs.AttemptFinished(AttemptResult{
+	res := AttemptResult{
 		Region: a.r.cfg.Name, Name: a.rt.in.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
 		Latency: lat, Duration: dur, RetryAfter: v.RetryAfter, Err: err,
-	})
+	}
+	a.rt.t.obs.AttemptFinished(res)
+	if a.end != nil {
+		a.end(res)
+	}
 }
 
 // label sets x-lifeline-region and x-lifeline-attempts, and points the response at the

@@ -25,6 +25,8 @@ type Transport struct {
 	tls   *tls.Config
 	base  func(Region) http.RoundTripper
 
+	tracer Tracer // nil: none (WithTracer)
+
 	mu      sync.Mutex // serialises Reconfigure, Disable, Enable
 	healths map[string]*health
 	owned   map[string]*ownedTransport // by region name: transports New built

@@ -31,6 +31,9 @@ func (g *Gateway) finish(r *http.Request, x *exchange) {
 	if x.usage.completion > 0 {
 		s.complete.Add(float64(x.usage.completion))
 	}
+	if x.span != nil {
+		g.trace.end(x)
+	}
 	ctx := context.Background()
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return

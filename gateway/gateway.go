@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
@@ -53,6 +54,9 @@ type Options struct {
 	FailoverOptions []failover.Option
 	// Now is the clock for latencies and timestamps. Nil: time.Now.
 	Now func() time.Time
+	// TracerProvider receives a span per client request and per upstream attempt. Nil: one built from the
+	// config's `telemetry` and the OTEL_* variables (docs/telemetry.md), or no tracing when they name no collector.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is a running gateway: the client handler, the admin handler and the engine under them.
@@ -74,6 +78,8 @@ type Gateway struct {
 	hardCtx  context.Context
 	hardStop context.CancelFunc
 	started  time.Time
+
+	trace *tracing // nil: no tracing
 }
 
 // generation is what a config decides for the gateway itself (the engine keeps its own). A request loads it
@@ -140,12 +146,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	fopts := []failover.Option{failover.WithObserver(g.observer())}
+	if g.trace, err = newTracing(cfg, opts); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if g.trace != nil {
+		fopts = append(fopts, g.trace.failoverOption())
+	}
 	if opts.RegionTLS != nil {
 		fopts = append(fopts, failover.WithTLSConfig(opts.RegionTLS))
 	}
 	fopts = append(fopts, opts.FailoverOptions...)
 	t, err := failover.New(cfg.Failover(), fopts...)
 	if err != nil {
+		g.trace.shutdown()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.transport = t
@@ -260,6 +273,7 @@ var errNoLoader = errors.New("gateway: no config source to reload from")
 func (g *Gateway) Close() {
 	g.hardStop()
 	g.transport.Close()
+	g.trace.shutdown()
 }
 
 // requestIDs makes short unique request ids: a random process prefix and a counter.

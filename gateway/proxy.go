@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lifeline-sre/lifeline/failover"
 )
@@ -34,6 +35,12 @@ type exchange struct {
 	usage    usage
 	bytes    int64
 	err      string
+
+	// For the trace (nil span: not tracing).
+	span      trace.Span
+	model     string // the model the region says it served
+	hedged    bool   // the answer came from a hedge
+	streamErr string // the error code of a stream that broke after it started
 }
 
 type routeKind uint8
@@ -121,6 +128,9 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	gen := g.state.Load()
 	x := &exchange{start: g.now(), id: g.ids.next()}
 	w.Header()["X-Lifeline-Request-Id"] = []string{x.id}
+	if g.trace != nil {
+		r = g.trace.start(r, x)
+	}
 	g.metrics.inFlight.Inc()
 	g.active.Add(1)
 	defer g.active.Add(-1)

@@ -148,5 +148,6 @@ func (g *Gateway) shutdown(servers []server, grace time.Duration) {
 	}
 	g.hardStop()
 	g.transport.Close()
+	g.trace.shutdown()
 	g.log.Info("stopped")
 }

@@ -76,6 +76,7 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 		h[k] = vv
 	}
 	x.status = resp.StatusCode
+	x.hedged = resp.Header.Get("X-Lifeline-Hedged") == "true"
 	x.stream = strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	pool := &copyBufs
 	if x.stream {
@@ -99,6 +100,9 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 	}
 	if x.status < 400 {
 		x.usage = findUsage(cb.tail[:cb.nt])
+		if x.span != nil {
+			x.model = findModel(cb.tail[:cb.nt])
+		}
 	}
 }
 
@@ -125,7 +129,7 @@ func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, c
 			return
 		}
 		if err != nil {
-			x.err = err.Error()
+			x.err, x.streamErr = err.Error(), "body_error"
 			g.metrics.streamErrors.WithLabelValues(x.region).Inc()
 			panic(http.ErrAbortHandler)
 		}
@@ -211,6 +215,7 @@ func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, mi
 		code, msg = "shutting_down", "lifeline: the gateway is shutting down; the answer is incomplete"
 	}
 	g.metrics.streamErrors.WithLabelValues(x.region).Inc()
+	x.streamErr = code
 	var b []byte
 	if midEvent {
 		b = append(b, "\n\n"...)
@@ -267,4 +272,18 @@ func findUsage(tail []byte) usage {
 		i = bytes.LastIndex(tail[:i], []byte(`"usage":`))
 	}
 	return usage{}
+}
+
+// findModel reads the last `"model":"..."` in the tail of a body or a stream: the model and version the region
+// says it served (chat and completions chunks carry it, and so does the end of a non-streaming answer).
+func findModel(tail []byte) string {
+	i := bytes.LastIndex(tail, []byte(`"model":`))
+	if i < 0 {
+		return ""
+	}
+	m := gjson.ParseBytes(bytes.TrimLeft(tail[i+len(`"model":`):], " \t\r\n"))
+	if m.Type != gjson.String || len(m.Str) > 128 {
+		return ""
+	}
+	return m.Str
 }
