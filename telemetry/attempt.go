@@ -55,7 +55,6 @@ func (t *AttemptTracer) StartAttempt(out *http.Request, e failover.AttemptStart)
 	if e.Probe {
 		attrs = append(attrs, AttrProbe.Bool(true))
 	}
-	attrs = append(attrs, attemptKind(e)...)
 	ctx, span := t.tracer.Start(out.Context(), SpanName(op, e.Name)+" ("+e.Region+")",
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))

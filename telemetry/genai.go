@@ -9,15 +9,12 @@ import (
 
 // Lifeline's own span attributes, next to the semantic conventions' ones.
 const (
-	AttrRegion        = attribute.Key("lifeline.region")          // the region of an attempt, or the one that answered
-	AttrName          = attribute.Key("lifeline.name")            // the client-visible name asked for
-	AttrAttempt       = attribute.Key("lifeline.attempt")         // 1-based number of the attempt within its request
-	AttrAttempts      = attribute.Key("lifeline.attempts")        // attempts a request took
-	AttrOutcome       = attribute.Key("lifeline.attempt.outcome") // ok, timeout, server_error, throttled, stream_error...
-	AttrProbe         = attribute.Key("lifeline.attempt.probe")   // the attempt decides whether an open region comes back
-	AttrHedge         = attribute.Key("lifeline.attempt.hedge")   // the attempt is a hedge of a slow one
-	AttrResume        = attribute.Key("lifeline.attempt.resume")  // the attempt resumes a stream that another region broke
-	AttrResumeFrom    = attribute.Key("lifeline.attempt.resume_from")
+	AttrRegion        = attribute.Key("lifeline.region")             // the region of an attempt, or the one that answered
+	AttrName          = attribute.Key("lifeline.name")               // the client-visible name asked for
+	AttrAttempt       = attribute.Key("lifeline.attempt")            // 1-based number of the attempt within its request
+	AttrAttempts      = attribute.Key("lifeline.attempts")           // attempts a request took
+	AttrOutcome       = attribute.Key("lifeline.attempt.outcome")    // ok, timeout, server_error, throttled, stream_error...
+	AttrProbe         = attribute.Key("lifeline.attempt.probe")      // the attempt decides whether an open region comes back
 	AttrLatencyMs     = attribute.Key("lifeline.attempt.headers_ms") // until the region's response headers (or the failure)
 	AttrRetryAfterMs  = attribute.Key("lifeline.retry_after_ms")     // the region's Retry-After hint
 	AttrRequestID     = attribute.Key("lifeline.request_id")
