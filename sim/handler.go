@@ -248,6 +248,9 @@ func (c *call) authorize() bool {
 	if s.cfg.VerifyToken != nil && s.cfg.VerifyToken(token) {
 		return true
 	}
+	if s.cfg.Entra != nil && looksLikeJWT(token) {
+		return c.verifyEntra(s.cfg.Entra, token)
+	}
 	if c.rt.v1 && s.keyOK(token) {
 		if c.r.noLocal {
 			writeJSON(c.w, http.StatusForbidden, azureError("AuthenticationTypeDisabled", "Key based authentication is disabled for this resource."))
@@ -255,7 +258,7 @@ func (c *call) authorize() bool {
 		}
 		return true
 	}
-	writeJSON(c.w, http.StatusUnauthorized, azureError("401", "Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired."))
+	writeJSON(c.w, http.StatusUnauthorized, tokenInvalidBody)
 	return false
 }
 

@@ -24,7 +24,9 @@ type Region struct {
 	ttft    time.Duration
 	tps     float64
 	noLocal bool
-	session string // azureml-model-session header value
+	tenant  string   // Entra tenant of the resource; "" any
+	users   []string // lower-case object ids with a data-plane role; nil: everyone
+	session string   // azureml-model-session header value
 
 	mu          sync.RWMutex
 	listen      string // listen address; its port is fixed after the first listen, so clear reopens the same one
@@ -64,10 +66,17 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		ttft:        rc.TimeToFirstToken,
 		tps:         rc.TokensPerSecond,
 		noLocal:     rc.DisableLocalAuth,
+		tenant:      rc.TenantID,
 		listen:      rc.Addr,
 		deployments: map[string]*deployment{},
 		conns:       map[*trackedConn]struct{}{},
 		draining:    map[*http.Server]struct{}{},
+	}
+	if rc.OpenAIUsers != nil {
+		r.users = make([]string, len(rc.OpenAIUsers))
+		for i, u := range rc.OpenAIUsers {
+			r.users[i] = strings.ToLower(u)
+		}
 	}
 	r.store = newStore(r)
 	r.session = s.randomID("d", 3, "0123456789") + "-" + s.now().UTC().Format("20060102150405")

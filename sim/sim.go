@@ -25,6 +25,10 @@ type Config struct {
 	APIKey string
 	// VerifyToken accepts Entra bearer tokens (data plane on both shapes, and the ARM endpoint). Nil: no token is accepted.
 	VerifyToken func(token string) bool
+	// Entra verifies Entra ID access tokens (JWTs) on the data plane as Azure OpenAI does: signature, audience,
+	// expiry, the region's tenant and role assignments (RegionConfig.TenantID, OpenAIUsers). A token VerifyToken
+	// accepts is accepted first. Nil: JWTs are checked by VerifyToken alone.
+	Entra *Entra
 	// Seed seeds every random choice (fault rates, ids), so a scenario replays. 0 is a valid seed.
 	Seed int64
 	// TLS serves HTTPS with a certificate generated at Start (trust it with CertPool or ClientTLSConfig).
@@ -61,6 +65,12 @@ type RegionConfig struct {
 	TokensPerSecond float64
 	// DisableLocalAuth rejects api keys with 403 AuthenticationTypeDisabled, as a resource with disableLocalAuth does.
 	DisableLocalAuth bool
+	// TenantID is the resource's Entra tenant (with Config.Entra): a token from another tenant gets Azure's 400
+	// "Token tenant ... does not match resource tenant.". Empty: tokens of any tenant.
+	TenantID string
+	// OpenAIUsers are the object ids of the principals holding "Cognitive Services OpenAI User" (or Contributor)
+	// on the resource (with Config.Entra); any other principal gets 401 PermissionDenied. Nil: every principal.
+	OpenAIUsers []string
 }
 
 // Deployment is a model deployed in a region under a name.
