@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -243,5 +242,3 @@ func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 func (m *ManagedIdentity) String() string {
 	return fmt.Sprintf("managed identity endpoints (app service %s, imds proxy %s)", m.appAddr, m.proxyAddr)
 }
-
-var _ = strings.TrimSpace
