@@ -163,6 +163,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.transport = t
 	g.state.Store(newGeneration(cfg))
+	if err := reg.Register(regionCollector{g}); err != nil {
+		g.trace.shutdown()
+		return nil, err
+	}
 	g.hardCtx, g.hardStop = context.WithCancel(context.Background())
 	g.metrics.setStates(t.Regions())
 	return g, nil

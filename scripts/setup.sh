@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go: the npm packages of the Node end-to-end tests and, where missing,
-# Debian's Chromium for the status page browser test. Safe to run again; it only installs what is missing.
+# Debian's Chromium for the status page browser test and promtool (Debian's prometheus) for the alert rule tests. Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +28,14 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null 
   fi
 fi
 command -v chromium || command -v chromium-browser || command -v google-chrome
+
+echo "== setup: promtool for the alert rule tests (monitoring/)"
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "setup: promtool is required for the alert rule tests (Debian: apt-get install prometheus)" >&2
+    exit 1
+  fi
+fi
+promtool --version | head -1
