@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,13 +16,14 @@ type attempt struct {
 	rt     *roundTrip
 	r      *region
 	tg     *target
-	probe  bool
+	tk     ticket // from the region's breaker; done exactly once, by end
 	n      int
 	start  time.Time
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
-	end    func(AttemptResult) // the tracer's, nil without one
+	ended  atomic.Bool
+	trace  func(AttemptResult) // the tracer's end of the attempt's span, nil without one
 }
 
 // errorPeek is how much of a 404 body is read to tell DeploymentNotFound from other 404s.
@@ -31,14 +33,14 @@ const errorPeek = 4 << 10
 // handed over so that a region that stalls before its first event can still be failed over.
 const streamPeek = 2 << 10
 
-func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
+func (rt *roundTrip) attempt(r *region, tg *target, tk ticket) attemptResult {
 	t := rt.t
 	rt.attempts++
-	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: probe}
+	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: tk.trial != 0}
 	t.obs.AttemptStarted(start)
 	r.h.inflight.Add(1)
 	r.h.attempts.Add(1)
-	a := &attempt{rt: rt, r: r, tg: tg, probe: probe, n: rt.attempts, start: t.clock.Now()}
+	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: rt.attempts, start: t.clock.Now()}
 	a.ctx, a.cancel = context.WithCancelCause(rt.ctx)
 	timeout := rt.p.Timeouts.Response
 	if rt.in.stream {
@@ -51,7 +53,7 @@ func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
 		return a.fail(err)
 	}
 	if t.tracer != nil {
-		a.end = t.tracer.StartAttempt(out, start)
+		a.trace = t.tracer.StartAttempt(out, start)
 	}
 	resp, err := r.rt.RoundTrip(out)
 	if err != nil {
@@ -74,9 +76,10 @@ func (rt *roundTrip) attempt(r *region, tg *target, probe bool) attemptResult {
 }
 
 // deliver hands a good response to the caller. For a stream it first waits for the first
-// bytes, within the first-byte timeout, so that a region that stalls can still be left.
+// bytes, within the first-byte timeout, so that a region that stalls can still be left. The
+// attempt ends when the body does: a stream only counts as a success once it is complete.
 func (a *attempt) deliver(resp *http.Response) attemptResult {
-	var prefix []byte
+	var first []byte
 	if a.rt.in.stream {
 		buf := make([]byte, streamPeek)
 		var n int
@@ -91,29 +94,33 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 			}
 			return a.fail(err)
 		}
-		prefix = buf[:n]
+		first = buf[:n]
 	}
 	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
 		resp.Body.Close()
 		return a.fail(ErrAttemptTimeout)
 	}
-	now := a.rt.t.clock.Now()
-	lat := now.Sub(a.start)
+	lat := a.rt.t.clock.Now().Sub(a.start)
 	a.r.h.observeLatency(lat)
-	a.rt.t.emitState(a.r.cfg.Name, a.r.h.breaker.settle(now, a.probe), now)
 	a.label(resp)
-	resp.Body = newGuardedBody(a, resp, prefix, lat)
+	if isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "" {
+		tk := newTracker(a.rt.in.op, choicesWanted(a.rt.in.body))
+		resp.Body = newStreamBody(a, resp.Body, resp.StatusCode, lat, first, tk)
+	} else {
+		if len(first) > 0 {
+			resp.Body = &prefixedBody{prefix: first, ReadCloser: resp.Body}
+		}
+		resp.Body = newJSONBody(a, resp.Body, resp.StatusCode, lat)
+	}
 	return attemptResult{resp: resp, final: true}
 }
 
 // passThrough hands a region's 4xx answer to the caller as it is. The attempt's timeout keeps
 // running until the caller closes the body, so a region that stalls mid-body cannot hang it.
 func (a *attempt) passThrough(v Verdict, resp *http.Response) attemptResult {
-	now := a.rt.t.clock.Now()
-	lat := now.Sub(a.start)
+	lat := a.rt.t.clock.Now().Sub(a.start)
 	a.r.h.observeLatency(lat)
-	a.record(v, now)
-	a.finished(v, resp.StatusCode, lat, lat, nil)
+	a.end(v, resp.StatusCode, lat, nil)
 	a.label(resp)
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: a.cancel, timer: a.timer}
 	return attemptResult{resp: resp, final: true}
@@ -121,8 +128,7 @@ func (a *attempt) passThrough(v Verdict, resp *http.Response) attemptResult {
 
 // failed handles a response that sends the request on (5xx, 429, 404 DeploymentNotFound, 401, 403).
 func (a *attempt) failed(v Verdict, resp *http.Response) attemptResult {
-	now := a.rt.t.clock.Now()
-	lat := now.Sub(a.start)
+	lat := a.rt.t.clock.Now().Sub(a.start)
 	// The body is read within the attempt's timeout: a region that stalls mid-body cannot hang us.
 	if v.Outcome == OutcomeServerError {
 		a.rt.keep(a.r, resp)
@@ -131,9 +137,8 @@ func (a *attempt) failed(v Verdict, resp *http.Response) attemptResult {
 	}
 	a.timer.Stop()
 	a.r.h.observeLatency(lat)
-	a.record(v, now)
+	a.end(v, resp.StatusCode, lat, nil)
 	a.cancel(nil)
-	a.finished(v, resp.StatusCode, lat, lat, nil)
 	return attemptResult{verdict: v}
 }
 
@@ -155,8 +160,7 @@ func (a *attempt) fail(err error) attemptResult {
 		// latency that abandonment is measured against.
 		a.r.h.observeLatency(lat)
 	}
-	a.record(v, now)
-	a.finished(v, 0, lat, lat, err)
+	a.end(v, 0, lat, err)
 	if v.Outcome == OutcomeCanceled || v.Outcome == OutcomeAbandoned {
 		return attemptResult{final: true, err: err, verdict: v}
 	}
@@ -173,19 +177,31 @@ func (a *attempt) abandonAfter() time.Duration {
 	return max(floor, AbandonedFactor*a.r.h.latency())
 }
 
-// record feeds the breaker and, for deployment-scoped failures, the deployment's state.
-func (a *attempt) record(v Verdict, now time.Time) {
-	b := a.r.h.breaker
-	var tr *transition
-	switch {
-	case v.Outcome == OutcomeCanceled:
-		tr = b.record(now, a.probe, false, true)
-	case v.Scope == ScopeRegion:
-		tr = b.record(now, a.probe, true, false)
-	default: // the region answered
-		tr = b.record(now, a.probe, false, false)
+// end is the one place an attempt's end is accounted, exactly once: the breaker's ticket (which
+// decides what the outcome means for the region's health), the deployment's cool-down or broken
+// mark, and the observers. It reports whether this call ended the attempt.
+func (a *attempt) end(v Verdict, status int, lat time.Duration, err error) bool {
+	if !a.ended.CompareAndSwap(false, true) {
+		return false
 	}
-	a.rt.t.emitState(a.r.cfg.Name, tr, now)
+	now := a.rt.t.clock.Now()
+	a.tk.done(now, v)
+	a.markDeployment(v, now)
+	a.r.h.inflight.Add(-1)
+	res := AttemptResult{
+		Region: a.r.cfg.Name, Name: a.rt.in.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
+		Latency: lat, Duration: now.Sub(a.start), RetryAfter: v.RetryAfter, Err: err,
+	}
+	a.rt.t.obs.AttemptFinished(res)
+	if a.trace != nil {
+		a.trace(res)
+	}
+	return true
+}
+
+// markDeployment applies a deployment-scoped failure: a cool-down after 429, or the pair marked
+// broken after 404 DeploymentNotFound, 401 or 403.
+func (a *attempt) markDeployment(v Verdict, now time.Time) {
 	if v.Scope != ScopeDeployment || a.tg == nil {
 		return
 	}
@@ -200,18 +216,6 @@ func (a *attempt) record(v Verdict, now time.Time) {
 	}
 	st.brokenBy.Store(int32(v.Outcome))
 	extend(&st.brokenUntil, now.Add(a.rt.p.Breaker.OpenFor).UnixNano())
-}
-
-func (a *attempt) finished(v Verdict, status int, lat, dur time.Duration, err error) {
-	a.r.h.inflight.Add(-1)
-	res := AttemptResult{
-		Region: a.r.cfg.Name, Name: a.rt.in.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
-		Latency: lat, Duration: dur, RetryAfter: v.RetryAfter, Err: err,
-	}
-	a.rt.t.obs.AttemptFinished(res)
-	if a.end != nil {
-		a.end(res)
-	}
 }
 
 // label sets x-lifeline-region and x-lifeline-attempts, and points the response at the

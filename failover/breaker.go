@@ -12,8 +12,8 @@ type State int32
 
 const (
 	Healthy  State = 0 // takes traffic
-	HalfOpen State = 1 // open_for passed: one probe decides
-	Open     State = 2 // out of service until open_for passes
+	HalfOpen State = 1 // open_for passed (or a probe answered): one trial request decides
+	Open     State = 2 // out of service until open_for passes or a probe answers
 	Disabled State = 3 // disabled by hand: no traffic at all
 )
 
@@ -31,6 +31,17 @@ func (s State) String() string {
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
 
+// Reasons a breaker gives for a change of state that no attempt outcome explains. A change caused by an
+// attempt carries that attempt's outcome name (`timeout`, `stream_error`, `ok`...).
+const (
+	ReasonOpenForPassed = "open_for_passed" // open -> half_open: the time out ran out; the next request is the trial
+	ReasonProbeOK       = "probe_ok"        // open -> half_open: an active probe got an answer
+	ReasonProbeFailed   = "probe_failed"    // half_open -> open: an active probe failed during the trial
+	ReasonFailureRate   = "failure_rate"    // healthy -> open: the failed share within the window reached the limit
+	ReasonManual        = "manual"          // disabled / enabled by hand
+	ReasonShared        = "shared"          // applied from another replica (ApplyRegionEvent)
+)
+
 // windowBuckets is the resolution of the failure-rate window.
 const windowBuckets = 10
 
@@ -39,27 +50,45 @@ type bucket struct {
 	ok, failed uint32
 }
 
-// breaker is one region's circuit breaker: consecutive failures and a failure rate over a
-// window open it; after openFor a single probe decides; each failed probe lengthens openFor.
-// Manual disable sits on top of it and wins.
+// transition is a state change, reported to the breaker's notify hook outside any lock.
+type transition struct {
+	from, to State
+	reason   string
+	until    time.Time // Open: when a trial may go
+	shared   bool      // applied from outside (ApplyRegionEvent), not decided here
+}
+
+// breaker is one region's circuit breaker. It owns its accounting: an attempt asks acquire for a
+// ticket and reports how it ended exactly once with ticket.done; the breaker alone decides what an
+// outcome means for the region's health and reports its own changes of state (gobreaker's two-step
+// Allow). Consecutive failures or a failure rate over a window open it; after openFor, or as soon as
+// an active probe gets an answer, a single trial request decides; each failed trial lengthens openFor
+// up to MaxOpenFor. Manual disable sits on top of it and wins.
 type breaker struct {
-	p BreakerPolicy
+	p      BreakerPolicy
+	notify func(transition) // called outside the lock; nil: nobody listens
 
 	state    atomic.Int32 // State without the manual override: Healthy, HalfOpen, Open
 	disabled atomic.Bool
 
 	mu          sync.Mutex
 	consecutive int
-	trips       int          // consecutive trips without a lasting recovery
-	openUntil   time.Time    // while Open
-	probing     bool         // a half-open probe is in flight
+	trips       int       // consecutive trips without a lasting recovery
+	openUntil   time.Time // while Open
+	trial       uint64    // generation of the half-open trial in flight (0: none)
+	trialSeq    uint64
+	since       time.Time    // when the current state was entered
+	reason      string       // why
 	recovered   atomic.Int64 // unix nanos: start of slow start (0: none)
 	slowStart   atomic.Int64 // policy SlowStart, readable without the lock
 	window      [windowBuckets]bucket
 }
 
-// transition is a state change to report to observers, outside any lock.
-type transition struct{ from, to State }
+// ticket is one admitted attempt. done must be called exactly once, when the attempt ended.
+type ticket struct {
+	b     *breaker
+	trial uint64 // non-zero: this attempt is the half-open trial of that generation
+}
 
 func newBreaker(p BreakerPolicy) *breaker {
 	b := &breaker{}
@@ -82,7 +111,7 @@ func (b *breaker) State() State {
 	return State(b.state.Load())
 }
 
-// available reports whether the region may be tried now without taking the probe slot.
+// available reports whether the region may be tried now without taking the trial slot.
 func (b *breaker) available(now time.Time) bool {
 	switch b.State() {
 	case Healthy:
@@ -93,69 +122,75 @@ func (b *breaker) available(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := State(b.state.Load())
-	return st == Open && !now.Before(b.openUntil) || st == HalfOpen && !b.probing
+	return st == Open && !now.Before(b.openUntil) || st == HalfOpen && b.trial == 0
 }
 
-// acquire asks to send an attempt now. probe reports that the attempt is the half-open probe.
-func (b *breaker) acquire(now time.Time) (ok, probe bool, tr *transition) {
+// acquire asks to send an attempt now. The ticket's trial field says the attempt is the half-open
+// trial that decides whether the region comes back.
+func (b *breaker) acquire(now time.Time) (ticket, bool) {
 	switch b.State() {
 	case Healthy:
-		return true, false, nil
+		return ticket{b: b}, true
 	case Disabled:
-		return false, false, nil
+		return ticket{}, false
 	}
+	var tr *transition
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	tk, ok := b.acquireLocked(now, &tr)
+	b.mu.Unlock()
+	b.emit(tr)
+	return tk, ok
+}
+
+func (b *breaker) acquireLocked(now time.Time, tr **transition) (ticket, bool) {
 	switch State(b.state.Load()) {
 	case Healthy:
-		return true, false, nil
+		return ticket{b: b}, true
 	case Open:
 		if now.Before(b.openUntil) {
-			return false, false, nil
+			return ticket{}, false
 		}
-		b.state.Store(int32(HalfOpen))
-		tr = &transition{Open, HalfOpen}
+		*tr = b.setState(now, HalfOpen, ReasonOpenForPassed)
 	}
-	if b.probing {
-		return false, false, tr
+	if b.trial != 0 {
+		return ticket{}, false
 	}
-	b.probing = true
-	return true, true, tr
+	b.trialSeq++
+	b.trial = b.trialSeq
+	return ticket{b: b, trial: b.trial}, true
 }
 
-// settle resolves a half-open probe as a success and resets the consecutive count, without
-// counting the attempt in the window: a delivered response is counted when its body ends.
-func (b *breaker) settle(now time.Time, probe bool) *transition {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.consecutive = 0
-	if !probe {
-		return nil
+// healthOf is what one attempt's verdict means for its region: a failure, nothing (the caller went
+// away), or a success (the region answered, whatever it answered).
+func healthOf(v Verdict) (failed, neutral bool) {
+	switch {
+	case v.Outcome == OutcomeCanceled:
+		return false, true
+	case v.Scope == ScopeRegion:
+		return true, false
 	}
-	b.probing = false
-	if State(b.state.Load()) != HalfOpen {
-		return nil
-	}
-	b.state.Store(int32(Healthy))
-	b.recovered.Store(now.UnixNano())
-	b.resetWindow()
-	return b.report(HalfOpen, Healthy)
+	return false, false
 }
 
-// countSuccess counts a delivered response whose body ended well.
-func (b *breaker) countSuccess(now time.Time) {
+// done reports how the attempt ended. A failure that counts against the region (Verdict.Scope
+// ScopeRegion) adds to the consecutive count and the window; OutcomeCanceled decides nothing and
+// frees the trial slot; anything else is a success.
+func (t ticket) done(now time.Time, v Verdict) {
+	b := t.b
+	if b == nil {
+		return
+	}
+	failed, neutral := healthOf(v)
 	b.mu.Lock()
-	b.count(now, false)
+	tr := b.doneLocked(now, t.trial, v.Outcome, failed, neutral)
 	b.mu.Unlock()
+	b.emit(tr)
 }
 
-// record feeds one attempt's result. failed is true for a failure that counts against the
-// region; neutral results (caller went away) release a probe without deciding.
-func (b *breaker) record(now time.Time, probe, failed, neutral bool) *transition {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if probe {
-		b.probing = false
+func (b *breaker) doneLocked(now time.Time, trial uint64, o Outcome, failed, neutral bool) *transition {
+	isTrial := trial != 0 && trial == b.trial
+	if isTrial {
+		b.trial = 0
 	}
 	if neutral {
 		return nil
@@ -164,31 +199,29 @@ func (b *breaker) record(now time.Time, probe, failed, neutral bool) *transition
 	st := State(b.state.Load())
 	if !failed {
 		b.consecutive = 0
-		if st == HalfOpen && probe {
-			b.state.Store(int32(Healthy))
+		if st == HalfOpen && isTrial {
 			b.recovered.Store(now.UnixNano())
 			b.resetWindow()
-			return b.report(HalfOpen, Healthy)
+			return b.setState(now, Healthy, o.String())
 		}
 		return nil
 	}
 	b.consecutive++
-	switch st {
-	case HalfOpen:
-		if probe {
-			return b.trip(now, HalfOpen)
-		}
-	case Healthy:
-		if b.consecutive >= b.p.Failures || b.rateExceeded(now) {
-			return b.trip(now, Healthy)
-		}
+	switch {
+	case st == HalfOpen && isTrial:
+		return b.trip(now, o.String())
+	case st == Healthy && b.consecutive >= b.p.Failures:
+		return b.trip(now, o.String())
+	case st == Healthy && b.rateExceeded(now):
+		return b.trip(now, ReasonFailureRate)
 	}
 	return nil
 }
 
-func (b *breaker) trip(now time.Time, from State) *transition {
+// trip opens the breaker, for longer after each trip that follows a failed trial.
+func (b *breaker) trip(now time.Time, reason string) *transition {
 	// A trip long after the last recovery starts the backoff afresh.
-	if rec := b.recovered.Load(); from == Healthy && rec != 0 && now.UnixNano()-rec > int64(b.p.MaxOpenFor) {
+	if rec := b.recovered.Load(); State(b.state.Load()) == Healthy && rec != 0 && now.UnixNano()-rec > int64(b.p.MaxOpenFor) {
 		b.trips = 0
 	}
 	b.trips++
@@ -198,15 +231,83 @@ func (b *breaker) trip(now time.Time, from State) *transition {
 	}
 	b.openUntil = now.Add(min(d, b.p.MaxOpenFor))
 	b.consecutive = 0
-	b.state.Store(int32(Open))
-	return b.report(from, Open)
+	b.trial = 0
+	return b.setState(now, Open, reason)
 }
 
-func (b *breaker) report(from, to State) *transition {
-	if b.disabled.Load() {
-		return nil // observers see Disabled until Enable
+// setState moves the automatic state and returns the change to report (nil while disabled: observers
+// see Disabled until Enable).
+func (b *breaker) setState(now time.Time, to State, reason string) *transition {
+	from := State(b.state.Load())
+	b.state.Store(int32(to))
+	b.since, b.reason = now, reason
+	if b.disabled.Load() || from == to {
+		return nil
 	}
-	return &transition{from, to}
+	tr := &transition{from: from, to: to, reason: reason}
+	if to == Open {
+		tr.until = b.openUntil
+	}
+	return tr
+}
+
+func (b *breaker) emit(tr *transition) {
+	if tr != nil && b.notify != nil {
+		b.notify(*tr)
+	}
+}
+
+// probed applies an active probe's result to an open region: an answer ends the time out at once
+// (half_open: the next request is the trial), a failure keeps it open. It reports whether the probe
+// changed anything.
+func (b *breaker) probed(now time.Time, ok bool) {
+	if b.disabled.Load() {
+		return
+	}
+	var tr *transition
+	b.mu.Lock()
+	switch st := State(b.state.Load()); {
+	case st == Open && ok:
+		tr = b.setState(now, HalfOpen, ReasonProbeOK)
+	case st == HalfOpen && !ok && b.trial == 0:
+		// The region was given its trial but went away again before any request came.
+		b.openUntil = now.Add(b.p.OpenFor)
+		tr = b.setState(now, Open, ReasonProbeFailed)
+	}
+	b.mu.Unlock()
+	b.emit(tr)
+}
+
+// apply sets a state decided elsewhere (another replica): Open until a time, or Healthy (a recovery,
+// with slow start). Disabled is not applied here: manual switches go through setDisabled.
+func (b *breaker) apply(now time.Time, to State, until time.Time, reason string) {
+	var tr *transition
+	b.mu.Lock()
+	switch to {
+	case Open:
+		if !until.After(now) {
+			break
+		}
+		if State(b.state.Load()) == Open && !b.openUntil.Before(until) {
+			break // already out for at least as long
+		}
+		b.openUntil = until
+		b.consecutive, b.trial = 0, 0
+		tr = b.setState(now, Open, reason)
+	case Healthy:
+		if State(b.state.Load()) == Healthy {
+			break
+		}
+		b.consecutive, b.trial = 0, 0
+		b.recovered.Store(now.UnixNano())
+		b.resetWindow()
+		tr = b.setState(now, Healthy, reason)
+	}
+	b.mu.Unlock()
+	if tr != nil {
+		tr.shared = true
+	}
+	b.emit(tr)
 }
 
 func (b *breaker) bucketWidth() int64 { return int64(b.p.Window) / windowBuckets }
@@ -274,7 +375,7 @@ func (b *breaker) rampFactor(now time.Time) float64 {
 	return max(0.1, float64(el)/float64(ss))
 }
 
-// retryAt is when an open region may next be probed (zero when it is not open).
+// retryAt is when an open region may next be tried (zero when it is not open).
 func (b *breaker) retryAt() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -284,23 +385,36 @@ func (b *breaker) retryAt() time.Time {
 	return b.openUntil
 }
 
-func (b *breaker) info() (trips int, openUntil time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.trips, b.openUntil
+// breakerInfo is what the status snapshot shows of a breaker.
+type breakerInfo struct {
+	trips     int
+	openUntil time.Time
+	since     time.Time
+	reason    string
 }
 
-// setDisabled applies the manual override and returns the state change it makes.
-func (b *breaker) setDisabled(now time.Time, d bool) *transition {
+func (b *breaker) info() breakerInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return breakerInfo{trips: b.trips, openUntil: b.openUntil, since: b.since, reason: b.reason}
+}
+
+// setDisabled applies the manual override and reports the state change it makes.
+func (b *breaker) setDisabled(now time.Time, d bool, reason string) {
 	if b.disabled.Swap(d) == d {
-		return nil
+		return
 	}
 	st := State(b.state.Load())
 	if d {
-		return &transition{st, Disabled}
+		b.emit(&transition{from: st, to: Disabled, reason: reason})
+		return
 	}
 	if st == Healthy {
 		b.recovered.Store(now.UnixNano()) // failback is gradual after a manual enable too
 	}
-	return &transition{Disabled, st}
+	tr := &transition{from: Disabled, to: st, reason: reason}
+	if st == Open {
+		tr.until = b.retryAt()
+	}
+	b.emit(tr)
 }

@@ -142,28 +142,77 @@ func sse(events int, done bool, stall time.Duration) http.HandlerFunc {
 	}
 }
 
+// events writes the given SSE events (raw, each followed by a blank line) and ends.
+func events(evs ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for _, e := range evs {
+			io.WriteString(w, e+"\n\n")
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
 func streamReq(t *testing.T, tr http.RoundTripper) (*http.Response, error) {
-	req, _ := http.NewRequest("POST", "https://x.invalid/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
-		strings.NewReader(`{"stream":true,"messages":[]}`))
+	return streamReqTo(t, tr, "chat/completions", `{"stream":true,"messages":[]}`)
+}
+
+func streamReqTo(t *testing.T, tr http.RoundTripper, op, body string) (*http.Response, error) {
+	url := "https://x.invalid/openai/deployments/gpt-4o/" + op + "?api-version=2024-10-21"
+	if op == "responses" {
+		url = "https://x.invalid/openai/v1/responses"
+	}
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	return tr.RoundTrip(req)
 }
 
 func TestStreamGuards(t *testing.T) {
+	const (
+		role    = `data: {"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null,"index":0}],"id":"c1"}`
+		stop0   = `data: {"choices":[{"delta":{},"finish_reason":"stop","index":0}],"id":"c1"}`
+		stop1   = `data: {"choices":[{"delta":{},"finish_reason":"length","index":1}],"id":"c1"}`
+		usage   = `data: {"choices":[],"id":"c1","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`
+		textFin = `data: {"choices":[{"text":"","finish_reason":"stop","index":0}],"id":"cmpl-1"}`
+		rCreate = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}"
+		rDelta  = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}"
+		rDone   = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{}}"
+		rInc    = `data: {"type":"response.incomplete","response":{}}`
+	)
+	chatN2 := `{"stream":true,"n":2,"messages":[]}`
 	cases := []struct {
 		name    string
 		h       http.HandlerFunc
+		op      string
+		body    string
 		wantErr error
 	}{
-		{"complete", sse(3, true, 0), nil},
-		{"idle gap", sse(2, false, 5*time.Second), ErrStreamIdle},
-		{"ends without [DONE]", sse(2, false, 0), ErrStreamTruncated},
+		{"complete", sse(3, true, 0), "", "", nil},
+		{"idle gap", sse(2, false, 5*time.Second), "", "", ErrStreamIdle},
+		{"ends before any finish_reason, without [DONE]", sse(2, false, 0), "", "", ErrStreamTruncated},
+		{"ends after finish_reason and usage, without [DONE]", events(role, stop0, usage), "", "", nil},
+		{"ends after finish_reason, without usage or [DONE]", events(role, stop0), "", "", nil},
+		{"n=2: one choice finished", events(role, stop0), "", chatN2, ErrStreamTruncated},
+		{"n=2: both finished", events(role, stop1, stop0), "", chatN2, nil},
+		{"completions: finished without [DONE]", events(textFin), "completions", `{"stream":true,"prompt":"x"}`, nil},
+		{"responses: completed", events(rCreate, rDelta, rDone), "responses", `{"stream":true,"model":"gpt-4o"}`, nil},
+		{"responses: incomplete (no event line)", events(rCreate, rInc), "responses", `{"stream":true,"model":"gpt-4o"}`, nil},
+		{"responses: ends before its terminal event", events(rCreate, rDelta, rDelta), "responses", `{"stream":true,"model":"gpt-4o"}`, ErrStreamTruncated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			be := newBackend(t, c.h)
 			rec := &recorder{}
 			tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", be.URL, 1, "gpt-4o", "gpt-4o")}, Policy: fastPolicy()}, WithObserver(rec))
-			resp, err := streamReq(t, tr)
+			op, body := c.op, c.body
+			if op == "" {
+				op = "chat/completions"
+			}
+			if body == "" {
+				body = `{"stream":true,"messages":[]}`
+			}
+			resp, err := streamReqTo(t, tr, op, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +223,7 @@ func TestStreamGuards(t *testing.T) {
 				t.Fatalf("read error %v, want %v (body %q)", err, c.wantErr, b)
 			}
 			if c.wantErr == nil {
-				if !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+				if !strings.HasSuffix(string(b), "\n\n") || resp.StatusCode != 200 {
 					t.Errorf("body %q", b)
 				}
 				if got := rec.outcomes(); len(got) != 1 || got[0] != "eastus:ok" {
@@ -192,7 +241,7 @@ func TestStreamGuards(t *testing.T) {
 			if got := rec.outcomes(); len(got) != 1 || got[0] != "eastus:stream_error" {
 				t.Errorf("outcomes %v", got)
 			}
-			if !strings.Contains(string(b), `data: {"i":1}`) {
+			if !strings.Contains(string(b), `data: {"`) {
 				t.Errorf("events before the failure lost: %q", b)
 			}
 		})

@@ -23,8 +23,11 @@ func (e *BodyReadError) Error() string { return "failover: reading request body:
 func (e *BodyReadError) Unwrap() error { return e.Err }
 
 var (
-	// ErrStreamTruncated: an SSE stream of chat/completions or completions ended without data: [DONE].
-	ErrStreamTruncated = errors.New("stream ended without data: [DONE]")
+	// ErrStreamTruncated: an SSE stream ended before it was complete (SPEC.md section 9): a
+	// chat/completions or completions stream before every choice had a finish_reason (and without
+	// data: [DONE]), a Responses stream before response.completed, response.incomplete or
+	// response.failed.
+	ErrStreamTruncated = errors.New("stream ended before it was complete")
 	// ErrStreamIdle: no bytes arrived for longer than timeouts.stream_idle.
 	ErrStreamIdle = errors.New("stream idle for longer than the idle timeout")
 )

@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -184,19 +185,46 @@ func FuzzMultipartField(f *testing.F) {
 	})
 }
 
-func FuzzDoneScan(f *testing.F) {
-	f.Add([]byte("data: {}\n\ndata: [DONE]\n\n"), uint8(3), uint8(7))
-	f.Add([]byte("data: [DON"), uint8(1), uint8(1))
-	f.Add([]byte("xxdata: [DONE]"), uint8(13), uint8(2))
-	f.Fuzz(func(t *testing.T, stream []byte, a, b uint8) {
-		g := &guardedBody{needDone: true}
-		// Feed the stream in three pieces cut at a and b.
+// FuzzStreamBody feeds any bytes, cut in three pieces, through the stream body of a chat/completions
+// stream and checks what the caller gets against the stream read whole: every whole event, in order,
+// and the end (io.EOF only when the stream was complete, else a *StreamError).
+func FuzzStreamBody(f *testing.F) {
+	f.Add([]byte("data: {}\n\ndata: [DONE]\n\n"), uint8(3), uint8(7), uint16(512))
+	f.Add([]byte("data: [DON"), uint8(1), uint8(1), uint16(600))
+	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}\r\n\r\n"), uint8(13), uint8(2), uint16(1))
+	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}\n"), uint8(20), uint8(30), uint16(700))
+	f.Fuzz(func(t *testing.T, stream []byte, a, b uint8, psize uint16) {
 		i, j := min(int(a), len(stream)), min(int(a)+int(b), len(stream))
-		for _, part := range [][]byte{stream[:i], stream[i:j], stream[j:]} {
-			g.scan(part)
+		pieces := &piecesReader{pieces: [][]byte{stream[:i], stream[i:j], stream[j:]}}
+		sb := newStreamBody(testAttempt(t), io.NopCloser(pieces), 200, 0, nil, newTracker("chat/completions", 1))
+		got, err := readWith(sb, max(int(psize)%2048, 1))
+
+		ref := newTracker("chat/completions", 1)
+		cut := lastEventEnd(stream, 0)
+		for p := stream[:cut]; len(p) > 0; {
+			e := eventEnd(p, 0)
+			ref.event(parseEvent(p[:e]), false)
+			p = p[e:]
 		}
-		if want := bytes.Contains(stream, []byte(doneMarker)); g.sawDone.Load() != want {
-			t.Fatalf("scan(%q cut at %d,%d) = %v, want %v", stream, i, j, g.sawDone.Load(), want)
+		want := stream[:cut]
+		if tail := stream[cut:]; len(tail) > 0 {
+			ref.event(parseEvent(tail), false)
+			if ref.complete() {
+				want = append(append([]byte(nil), stream...), '\n')
+				if tail[len(tail)-1] != '\n' {
+					want = append(want, '\n')
+				}
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("caller got %q, want %q", got, want)
+		}
+		var se *StreamError
+		switch {
+		case ref.complete() && err != nil:
+			t.Fatalf("complete stream ended with %v", err)
+		case !ref.complete() && (!errors.As(err, &se) || !errors.Is(err, ErrStreamTruncated)):
+			t.Fatalf("truncated stream ended with %v", err)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -183,4 +184,55 @@ func (r *recorder) stateChanges(region string) []string {
 		}
 	}
 	return out
+}
+
+// testAttempt is an attempt of a chat/completions stream on a region that is never called, for tests
+// that drive a response body by hand.
+func testAttempt(t testing.TB) *attempt {
+	t.Helper()
+	tr, err := New(Config{Regions: []Region{testRegion("eastus", "http://127.0.0.1:9", 1, "gpt-4o", "gpt-4o")}, Policy: fastPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := tr.tab.Load()
+	rt := &roundTrip{t: tr, tab: tab, p: &tab.policy, ctx: context.Background(),
+		in: inbound{shape: shapeDeployment, name: "gpt-4o", op: "chat/completions", stream: true}}
+	r := tab.regions[0]
+	tk, _ := r.h.breaker.acquire(time.Now())
+	r.h.inflight.Add(1)
+	a := &attempt{rt: rt, r: r, tg: r.targets["gpt-4o"], tk: tk, n: 1, start: time.Now()}
+	a.ctx, a.cancel = context.WithCancelCause(rt.ctx)
+	a.timer = time.AfterFunc(time.Hour, func() {})
+	return a
+}
+
+// piecesReader returns its pieces one Read at a time (empty pieces are skipped), then io.EOF.
+type piecesReader struct{ pieces [][]byte }
+
+func (r *piecesReader) Read(p []byte) (int, error) {
+	for len(r.pieces) > 0 && len(r.pieces[0]) == 0 {
+		r.pieces = r.pieces[1:]
+	}
+	if len(r.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.pieces[0])
+	r.pieces[0] = r.pieces[0][n:]
+	return n, nil
+}
+
+// readWith reads r to its end with reads of size bytes, as a caller with that buffer does.
+func readWith(r io.Reader, size int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, size)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
 }

@@ -48,6 +48,16 @@ type StateChange struct {
 	Region   string
 	From, To State
 	At       time.Time
+	// Reason is what made the change: the outcome of the attempt that decided it (`timeout`,
+	// `stream_error`, `ok` for a successful trial...) or one of the Reason* constants (`open_for_passed`,
+	// `probe_ok`, `failure_rate`, `manual`, `shared`).
+	Reason string
+	// Until is, for a change to Open, when the region may be tried again (a trial request; active
+	// probes may bring it back sooner).
+	Until time.Time
+	// Shared marks a change applied from outside with ApplyRegionEvent (another replica's news),
+	// as opposed to one this engine decided.
+	Shared bool
 }
 
 // NopObserver ignores every event; embed it to implement part of Observer.

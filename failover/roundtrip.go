@@ -68,7 +68,7 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 	for i, r := range plan {
 		tg := r.targets[rt.in.name]
 		for k := 0; k < rt.p.Retry.AttemptsPerRegion; k++ {
-			probe, ok := rt.admit(r, tg)
+			tk, ok := rt.admit(r, tg)
 			if !ok {
 				break
 			}
@@ -76,7 +76,7 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 				rt.t.obs.Failover(FailoverEvent{Name: rt.in.name, From: from.cfg.Name, To: r.cfg.Name, Reason: reason})
 				from = nil
 			}
-			res := rt.attempt(r, tg, probe)
+			res := rt.attempt(r, tg, tk)
 			if res.final {
 				rt.discardKept()
 				return res.resp, res.err
@@ -103,17 +103,14 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 	return rt.exhausted()
 }
 
-// admit checks that r may take an attempt for tg now, and takes the half-open probe slot if
-// that is what it takes. A region that may not is noted for the final answer.
-func (rt *roundTrip) admit(r *region, tg *target) (probe, ok bool) {
+// admit checks that r may take an attempt for tg now, and takes a ticket from its breaker (the
+// half-open trial, if that is what it takes). A region that may not is noted for the final answer.
+func (rt *roundTrip) admit(r *region, tg *target) (ticket, bool) {
 	now := rt.t.clock.Now()
 	why, until := r.check(tg, now)
 	if why == isAvailable {
-		var tr *transition
-		ok, probe, tr = r.h.breaker.acquire(now)
-		rt.t.emitState(r.cfg.Name, tr, now)
-		if ok {
-			return probe, true
+		if tk, ok := r.h.breaker.acquire(now); ok {
+			return tk, true
 		}
 		why, until = isOpen, r.h.breaker.retryAt()
 	}
@@ -131,7 +128,7 @@ func (rt *roundTrip) admit(r *region, tg *target) (probe, ok bool) {
 		rt.openNext = earliest(rt.openNext, until)
 		rt.reasons = append(rt.reasons, r.cfg.Name+": deployment marked broken")
 	}
-	return false, false
+	return ticket{}, false
 }
 
 func earliest(a, b time.Time) time.Time {

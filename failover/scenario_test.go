@@ -578,3 +578,27 @@ func (s *scenario) configCopy() Config {
 	cfg.Policy = s.tr.tab.Load().policy
 	return cfg
 }
+
+// TestScenarioBrokenStreamsLeaveRotation: a region that breaks every stream after its headers leaves
+// rotation after breaker.failures (issue 12: 204 of 204 streams failed and the region stayed healthy,
+// because a success was counted when the headers arrived). Default policy.
+func TestScenarioBrokenStreamsLeaveRotation(t *testing.T) {
+	s := newScenario(t, Policy{})
+	s.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
+	for i := range DefaultFailures {
+		a := s.send("gpt-4o", true)
+		var se *StreamError
+		if !errors.As(a.err, &se) || se.Region != "eastus" {
+			t.Fatalf("stream %d: err %v, want a *StreamError from eastus", i, a.err)
+		}
+	}
+	if got := strings.Join(s.rec.stateChanges("eastus"), ","); got != "open" {
+		t.Fatalf("eastus went %q after %d broken streams, want open", got, DefaultFailures)
+	}
+	st := s.tr.Regions()[0]
+	if st.State != Open || st.StateReason != "stream_error" {
+		t.Errorf("eastus: %v because %q", st.State, st.StateReason)
+	}
+	s.ok(s.send("gpt-4o", true), true, "westus")
+	s.wantAttempts("eastus", DefaultFailures)
+}

@@ -1,11 +1,9 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -13,123 +11,284 @@ import (
 // errIdle is the cause set on an attempt's context when its body went quiet for too long.
 var errIdle = errors.New("idle")
 
-// doneMarker ends an OpenAI SSE stream of chat/completions or completions.
-const doneMarker = "data: [DONE]"
+// maxHeldEvent bounds the bytes of one SSE event the engine holds back until the event is whole.
+// Events are held so that the caller never gets half an event (which is what makes a cut stream
+// resumable and its error event stand on its own); a larger event (a Responses event carrying a
+// whole long answer, a partial image) is passed on in pieces.
+const maxHeldEvent = 64 << 10
 
-// guardedBody is the body of a response handed to the caller. It bounds the gap a Read
-// may wait for the region (timeouts.stream_idle), turns a failure after the headers into a
-// *StreamError (never io.EOF), requires data: [DONE] at the end of an SSE chat/completions or
-// completions stream, and reports the attempt's end to the breaker and observers once.
-type guardedBody struct {
-	a        *attempt
-	rc       io.ReadCloser
-	prefix   []byte
-	status   int
-	latency  time.Duration
-	idle     time.Duration
-	idleT    *time.Timer
-	needDone bool
-	sawDone  atomic.Bool
-	tail     [len(doneMarker) - 1]byte
-	tailN    int
-	done     atomic.Bool
-	err      error // sticky stream error
+// bodyGuard is what both response bodies share: the attempt, the idle bound on every read of the
+// region, and the one report of the attempt's end.
+type bodyGuard struct {
+	a       *attempt
+	rc      io.ReadCloser
+	status  int
+	latency time.Duration
+	idle    time.Duration
+	idleT   *time.Timer
+	closed  atomic.Bool
+	err     error // sticky
 }
 
-func newGuardedBody(a *attempt, resp *http.Response, prefix []byte, lat time.Duration) *guardedBody {
-	g := &guardedBody{
-		a: a, rc: resp.Body, prefix: prefix, status: resp.StatusCode, latency: lat,
-		idle:     a.rt.p.Timeouts.StreamIdle,
-		needDone: a.rt.in.needDone && isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "",
-	}
+func (g *bodyGuard) init(a *attempt, rc io.ReadCloser, status int, lat time.Duration) {
+	g.a, g.rc, g.status, g.latency = a, rc, status, lat
+	g.idle = a.rt.p.Timeouts.StreamIdle
 	g.idleT = time.AfterFunc(time.Hour, func() { a.cancel(errIdle) })
 	g.idleT.Stop()
-	g.scan(prefix)
-	return g
 }
 
-func (g *guardedBody) Read(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
-	}
-	if len(g.prefix) > 0 {
-		n := copy(p, g.prefix)
-		g.prefix = g.prefix[n:]
-		if len(g.prefix) == 0 {
-			g.prefix = nil // let the peek buffer go: a stream can last minutes
-		}
-		return n, nil
-	}
+// read reads from the region within the idle bound.
+func (g *bodyGuard) read(p []byte) (int, error) {
 	g.idleT.Reset(g.idle)
 	n, err := g.rc.Read(p)
 	g.idleT.Stop()
-	if n > 0 {
-		g.scan(p[:n])
+	return n, err
+}
+
+// failure turns a read error into the caller's error and ends the attempt: canceled when the caller
+// went away or closed the body, else a *StreamError that counts against the region.
+func (g *bodyGuard) failure(err error) error {
+	a := g.a
+	if a.rt.ctx.Err() != nil || g.closed.Load() {
+		g.finish(OutcomeCanceled, err)
+		return err
 	}
+	if err == io.EOF {
+		err = ErrStreamTruncated
+	} else if context.Cause(a.ctx) == errIdle {
+		err = ErrStreamIdle
+	}
+	g.err = &StreamError{Region: a.r.cfg.Name, Err: err}
+	g.finish(OutcomeStreamError, g.err)
+	return g.err
+}
+
+// finish reports the attempt's end once.
+func (g *bodyGuard) finish(o Outcome, err error) {
+	g.idleT.Stop()
+	v := Verdict{Outcome: o}
+	if o == OutcomeStreamError {
+		v.Scope = ScopeRegion
+	}
+	if g.a.end(v, g.status, g.latency, err) {
+		g.a.cancel(nil)
+	}
+}
+
+// jsonBody is the body of a delivered response that is not an event stream: it bounds each read by
+// timeouts.stream_idle, turns a failure into a *StreamError (never io.EOF), and ends the attempt at
+// EOF (ok), on a failure (stream_error) or when the caller closes it (ok: the region answered).
+type jsonBody struct{ bodyGuard }
+
+func newJSONBody(a *attempt, rc io.ReadCloser, status int, lat time.Duration) *jsonBody {
+	b := &jsonBody{}
+	b.init(a, rc, status, lat)
+	return b
+}
+
+func (b *jsonBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.read(p)
 	switch {
 	case err == nil:
 		return n, nil
-	case err == io.EOF && (!g.needDone || g.sawDone.Load()):
-		g.finish(OutcomeOK, nil)
-		return n, io.EOF
 	case err == io.EOF:
-		err = ErrStreamTruncated
-	case g.a.rt.ctx.Err() != nil || g.done.Load():
-		// The caller went away or closed the body: not the region's fault.
-		g.finish(OutcomeCanceled, err)
-		return n, err
-	case context.Cause(g.a.ctx) == errIdle:
-		err = ErrStreamIdle
+		b.finish(OutcomeOK, nil)
+		return n, io.EOF
 	}
-	g.err = &StreamError{Region: g.a.r.cfg.Name, Err: err}
-	g.finish(OutcomeStreamError, g.err)
-	return n, g.err
+	return n, b.failure(err)
 }
 
-// scan looks for data: [DONE], also across read boundaries.
-func (g *guardedBody) scan(b []byte) {
-	if !g.needDone || g.sawDone.Load() || len(b) == 0 {
-		return
-	}
-	const m = len(doneMarker) - 1
-	var joint [2 * m]byte
-	j := copy(joint[:], g.tail[:g.tailN])
-	j += copy(joint[j:], b[:min(len(b), m)])
-	if bytes.Contains(joint[:j], []byte(doneMarker)) || bytes.Contains(b, []byte(doneMarker)) {
-		g.sawDone.Store(true)
-		return
-	}
-	if len(b) >= m {
-		g.tailN = copy(g.tail[:], b[len(b)-m:])
-		return
-	}
-	g.tailN = copy(g.tail[:], joint[max(0, j-m):j])
+func (b *jsonBody) Close() error {
+	b.closed.Store(true)
+	b.finish(OutcomeOK, nil)
+	return b.rc.Close()
 }
 
-func (g *guardedBody) Close() error {
-	outcome := OutcomeOK
-	if g.needDone && !g.sawDone.Load() {
-		outcome = OutcomeCanceled // the caller stopped reading before the end
-	}
-	g.finish(outcome, nil)
-	return g.rc.Close()
+// streamBody is the body of a delivered event stream. It passes whole events to the caller as they
+// arrive (holding back the start of an event until its end comes, up to maxHeldEvent), follows them
+// with a tracker to know whether the stream is complete (SPEC.md section 9), and ends the attempt
+// once: ok when the stream ended complete, stream_error when it ended truncated, went idle or broke
+// (the caller then gets a *StreamError, never io.EOF), canceled when the caller closed it before the
+// end.
+type streamBody struct {
+	bodyGuard
+	track tracker
+
+	// buf[off:ready] is ready for the caller; buf[ready:] is the start of an event not yet whole.
+	buf        []byte
+	off, ready int
+	midEvent   bool  // the caller got part of an event whose end has not come
+	skipToEnd  bool  // the bytes up to the next event end belong to an event passed on in pieces
+	pending    error // a read error to act on once the bytes before it are given out
+	ended      bool
 }
 
-// finish reports the attempt's end once: to the breaker when the stream failed, and to observers.
-func (g *guardedBody) finish(o Outcome, err error) {
-	if !g.done.CompareAndSwap(false, true) {
-		return
+func newStreamBody(a *attempt, rc io.ReadCloser, status int, lat time.Duration, first []byte, tk tracker) *streamBody {
+	b := &streamBody{track: tk}
+	b.init(a, rc, status, lat)
+	if len(first) > 0 {
+		b.buf = first
+		b.scanHeld(0)
 	}
-	g.idleT.Stop()
-	a := g.a
-	now := a.rt.t.clock.Now()
-	switch o {
-	case OutcomeStreamError:
-		tr := a.r.h.breaker.record(now, false, true, false)
-		a.rt.t.emitState(a.r.cfg.Name, tr, now)
-	case OutcomeOK:
-		a.r.h.breaker.countSuccess(now)
+	return b
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	for {
+		if b.off < b.ready {
+			n := copy(p, b.buf[b.off:b.ready])
+			b.off += n
+			if b.off == b.ready {
+				b.compact()
+			}
+			return n, nil
+		}
+		if b.err != nil {
+			return 0, b.err
+		}
+		if b.ended {
+			return 0, io.EOF
+		}
+		if b.pending != nil {
+			if err := b.end(b.pending); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if len(b.buf) == 0 && len(p) >= 512 {
+			if n := b.readInto(p); n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		b.readHeld()
 	}
-	a.cancel(nil)
-	a.finished(Verdict{Outcome: o}, g.status, g.latency, now.Sub(a.start), err)
+}
+
+// readInto reads from the region straight into p (nothing is held) and returns how many bytes of p
+// are whole events for the caller; the start of an unfinished event moves to the held buffer.
+func (b *streamBody) readInto(p []byte) int {
+	n, err := b.read(p)
+	if err != nil {
+		b.pending = err
+	}
+	cut := lastEventEnd(p[:n], 0)
+	b.events(p[:cut])
+	if cut < n {
+		b.buf = append(b.buf[:0], p[cut:n]...)
+		b.off, b.ready = 0, 0
+	}
+	return cut
+}
+
+// readHeld reads from the region after the held bytes, and makes ready the events it completes. An
+// event that outgrows maxHeldEvent is made ready as it is: it goes to the caller in pieces.
+func (b *streamBody) readHeld() {
+	if len(b.buf) == cap(b.buf) {
+		if len(b.buf) >= maxHeldEvent {
+			b.passPiece()
+			return
+		}
+		nb := make([]byte, len(b.buf), min(max(2*cap(b.buf), 4<<10), maxHeldEvent))
+		copy(nb, b.buf)
+		b.buf = nb
+	}
+	from := len(b.buf)
+	n, err := b.read(b.buf[from:cap(b.buf)])
+	b.buf = b.buf[:from+n]
+	if err != nil {
+		b.pending = err
+	}
+	b.scanHeld(from - 2)
+}
+
+// scanHeld makes ready the whole events held in buf (a terminator may start at from at the earliest).
+func (b *streamBody) scanHeld(from int) {
+	cut := lastEventEnd(b.buf, max(from, b.ready))
+	if cut > b.ready {
+		b.events(b.buf[b.ready:cut])
+		b.ready = cut
+	}
+}
+
+// passPiece gives out the held start of an event too large to hold; the tracker sees that piece.
+func (b *streamBody) passPiece() {
+	if !b.skipToEnd {
+		b.track.event(parseEvent(b.buf[b.ready:]), true)
+	}
+	b.ready = len(b.buf)
+	b.midEvent, b.skipToEnd = true, true
+}
+
+// events feeds whole events to the tracker.
+func (b *streamBody) events(p []byte) {
+	if len(p) > 0 {
+		b.midEvent = false
+	}
+	for len(p) > 0 {
+		e := eventEnd(p, 0)
+		if e < 0 {
+			e = len(p)
+		}
+		if b.skipToEnd {
+			b.skipToEnd = false // the end of an event the tracker saw the start of
+		} else {
+			b.track.event(parseEvent(p[:e]), false)
+		}
+		p = p[e:]
+	}
+}
+
+// compact drops what the caller has read, keeping the start of an unfinished event.
+func (b *streamBody) compact() {
+	rest := copy(b.buf, b.buf[b.ready:])
+	b.buf = b.buf[:rest]
+	b.off, b.ready = 0, 0
+	if rest == 0 && cap(b.buf) > 4<<10 {
+		b.buf = nil // a large event passed: let its buffer go, a stream can last minutes
+	}
+}
+
+// end acts on the region's read error once every whole event before it was given out.
+func (b *streamBody) end(err error) error {
+	b.pending = nil
+	if err == io.EOF && len(b.buf) > b.ready {
+		// The region ended without a final blank line: what it sent last is its last event. It goes to
+		// the caller, terminated, only if it completes the stream.
+		tail := b.buf[b.ready:]
+		if !b.skipToEnd {
+			b.track.event(parseEvent(tail), false)
+		}
+		if !b.track.complete() {
+			b.buf = b.buf[:b.ready]
+			return b.failure(err)
+		}
+		if tail[len(tail)-1] != '\n' {
+			b.buf = append(b.buf, '\n')
+		}
+		b.buf = append(b.buf, '\n')
+		b.ready = len(b.buf)
+		b.ended = true
+		b.finish(OutcomeOK, nil)
+		return nil
+	}
+	if err == io.EOF && b.track.complete() {
+		b.ended = true
+		b.finish(OutcomeOK, nil)
+		return io.EOF
+	}
+	return b.failure(err)
+}
+
+func (b *streamBody) Close() error {
+	b.closed.Store(true)
+	o := OutcomeCanceled // the caller stopped reading before the end
+	if b.ended || b.track.complete() {
+		o = OutcomeOK
+	}
+	b.finish(o, nil)
+	return b.rc.Close()
 }

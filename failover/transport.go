@@ -203,6 +203,7 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 	h := t.healths[rc.Name]
 	if h == nil {
 		h = newHealth(rc.Name, p.Breaker)
+		h.breaker.notify = t.stateNotifier(rc.Name)
 	} else {
 		h.breaker.setPolicy(p.Breaker)
 	}
@@ -261,16 +262,49 @@ func (t *Transport) setDisabled(name string, d bool) error {
 		t.mu.Unlock()
 		return fmt.Errorf("%w %q", ErrUnknownRegion, name)
 	}
-	now := t.clock.Now()
-	tr := r.h.breaker.setDisabled(now, d)
 	t.mu.Unlock()
-	t.emitState(r.h.name, tr, now) // outside the lock: an observer may call back into the Transport
+	// Outside the lock: an observer may call back into the Transport.
+	r.h.breaker.setDisabled(t.clock.Now(), d, ReasonManual)
 	return nil
 }
 
-func (t *Transport) emitState(region string, tr *transition, now time.Time) {
-	if tr != nil {
-		t.obs.StateChanged(StateChange{Region: region, From: tr.from, To: tr.to, At: now})
+// RegionEvent is a change of a region's state decided outside this engine, such as another
+// replica's breaker trip shared through Redis: "eastus open until T, because R".
+type RegionEvent struct {
+	// State is Open (out until Until; then this engine's own probe or trial decides) or Healthy (a
+	// recovery: the region takes its traffic back gradually, as after a local one). Manual switches
+	// are Disable and Enable.
+	State  State
+	Until  time.Time
+	Reason string
+}
+
+// ApplyRegionEvent applies e to the region called name. The StateChange it causes is reported with
+// Shared set, so that whoever publishes local changes does not echo it back. An Open event never
+// shortens a longer local time out.
+func (t *Transport) ApplyRegionEvent(name string, e RegionEvent) error {
+	r := t.tab.Load().byName[name]
+	if r == nil {
+		return fmt.Errorf("%w %q", ErrUnknownRegion, name)
+	}
+	switch e.State {
+	case Open, Healthy:
+	default:
+		return fmt.Errorf("failover: ApplyRegionEvent: state %v cannot be applied (Open or Healthy)", e.State)
+	}
+	reason := e.Reason
+	if reason == "" {
+		reason = ReasonShared
+	}
+	r.h.breaker.apply(t.clock.Now(), e.State, e.Until, reason)
+	return nil
+}
+
+// stateNotifier reports a region's breaker changes to the observers.
+func (t *Transport) stateNotifier(region string) func(transition) {
+	return func(tr transition) {
+		t.obs.StateChanged(StateChange{Region: region, From: tr.from, To: tr.to, At: t.clock.Now(),
+			Reason: tr.reason, Until: tr.until, Shared: tr.shared})
 	}
 }
 
@@ -318,8 +352,13 @@ type RegionStatus struct {
 	// Ramp is the slow-start factor: 1 for full share, less while a recovered region ramps up.
 	Ramp float64
 	// OpenUntil is when an open breaker lets a probe through; Trips counts trips in a row.
-	OpenUntil   time.Time
-	Trips       int
+	OpenUntil time.Time
+	Trips     int
+	// StateSince is when the breaker entered its current automatic state (zero: never changed), and
+	// StateReason why: the outcome of the attempt that decided it (`timeout`, `stream_error`, `ok`...) or
+	// one of the Reason* constants.
+	StateSince  time.Time
+	StateReason string
 	Deployments []DeploymentStatus
 }
 
@@ -343,15 +382,16 @@ func (t *Transport) Regions() []RegionStatus {
 	for _, r := range tab.regions {
 		b := r.h.breaker
 		rate, n := b.errorRate(now)
-		trips, until := b.info()
+		bi := b.info()
 		st := b.State()
+		until := bi.openUntil
 		if st != Open {
 			until = time.Time{}
 		}
 		rs := RegionStatus{
 			Name: r.cfg.Name, Endpoint: r.cfg.Endpoint, State: st, Priority: r.priority, Weight: r.weight,
 			ErrorRate: rate, Attempts: n, Latency: r.h.latency(), InFlight: int(r.h.inflight.Load()),
-			Ramp: b.rampFactor(now), OpenUntil: until, Trips: trips,
+			Ramp: b.rampFactor(now), OpenUntil: until, Trips: bi.trips, StateSince: bi.since, StateReason: bi.reason,
 		}
 		for name, tg := range r.targets {
 			ds := DeploymentStatus{Name: name, Deployment: tg.deployment}

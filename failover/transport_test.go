@@ -2,11 +2,13 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestPriorityRoutingAndRewrite(t *testing.T) {
@@ -141,5 +143,43 @@ func TestRequestIsOneWrite(t *testing.T) {
 		if n := wc.writes.Load() - before; n != 1 {
 			t.Errorf("%s: request sent in %d writes, want 1", path, n)
 		}
+	}
+}
+
+func TestApplyRegionEvent(t *testing.T) {
+	east := newBackend(t, okJSON)
+	west := newBackend(t, okJSON)
+	rec := &recorder{}
+	p := fastPolicy()
+	p.Breaker.SlowStart = time.Minute
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o"),
+		testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o")}, Policy: p}, WithObserver(rec))
+	until := time.Now().Add(time.Hour)
+	if err := tr.ApplyRegionEvent("eastus", RegionEvent{State: Open, Until: until, Reason: "replica b: timeout"}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := chat(t, tr, "gpt-4o"); resp.Header.Get(HeaderRegion) != "westus" {
+		t.Fatalf("a shared trip did not take eastus out: %s", resp.Header.Get(HeaderRegion))
+	}
+	rec.mu.Lock()
+	sc := rec.states[0]
+	rec.mu.Unlock()
+	if !sc.Shared || sc.To != Open || !sc.Until.Equal(until) || sc.Reason != "replica b: timeout" {
+		t.Errorf("state change %+v", sc)
+	}
+	if st := tr.Regions()[0]; st.State != Open || !st.OpenUntil.Equal(until) || st.StateReason != "replica b: timeout" {
+		t.Errorf("status %+v", st)
+	}
+	if err := tr.ApplyRegionEvent("eastus", RegionEvent{State: Healthy}); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.Regions()[0]; st.State != Healthy || st.Ramp >= 1 {
+		t.Errorf("shared recovery: %+v (want slow start)", st)
+	}
+	if err := tr.ApplyRegionEvent("nowhere", RegionEvent{State: Open}); !errors.Is(err, ErrUnknownRegion) {
+		t.Errorf("unknown region: %v", err)
+	}
+	if err := tr.ApplyRegionEvent("eastus", RegionEvent{State: Disabled}); err == nil {
+		t.Error("Disabled applied as an event")
 	}
 }

@@ -210,7 +210,7 @@ func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, mi
 	case errors.Is(err, failover.ErrStreamIdle):
 		code, msg = "stream_idle_timeout", "lifeline: the region stopped sending events for longer than timeouts.stream_idle; the answer is incomplete"
 	case errors.Is(err, failover.ErrStreamTruncated):
-		code, msg = "stream_truncated", "lifeline: the region's stream ended without data: [DONE]; the answer is incomplete"
+		code, msg = "stream_truncated", "lifeline: the region's stream ended before the answer was complete; the answer is incomplete"
 	case errors.Is(err, context.Canceled) && g.hardCtx.Err() != nil:
 		code, msg = "shutting_down", "lifeline: the gateway is shutting down; the answer is incomplete"
 	}
