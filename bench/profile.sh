@@ -2,6 +2,8 @@
 # Profiles Lifeline's gateway on the benchmark's hot paths and prints where the time and memory go.
 #
 #   bench/profile.sh            after bench/run.sh has built bench/.work (or run.sh --quick once)
+#   REGION=plain bench/profile.sh           regions on plain HTTP (default: https, the production path)
+#   PROTOCOL=http1 bench/profile.sh         the region client for an https region (default: auto, HTTP/2)
 #
 # Starts the mock upstream and the gateway (bench/cmd/lifelinegw, the same package `lifeline serve` runs, with
 # pprof on 127.0.0.1:19116), pinned like run.sh does, then:
@@ -16,16 +18,21 @@ OUT=$BENCH/results/raw
 LOAD_CPU=${LOAD_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 DUR=${DUR:-12}
+REGION=${REGION:-https} PROTOCOL=${PROTOCOL:-auto}
 set +e # below: reporting pipelines (head closes pipes early)
 mkdir -p "$OUT" "$WORK/pids"
 (cd "$ROOT" && go build -o "$WORK/bin/" ./bench/cmd/mockupstream ./bench/cmd/loadgen ./bench/cmd/lifelinegw)
+"$WORK/bin/loadgen" certs -dir "$WORK/profile-certs"
+CA=$WORK/profile-certs/ca.pem
+ENDPOINT=http://127.0.0.1:19300
+[[ $REGION == https ]] && ENDPOINT=https://127.0.0.1:19301
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat >"$WORK/profile-lifeline.yaml" <<'EOF'
+cat >"$WORK/profile-lifeline.yaml" <<EOF
 listen: 127.0.0.1:19305
 clients:
   - name: bench
@@ -37,15 +44,18 @@ logging:
   level: warn
 regions:
   - name: primary
-    endpoint: http://127.0.0.1:19300
+    endpoint: $ENDPOINT
+    protocol: $PROTOCOL
     api_key: bench-upstream-key
     priority: 1
     deployments:
       gpt-4o: gpt-4o
 EOF
-taskset -c "$SERVER_CPU" "$WORK/bin/mockupstream" -listen 127.0.0.1:19300 >"$WORK/profile-mock.log" 2>&1 &
+taskset -c "$SERVER_CPU" "$WORK/bin/mockupstream" -listen 127.0.0.1:19300,https://127.0.0.1:19301 \
+	-cert "$WORK/profile-certs/cert.pem" -key "$WORK/profile-certs/key.pem" >"$WORK/profile-mock.log" 2>&1 &
 pids+=($!)
-taskset -c "$SERVER_CPU" "$WORK/bin/lifelinegw" -config "$WORK/profile-lifeline.yaml" -pprof 127.0.0.1:19316 \
+echo "== regions: $ENDPOINT (protocol $PROTOCOL)"
+SSL_CERT_FILE=$CA taskset -c "$SERVER_CPU" "$WORK/bin/lifelinegw" -config "$WORK/profile-lifeline.yaml" -pprof 127.0.0.1:19316 \
 	>"$WORK/profile-lifeline.log" 2>&1 &
 LL=$!
 pids+=($LL)
@@ -70,7 +80,7 @@ REQS=$(awk '/requests in/{print $1}' "$WORK/profile-wrk.txt")
 echo "== closed loop: $(grep -E 'Requests/sec' "$WORK/profile-wrk.txt") ($REQS requests)"
 echo "== CPU, top functions by cumulative time (Lifeline's own and net/http's)"
 go tool pprof -top -cum -nodecount=400 "$WORK/bin/lifelinegw" "$OUT/profile-cpu.pprof" 2>/dev/null |
-	grep -E 'flat%|lifeline|net/http\.|Syscall6|mallocgc|gcBgMarkWorker|runtime\.schedule|findRunnable' | head -45
+	grep -E 'flat%|lifeline|net/http\.|http2|crypto/tls|Syscall6|mallocgc|gcBgMarkWorker|runtime\.schedule|findRunnable' | head -60
 echo "== allocations during the run, by function (alloc_space; divide by $REQS requests)"
 go tool pprof -sample_index=alloc_space -base "$OUT/profile-allocs-before.pprof" -top -nodecount=25 \
 	"$WORK/bin/lifelinegw" "$OUT/profile-allocs-after.pprof" 2>/dev/null | sed -n '4,40p'

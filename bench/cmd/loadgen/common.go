@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +21,11 @@ type Targets struct {
 	Body       string   `json:"body"`        // non-streaming request body
 	StreamBody string   `json:"stream_body"` // streaming request body (the mock paces it)
 	Targets    []Target `json:"targets"`
+	// CA is a PEM file of the certificate authority that the harness made for every TLS listener (the mock's
+	// HTTPS regions, the peers' TLS listeners); the client trusts it for https:// targets. Empty: system roots.
+	CA string `json:"ca,omitempty"`
+	// UpstreamPID is the mock upstream's process: its CPU per request is recorded beside each target's.
+	UpstreamPID int `json:"upstream_pid,omitempty"`
 }
 
 // Target is one way to reach the mock upstream: directly or through a peer.
@@ -30,6 +37,11 @@ type Target struct {
 	PID     int               `json:"pid,omitempty"`    // root process of the peer (its children are counted too)
 	Skip    string            `json:"skip,omitempty"`   // why this target cannot run here; kept in the report
 	Bodies  map[string]string `json:"bodies,omitempty"` // per-target body override: "body", "stream_body"
+	// MaxStreams caps the streams scenario for this target (a proxy that holds an upstream socket per stream
+	// needs two file descriptors per stream, and the open-file limit is per process); 0: no cap.
+	MaxStreams int `json:"max_streams,omitempty"`
+
+	tls *tls.Config // for https:// URLs: trusts Targets.CA
 }
 
 func (t Target) key() string {
@@ -58,6 +70,23 @@ func loadTargets(path string) (*Targets, error) {
 	var ts Targets
 	if err := json.Unmarshal(b, &ts); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var conf *tls.Config
+	if ts.CA != "" {
+		pem, err := os.ReadFile(ts.CA)
+		if err != nil {
+			return nil, fmt.Errorf("%s: ca: %w", path, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: ca %s: no certificate in it", path, ts.CA)
+		}
+		conf = &tls.Config{RootCAs: pool}
+	}
+	for i := range ts.Targets {
+		if strings.HasPrefix(ts.Targets[i].URL, "https://") {
+			ts.Targets[i].tls = conf
+		}
 	}
 	return &ts, nil
 }
@@ -129,8 +158,11 @@ func newRequest(t Target, body string) (*http.Request, error) {
 	return req, nil
 }
 
-func newTransport(maxConns int) *http.Transport {
+// newTransport is the client side of every scenario but wrk and k6: HTTP/1.1, over TLS for an https://
+// target (as an SDK's HTTP/1.1 client would be), with room for maxConns connections.
+func newTransport(t Target, maxConns int) *http.Transport {
 	return &http.Transport{
+		TLSClientConfig:     t.tls, // set: HTTP/1.1 even over TLS (no ForceAttemptHTTP2)
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        maxConns,
 		MaxIdleConnsPerHost: maxConns,

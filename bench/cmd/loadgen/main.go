@@ -11,6 +11,7 @@
 //	loadgen failover -targets F.json -rounds 3 -duration 5s -warmup 2s -out failover.json
 //	loadgen streams  -targets T.json -n 10000 -hold 5s -out streams.json
 //	loadgen rss      -targets T.json -out rss.json
+//	loadgen certs    -dir DIR (the CA and the server certificate of the HTTPS paths)
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen seq|sse|wrk|k6|failover|streams|rss [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen seq|sse|wrk|k6|failover|streams|rss|certs [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
@@ -32,6 +33,7 @@ func main() {
 		"failover": runFailover,
 		"streams":  runStreams,
 		"rss":      runRSS,
+		"certs":    runCerts,
 		"gomaxprocs": func([]string) error {
 			fmt.Println(runtime.GOMAXPROCS(0)) // what a Go server started the same way gets
 			return nil

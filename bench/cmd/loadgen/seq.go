@@ -16,6 +16,10 @@ type LatencyRound struct {
 	P90US      float64 `json:"p90_us"`
 	P99US      float64 `json:"p99_us"`
 	FirstError string  `json:"first_error,omitempty"`
+	// CPU per request (user + system, microseconds) of the target's processes and of the upstream's, over
+	// the n timed requests.
+	CPUUS         float64 `json:"cpu_us"`
+	UpstreamCPUUS float64 `json:"upstream_cpu_us,omitempty"`
 }
 
 // ScenarioResult is what every scenario writes: per target key, one entry per round.
@@ -45,21 +49,26 @@ func runSeq(args []string) error {
 		Params: map[string]any{"rounds": *rounds, "n": *n, "warmup": *warm, "connections": 1}}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range ts.rotated(r) {
-			lr := seqOnce(t, ts.body(t, false), *warm, *n)
-			logf("seq round %d %-10s p50 %6.0fus p99 %6.0fus errors %d", r+1, t.key(), lr.P50US, lr.P99US, lr.Errors)
+			lr := seqOnce(t, ts.body(t, false), *warm, *n, ts.UpstreamPID)
+			logf("seq round %d %-12s p50 %6.0fus p99 %6.0fus cpu %5.1fus/req errors %d", r+1, t.key(), lr.P50US, lr.P99US,
+				lr.CPUUS, lr.Errors)
 			res.Rounds[t.key()] = append(res.Rounds[t.key()], lr)
 		}
 	}
 	return writeJSON(*out, res)
 }
 
-func seqOnce(t Target, body string, warm, n int) LatencyRound {
-	tr := newTransport(1)
+func seqOnce(t Target, body string, warm, n, upPID int) LatencyRound {
+	tr := newTransport(t, 1)
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var lr LatencyRound
 	lat := make([]time.Duration, 0, n)
+	var cpu *cpuMeter
 	for i := 0; i < warm+n; i++ {
+		if i == warm {
+			cpu = startCPU(t, upPID)
+		}
 		req, err := newRequest(t, body)
 		if err != nil {
 			lr.Errors++
@@ -87,6 +96,9 @@ func seqOnce(t Target, body string, warm, n int) LatencyRound {
 			continue
 		}
 		lat = append(lat, d)
+	}
+	if cpu != nil {
+		lr.CPUUS, lr.UpstreamCPUUS = cpu.perRequest(int64(n))
 	}
 	sortDur(lat)
 	lr.N = len(lat)

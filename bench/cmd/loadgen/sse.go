@@ -66,7 +66,7 @@ type streamStats struct {
 }
 
 func sseRound(t Target, body string, n, chunks int) SSERound {
-	tr := newTransport(1)
+	tr := newTransport(t, 1)
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	sr := SSERound{Streams: n, Expected: n * chunks}

@@ -65,7 +65,11 @@ func runStreams(args []string) error {
 	res := ScenarioResult[StreamsResult]{Scenario: "streams", Rounds: map[string][]StreamsResult{}, Skipped: ts.skipped(),
 		Params: map[string]any{"streams": *n, "hold": hold.String(), "body": *body}}
 	for _, t := range ts.rotated(0) {
-		sr := holdStreams(t, *body, *n, *hold, *ramp)
+		want := *n
+		if t.MaxStreams > 0 && t.MaxStreams < want {
+			want = t.MaxStreams
+		}
+		sr := holdStreams(t, *body, want, *hold, *ramp)
 		logf("streams %-10s %d/%d open, rss %d -> %d KiB, errors %d %s", t.key(), sr.Established, sr.Requested,
 			sr.RSSBeforeKB, sr.RSSPeakKB, sr.Errors, sr.FirstError)
 		res.Rounds[t.key()] = append(res.Rounds[t.key()], sr)
@@ -76,7 +80,7 @@ func runStreams(args []string) error {
 
 func holdStreams(t Target, body string, n int, hold, rampTimeout time.Duration) StreamsResult {
 	sr := StreamsResult{Requested: n, RSSBeforeKB: rssKB(t.PID)}
-	tr := newTransport(n + 16)
+	tr := newTransport(t, n+16)
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,6 +23,11 @@ type WrkRound struct {
 	P50US      float64 `json:"p50_us"`
 	P99US      float64 `json:"p99_us"`
 	Error      string  `json:"error,omitempty"`
+	// CPU per answered request (user + system, microseconds) of the target's processes and of the
+	// upstream's, over the run.
+	CPUUS         float64 `json:"cpu_us"`
+	UpstreamCPUUS float64 `json:"upstream_cpu_us,omitempty"`
+	Seconds       float64 `json:"seconds"`
 }
 
 type wrkOpts struct {
@@ -30,6 +35,7 @@ type wrkOpts struct {
 	conns         int
 	duration      time.Duration
 	timeout       time.Duration
+	upPID         int
 }
 
 func wrkFlags(fs *flag.FlagSet) *wrkOpts {
@@ -55,13 +61,14 @@ func runWrk(args []string) error {
 	if err != nil {
 		return err
 	}
+	o.upPID = ts.UpstreamPID
 	res := ScenarioResult[WrkRound]{Scenario: "wrk", Rounds: map[string][]WrkRound{}, Skipped: ts.skipped(),
 		Params: map[string]any{"rounds": *rounds, "connections": o.conns, "duration": o.duration.String(), "threads": 1}}
 	for r := 0; r < *rounds; r++ {
 		for _, t := range ts.rotated(r) {
 			wr := o.run(t, ts.body(t, false), o.duration)
-			logf("wrk round %d %-10s %8.0f req/s p50 %6.0fus p99 %6.0fus non2xx %d sockerr %d %s",
-				r+1, t.key(), wr.RPS, wr.P50US, wr.P99US, wr.Non2xx, wr.SockErrors, wr.Error)
+			logf("wrk round %d %-12s %8.0f req/s p50 %6.0fus p99 %6.0fus cpu %5.1fus/req (upstream %4.1f) non2xx %d sockerr %d %s",
+				r+1, t.key(), wr.RPS, wr.P50US, wr.P99US, wr.CPUUS, wr.UpstreamCPUUS, wr.Non2xx, wr.SockErrors, wr.Error)
 			res.Rounds[t.key()] = append(res.Rounds[t.key()], wr)
 		}
 	}
@@ -95,6 +102,8 @@ func (o *wrkOpts) script(t Target, body string) (string, error) {
 	return path, os.WriteFile(path, []byte(fmt.Sprintf(wrkLua, luaString(body), hdr.String())), 0o644)
 }
 
+// run runs wrk against t for d and reads the CPU time of t's processes (and the upstream's) around it: the
+// CPU per request is that time divided by the requests answered in the run.
 func (o *wrkOpts) run(t Target, body string, d time.Duration) WrkRound {
 	var wr WrkRound
 	script, err := o.script(t, body)
@@ -111,6 +120,7 @@ func (o *wrkOpts) run(t Target, body string, d time.Duration) WrkRound {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	cpu := startCPU(t, o.upPID)
 	outb, err := cmd.Output()
 	if err != nil {
 		wr.Error = fmt.Sprintf("%v: %s", err, strings.TrimSpace(stderr.String()))
@@ -139,6 +149,8 @@ func (o *wrkOpts) run(t Target, body string, d time.Duration) WrkRound {
 		return wr
 	}
 	wr.Requests, wr.Non2xx, wr.SockErrors = s.Requests, s.Non2xx, s.Sock
+	wr.CPUUS, wr.UpstreamCPUUS = cpu.perRequest(s.Requests)
+	wr.Seconds = float64(s.DurationUS) / 1e6
 	// Throughput counts good answers only: an error that comes back fast is not served traffic.
 	wr.RPS = float64(s.Requests-s.Non2xx) / (float64(s.DurationUS) / 1e6)
 	wr.P50US, wr.P99US = float64(s.P50), float64(s.P99)
@@ -164,6 +176,7 @@ func runFailover(args []string) error {
 	if err != nil {
 		return err
 	}
+	o.upPID = ts.UpstreamPID
 	res := ScenarioResult[WrkRound]{Scenario: "failover", Rounds: map[string][]WrkRound{}, Skipped: ts.skipped(),
 		Params: map[string]any{"rounds": *rounds, "connections": o.conns, "duration": o.duration.String(),
 			"warmup": warm.String(), "threads": 1}}

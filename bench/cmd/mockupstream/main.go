@@ -3,18 +3,27 @@
 // through a proxy is the proxy's own.
 //
 // Every POST path is answered. A body without `"stream":true` gets a fixed chat.completion JSON
-// (Content-Length set, no allocation per request beyond net/http's own). A streaming body gets SSE
-// chunks paced by -chunk-interval (or by `"user":"interval=DURATION,chunks=N"` in the body), each flushed
-// on its own and carrying its sequence number and send time (`"x_seq"`, `"x_sent"` in Unix nanoseconds)
-// so that a client can prove it arrived alone and on time. The stream ends with `data: [DONE]`.
+// (Content-Length set, no allocation per request beyond net/http's own). A streaming body that asks for
+// pacing (`"user":"interval=DURATION,chunks=N"`) gets N SSE content chunks, the first after 1 ms (-ttft),
+// each flushed on its own and carrying its sequence number and send time (`"x_seq"`, `"x_sent"` in Unix
+// nanoseconds) so that a client can prove it arrived alone and on time. A streaming body without pacing
+// gets the same answer as the JSON, as a stream, at once: -chunks content chunks (9, the JSON's
+// completion_tokens) written together (what a gateway that streams a non-streaming request upstream
+// receives, with the generation time of the JSON answer, which is none). Every stream ends as Azure's do: a
+// chunk with finish_reason "stop", a usage chunk with empty choices, then `data: [DONE]`.
 //
 // The same process can also play a failing region: -fail503 answers 503 to everything and -blackhole
 // accepts connections and never answers. A refused connection needs no listener at all: the harness
 // points a peer at a closed port.
+//
+// Every address list takes plain host:port entries and https://host:port entries. An https:// listener
+// serves -cert and -key over TLS with HTTP/2 and HTTP/1.1 offered (ALPN), as an Azure OpenAI region does;
+// an https:// black hole completes the TLS handshake and then never answers.
 package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,28 +48,54 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:19000", "addresses of healthy regions, comma-separated")
 	fail503 := flag.String("fail503", "", "if set, an address that answers 503 to every request")
 	blackhole := flag.String("blackhole", "", "if set, an address that accepts connections and never answers")
-	chunks := flag.Int("chunks", 20, "SSE: content chunks per stream (before the usage chunk and [DONE])")
-	interval := flag.Duration("chunk-interval", 5*time.Millisecond, "SSE: gap between chunks")
-	ttft := flag.Duration("ttft", time.Millisecond, "SSE: delay before the first chunk")
+	chunks := flag.Int("chunks", 9, "SSE without pacing in the body: content chunks (before the finish and usage chunks and [DONE])")
+	interval := flag.Duration("chunk-interval", 0, "SSE without pacing in the body: gap between chunks (0: all in one write)")
+	ttft := flag.Duration("ttft", time.Millisecond, "SSE with pacing in the body: delay before the first chunk")
+	certFile := flag.String("cert", "", "certificate (PEM) for https:// listeners")
+	keyFile := flag.String("key", "", "private key (PEM) for https:// listeners")
 	flag.Parse()
 
+	var tlsConf *tls.Config
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	}
 	h := &handler{chunks: *chunks, interval: *interval, ttft: *ttft}
-	errs := make(chan error, 8)
-	for _, addr := range strings.Split(*listen, ",") {
-		go func() { errs <- serve(addr, h) }()
+	errs := make(chan error, 16)
+	each := func(list string, run func(addr string, tc *tls.Config) error) {
+		for _, addr := range strings.Split(list, ",") {
+			if addr == "" {
+				continue
+			}
+			var tc *tls.Config
+			if a, ok := strings.CutPrefix(addr, "https://"); ok {
+				if tlsConf == nil {
+					log.Fatalf("%s: an https:// listener needs -cert and -key", addr)
+				}
+				addr, tc = a, tlsConf
+			}
+			go func() { errs <- run(addr, tc) }()
+		}
 	}
-	if *fail503 != "" {
-		go func() { errs <- serve(*fail503, http.HandlerFunc(unavailable)) }()
-	}
-	if *blackhole != "" {
-		go func() { errs <- holdForever(*blackhole) }()
-	}
+	each(*listen, func(addr string, tc *tls.Config) error { return serve(addr, tc, h) })
+	each(*fail503, func(addr string, tc *tls.Config) error { return serve(addr, tc, http.HandlerFunc(unavailable)) })
+	each(*blackhole, holdForever)
 	log.Fatal(<-errs)
 }
 
-func serve(addr string, h http.Handler) error {
+// serve serves h on addr, over TLS (HTTP/2 and HTTP/1.1) when tc is set.
+func serve(addr string, tc *tls.Config, h http.Handler) error {
 	srv := &http.Server{Addr: addr, Handler: h, IdleTimeout: 5 * time.Minute}
-	return srv.ListenAndServe()
+	if tc == nil {
+		return srv.ListenAndServe()
+	}
+	srv.TLSConfig = tc.Clone()
+	// Go's HTTP/2 server allows 250 concurrent streams per connection by default; the clients open more
+	// connections beyond that, as against a real region.
+	return srv.ListenAndServeTLS("", "")
 }
 
 func unavailable(w http.ResponseWriter, r *http.Request) {
@@ -72,11 +107,15 @@ func unavailable(w http.ResponseWriter, r *http.Request) {
 	w.Write(errorJSON)
 }
 
-// holdForever accepts connections and reads what they send, never answering: a black-holed region.
-func holdForever(addr string) error {
+// holdForever accepts connections and reads what they send, never answering: a black-holed region (over
+// TLS when tc is set: the handshake completes, then silence).
+func holdForever(addr string, tc *tls.Config) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	for {
 		c, err := ln.Accept()
@@ -110,16 +149,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(chatJSON)
 		return
 	}
-	chunks, interval := h.chunks, h.interval
+	chunks, interval, ttft := h.chunks, h.interval, time.Duration(0)
 	var req struct {
 		User string `json:"user"`
 	}
 	if json.Unmarshal(body, &req) == nil && req.User != "" {
 		chunks, interval = pacing(req.User, chunks, interval)
+		ttft = h.ttft
 	}
 	*bp = body
 	bufPool.Put(bp)
-	h.stream(w, r, chunks, interval)
+	h.stream(w, r, chunks, interval, ttft)
 }
 
 // pacing reads "interval=1s,chunks=30" from the request's user field.
@@ -140,32 +180,44 @@ func pacing(s string, chunks int, interval time.Duration) (int, time.Duration) {
 	return chunks, interval
 }
 
-func (h *handler) stream(w http.ResponseWriter, r *http.Request, chunks int, interval time.Duration) {
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, chunks int, interval, ttft time.Duration) {
 	hd := w.Header()
 	hd["Content-Type"] = []string{"text/event-stream"}
 	hd["Cache-Control"] = []string{"no-cache"}
 	hd["X-Ms-Region"] = []string{"Bench Region"}
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
-	fl.Flush()
+	paced := ttft > 0 || interval > 0
+	if paced {
+		fl.Flush()
+	}
 	ctx := r.Context()
-	t := time.NewTimer(h.ttft)
-	defer t.Stop()
+	var t *time.Timer
+	if paced {
+		t = time.NewTimer(ttft)
+		defer t.Stop()
+	}
 	buf := make([]byte, 0, 512)
 	for i := 0; i < chunks; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if paced {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		buf = appendChunk(buf[:0], i, time.Now().UnixNano())
 		if _, err := w.Write(buf); err != nil {
 			return
 		}
-		fl.Flush()
-		t.Reset(interval)
+		if paced {
+			fl.Flush()
+			t.Reset(interval)
+		}
 	}
 	fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1732150000,"+
+		"\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"+
+		"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1732150000,"+
 		"\"model\":\"gpt-4o-2024-08-06\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":%d,"+
 		"\"total_tokens\":%d}}\n\ndata: [DONE]\n\n", chunks, chunks+12)
 	fl.Flush()

@@ -39,7 +39,7 @@ const (
 )
 
 func colorFor(peer string, shade int) string {
-	if peer == "lifeline" {
+	if strings.HasPrefix(peer, "lifeline") {
 		return []string{"#d9480f", "#f08c00", "#ffa94d"}[shade%3]
 	}
 	if peer == "direct" {
@@ -94,7 +94,7 @@ func (p panel) svg(b *strings.Builder, y0 int) {
 			y += barH + barGap
 		}
 		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="12" text-anchor="end"%s>%s</text>`+"\n", labelW, gy+barH-2,
-			boldIf(g.name == "lifeline"), html.EscapeString(g.name))
+			boldIf(strings.HasPrefix(g.name, "lifeline")), html.EscapeString(g.name))
 		y += groupGap
 	}
 	if p.ref > 0 {
@@ -124,73 +124,92 @@ func fmtValue(v float64, unit string) string {
 
 func (r *run) panels() []panel {
 	var ps []panel
-	if r.wrk != nil {
-		p := panel{title: "Closed-loop throughput (wrk, 64 connections; higher is better)", unit: "req/s"}
-		for _, peer := range present(r.wrk.Rounds) {
-			s := each(r.wrk.Rounds[peer], func(a wrkRound) float64 { return a.RPS })
-			p.groups = append(p.groups, group{peer, []bar{{"", s.med, colorFor(peer, 0)}}})
+	p := r.paths["https"]
+	if p == nil {
+		for _, name := range pathOrder {
+			if p = r.paths[name]; p != nil {
+				break
+			}
 		}
-		ps = append(ps, p)
 	}
-	if r.seq != nil {
-		p := panel{title: "Added latency vs direct, sequential (lower is better; long bars cut)", unit: "µs"}
-		d := r.seq.Rounds["direct"]
+	if p.wrk != nil {
+		c := panel{title: "CPU per request, closed loop (lower is better)", unit: "µs"}
+		if ng, ok := p.wrk.Rounds["nginx"]; ok {
+			if s := each(ng, cpuOf); s.ok() {
+				c.ref, c.refLabel = 1.25*s.med, "target: 1.25 × nginx's"
+			}
+		}
+		t := panel{title: "Closed-loop throughput (wrk, 64 connections; higher is better)", unit: "req/s"}
+		for _, peer := range present(p.wrk.Rounds) {
+			s := each(p.wrk.Rounds[peer], func(a wrkRound) float64 { return a.RPS })
+			t.groups = append(t.groups, group{peer, []bar{{"", s.med, colorFor(peer, 0)}}})
+			if peer != "direct" {
+				s = each(p.wrk.Rounds[peer], cpuOf)
+				c.groups = append(c.groups, group{peer, []bar{{"", s.med, colorFor(peer, 0)}}})
+			}
+		}
+		c.clip = 4 * c.ref // Portkey's bar would flatten the rest
+		ps = append(ps, c, t)
+	}
+	if p.seq != nil {
+		l := panel{title: "Added latency vs direct, sequential (lower is better; long bars cut)", unit: "µs"}
+		d := p.seq.Rounds["direct"]
 		var lens []float64
-		for _, peer := range present(r.seq.Rounds) {
+		for _, peer := range present(p.seq.Rounds) {
 			if peer == "direct" {
 				continue
 			}
-			x := r.seq.Rounds[peer]
+			x := p.seq.Rounds[peer]
 			p50 := paired(x, d, func(a, b latencyRound) float64 { return a.P50US - b.P50US })
 			p99 := paired(x, d, func(a, b latencyRound) float64 { return a.P99US - b.P99US })
-			p.groups = append(p.groups, group{peer, []bar{{"p50", p50.med, colorFor(peer, 0)}, {"p99", p99.med, colorFor(peer, 1)}}})
+			l.groups = append(l.groups, group{peer, []bar{{"p50", p50.med, colorFor(peer, 0)}, {"p99", p99.med, colorFor(peer, 1)}}})
 			lens = append(lens, p50.med, p99.med)
 		}
 		if s := summarize(lens); s.ok() {
-			p.clip = 3 * s.med // one slow peer must not flatten the rest
+			l.clip = 3 * s.med // one slow peer must not flatten the rest
 		}
-		ps = append(ps, p)
+		ps = append(ps, l)
 	}
-	if r.failover != nil {
-		p := panel{title: "Throughput with the primary failing, % of the same peer healthy (higher is better)", unit: "%",
+	if p.failover != nil {
+		f := panel{title: "Throughput with the primary failing, % of the same peer healthy (higher is better)", unit: "%",
 			ref: 90, refLabel: "target 90%"}
 		for _, peer := range peerOrder {
-			h, ok := r.failover.Rounds[peer+"/healthy"]
+			h, ok := p.failover.Rounds[peer+"/healthy"]
 			if !ok {
 				continue
 			}
 			var bars []bar
 			for i, mode := range foModes[1:] {
-				if x, ok := r.failover.Rounds[peer+"/"+mode]; ok {
+				if x, ok := p.failover.Rounds[peer+"/"+mode]; ok {
 					s := paired(x, h, func(a, b wrkRound) float64 { return 100 * ratioRPS(a, b) })
 					bars = append(bars, bar{mode, s.med, colorFor(peer, i)})
 				}
 			}
-			p.groups = append(p.groups, group{peer, bars})
+			f.groups = append(f.groups, group{peer, bars})
 		}
-		ps = append(ps, p)
+		ps = append(ps, f)
 	}
-	if r.rss != nil || r.streams != nil {
-		p := panel{title: "Memory: RSS after load, and with " + r.meta.Streams + " streams open (lower is better)", unit: "MB",
-			ref: 300, refLabel: "Lifeline's target for 10,000 streams: 300 MB"}
+	if p.rss != nil || p.streams != nil {
+		m := panel{title: "Memory: RSS after load, and with the streams open (lower is better)", unit: "MB",
+			ref: 150, refLabel: "Lifeline's target for 10,000 streams: 150 MB"}
 		for _, peer := range peerOrder {
 			if peer == "direct" {
 				continue
 			}
 			var bars []bar
-			if kb, ok := r.rss[peer]; ok {
+			if kb, ok := p.rss[peer]; ok {
 				bars = append(bars, bar{"after load", float64(kb) / 1024, colorFor(peer, 0)})
 			}
-			if r.streams != nil {
-				if s, ok := r.streams.Rounds[peer]; ok && len(s) > 0 {
+			if p.streams != nil {
+				if s, ok := p.streams.Rounds[peer]; ok && len(s) > 0 {
 					bars = append(bars, bar{fmt.Sprintf("%d streams", s[0].Established), float64(s[0].RSSPeakKB) / 1024, colorFor(peer, 1)})
 				}
 			}
 			if len(bars) > 0 {
-				p.groups = append(p.groups, group{peer, bars})
+				m.groups = append(m.groups, group{peer, bars})
 			}
 		}
-		ps = append(ps, p)
+		ps = append(ps, m)
 	}
 	return ps
 }
@@ -204,7 +223,7 @@ func (r *run) chart() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="Helvetica,Arial,sans-serif">`+"\n", chartW, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="10" y="24" font-size="17" font-weight="bold">Lifeline vs peers, same run, same mock upstream (%s)</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="10" y="24" font-size="17" font-weight="bold">Lifeline vs peers, clients plain, regions HTTPS, same run (%s)</text>`+"\n",
 		html.EscapeString(r.meta.Date))
 	y := 40
 	for _, p := range ps {

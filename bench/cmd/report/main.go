@@ -9,13 +9,24 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 )
 
-var peerOrder = []string{"direct", "nginx", "caddy", "portkey", "goproxy", "lifeline"}
+var peerOrder = []string{"direct", "nginx", "caddy", "portkey", "goproxy", "lifeline", "lifeline-h1"}
+
+// pathOrder is the order of the paths in the report: the production path first.
+var pathOrder = []string{"https", "tls", "plain"}
+
+// pathTitle says what each path is.
+var pathTitle = map[string]string{
+	"https": "clients on plain HTTP, regions on HTTPS (the production path: a gateway behind an ingress or beside its application)",
+	"tls":   "clients on TLS, regions on HTTPS",
+	"plain": "clients and regions on plain HTTP (the earlier runs' path)",
+}
 
 type rounds[R any] struct {
 	Scenario string            `json:"scenario"`
@@ -26,11 +37,13 @@ type rounds[R any] struct {
 }
 
 type latencyRound struct {
-	N          int     `json:"n"`
-	Errors     int     `json:"errors"`
-	P50US      float64 `json:"p50_us"`
-	P99US      float64 `json:"p99_us"`
-	FirstError string  `json:"first_error"`
+	N             int     `json:"n"`
+	Errors        int     `json:"errors"`
+	P50US         float64 `json:"p50_us"`
+	P99US         float64 `json:"p99_us"`
+	FirstError    string  `json:"first_error"`
+	CPUUS         float64 `json:"cpu_us"`
+	UpstreamCPUUS float64 `json:"upstream_cpu_us"`
 }
 
 type wrkRound struct {
@@ -41,6 +54,10 @@ type wrkRound struct {
 	P50US      float64 `json:"p50_us"`
 	P99US      float64 `json:"p99_us"`
 	Error      string  `json:"error"`
+	// CPU per request of the target's processes and of the mock's, in microseconds.
+	CPUUS         float64 `json:"cpu_us"`
+	UpstreamCPUUS float64 `json:"upstream_cpu_us"`
+	Seconds       float64 `json:"seconds"`
 }
 
 type k6Round struct {
@@ -92,13 +109,22 @@ type meta struct {
 	GOMAXPROCS       string            `json:"gomaxprocs_servers"`
 	NoFile           string            `json:"nofile"`
 	Streams          string            `json:"streams"`
+	MaxStreamsH1     string            `json:"max_streams_h1"`
+	Paths            string            `json:"paths"`
 	LoadAverageStart string            `json:"load_average_start"`
 	Versions         map[string]string `json:"versions"`
 	Skipped          map[string]string `json:"skipped"`
 }
 
 type run struct {
-	meta     meta
+	meta    meta
+	paths   map[string]*pathRun
+	loadavg []struct{ Scenario, LoadAverage string }
+}
+
+// pathRun is what one path's scenarios measured; a scenario that did not run is nil.
+type pathRun struct {
+	name     string
 	seq      *rounds[latencyRound]
 	wrk      *rounds[wrkRound]
 	k6       *rounds[k6Round]
@@ -106,7 +132,6 @@ type run struct {
 	failover *rounds[wrkRound]
 	streams  *rounds[streamsRound]
 	rss      map[string]int64
-	loadavg  []struct{ Scenario, LoadAverage string }
 }
 
 func main() {
@@ -142,35 +167,17 @@ func readJSON(path string, v any) bool {
 }
 
 func load(dir string) (*run, error) {
-	r := &run{}
+	r := &run{paths: map[string]*pathRun{}}
 	if !readJSON(filepath.Join(dir, "meta.json"), &r.meta) {
 		return nil, fmt.Errorf("%s/meta.json: missing or unreadable", dir)
 	}
-	r.seq, r.wrk, r.k6, r.sse = &rounds[latencyRound]{}, &rounds[wrkRound]{}, &rounds[k6Round]{}, &rounds[sseRound]{}
-	r.failover, r.streams = &rounds[wrkRound]{}, &rounds[streamsRound]{}
-	if !readJSON(filepath.Join(dir, "seq.json"), r.seq) {
-		r.seq = nil
+	for _, name := range pathOrder {
+		if p := loadPath(filepath.Join(dir, name), name); p != nil {
+			r.paths[name] = p
+		}
 	}
-	if !readJSON(filepath.Join(dir, "wrk.json"), r.wrk) {
-		r.wrk = nil
-	}
-	if !readJSON(filepath.Join(dir, "k6.json"), r.k6) {
-		r.k6 = nil
-	}
-	if !readJSON(filepath.Join(dir, "sse.json"), r.sse) {
-		r.sse = nil
-	}
-	if !readJSON(filepath.Join(dir, "failover.json"), r.failover) {
-		r.failover = nil
-	}
-	if !readJSON(filepath.Join(dir, "streams.json"), r.streams) {
-		r.streams = nil
-	}
-	var rss struct {
-		RSSKB map[string]int64 `json:"rss_kb"`
-	}
-	if readJSON(filepath.Join(dir, "rss.json"), &rss) {
-		r.rss = rss.RSSKB
+	if len(r.paths) == 0 {
+		return nil, fmt.Errorf("%s: no path's results (https/, tls/, plain/)", dir)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "loadavg.jsonl")); err == nil {
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -186,6 +193,35 @@ func load(dir string) (*run, error) {
 	return r, nil
 }
 
+// loadRounds reads one scenario's file; nil if it is not there.
+func loadRounds[R any](path string) *rounds[R] {
+	var x rounds[R]
+	if !readJSON(path, &x) {
+		return nil
+	}
+	return &x
+}
+
+func loadPath(dir, name string) *pathRun {
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	p := &pathRun{name: name}
+	p.seq = loadRounds[latencyRound](filepath.Join(dir, "seq.json"))
+	p.wrk = loadRounds[wrkRound](filepath.Join(dir, "wrk.json"))
+	p.k6 = loadRounds[k6Round](filepath.Join(dir, "k6.json"))
+	p.sse = loadRounds[sseRound](filepath.Join(dir, "sse.json"))
+	p.failover = loadRounds[wrkRound](filepath.Join(dir, "failover.json"))
+	p.streams = loadRounds[streamsRound](filepath.Join(dir, "streams.json"))
+	var rss struct {
+		RSSKB map[string]int64 `json:"rss_kb"`
+	}
+	if readJSON(filepath.Join(dir, "rss.json"), &rss) {
+		p.rss = rss.RSSKB
+	}
+	return p
+}
+
 // stat is a median over rounds with its spread.
 type stat struct {
 	med, lo, hi float64
@@ -195,10 +231,10 @@ type stat struct {
 func (s stat) ok() bool { return s.n > 0 }
 
 func summarize(v []float64) stat {
-	if len(v) == 0 {
+	s := slices.DeleteFunc(slices.Clone(v), math.IsNaN) // a ratio with nothing to divide by is left out
+	if len(s) == 0 {
 		return stat{}
 	}
-	s := slices.Clone(v)
 	slices.Sort(s)
 	m := s[len(s)/2]
 	if len(s)%2 == 0 {

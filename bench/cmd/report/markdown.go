@@ -35,12 +35,21 @@ func (r *run) markdown() (string, []verdict) {
 	w("%s, %s, commit `%s`. Reproduce with `bench/run.sh` (method: [bench/README.md](../README.md)).\n\n", m.Date, kind, m.Commit)
 	w("Every peer proxies to the same mock upstream on loopback; the load generator runs on CPU %s and every server "+
 		"(mock included) on CPU %s, at nice %s. Targets are interleaved round by round and every comparison is made "+
-		"within a round; figures are medians over rounds, with the min to max over rounds in brackets.\n\n",
+		"within a round; figures are medians over rounds, with the min to max over rounds in brackets. **CPU per "+
+		"request** is the CPU time (user + system) that the peer's processes used during a run, read from "+
+		"`/proc/PID/task/*/schedstat` before and after, divided by the requests answered in it; the mock's own CPU per "+
+		"request is shown beside it (it is the same work for every peer).\n\n",
 		m.LoadCPU, m.ServerCPU, m.Nice)
-	w("![chart](chart.svg)\n\n")
+	w("Paths, each a table of its own, the production path first:\n\n")
+	for _, name := range pathOrder {
+		if _, ok := r.paths[name]; ok {
+			w("- **%s**: %s\n", name, pathTitle[name])
+		}
+	}
+	w("\n![chart](chart.svg)\n\n")
 
 	vs := r.verdicts()
-	w("## Targets\n\n| target | measured (Lifeline, this run) | |\n|---|---|---|\n")
+	w("## Targets (issue 15), on the production path\n\n| target | measured (this run) | |\n|---|---|---|\n")
 	for _, v := range vs {
 		s := "not measured"
 		if v.met != nil {
@@ -49,25 +58,109 @@ func (r *run) markdown() (string, []verdict) {
 		w("| %s | %s | %s |\n", v.target, v.measured, s)
 	}
 	w("\n")
-	r.sectionSeq(w)
-	r.sectionK6(w)
-	r.sectionWrk(w)
-	r.sectionSSE(w)
-	r.sectionFailover(w)
-	r.sectionMemory(w)
+	for i, name := range pathOrder {
+		p, ok := r.paths[name]
+		if !ok {
+			continue
+		}
+		w("## %c. Path %s: %s\n\n", 'A'+i, name, pathTitle[name])
+		p.sectionSummary(w)
+		p.sectionSeq(w)
+		p.sectionK6(w)
+		p.sectionWrk(w)
+		p.sectionSSE(w)
+		p.sectionFailover(w)
+		p.sectionMemory(w, r.meta)
+	}
 	r.sectionConditions(w)
 	return b.String(), vs
 }
 
+// regionProtocol is how each peer talks to the region on a path.
+func regionProtocol(path, peer string) string {
+	switch {
+	case peer == "direct":
+		if path == "plain" {
+			return "(the client calls the region: HTTP/1.1)"
+		}
+		return "(the client calls the region: HTTP/1.1 over TLS)"
+	case path == "plain":
+		return "HTTP/1.1"
+	case peer == "nginx" || peer == "portkey" || peer == "lifeline-h1":
+		return "HTTP/1.1 over TLS"
+	default:
+		return "HTTP/2 over TLS"
+	}
+}
+
+// sectionSummary is the path's one-glance table: CPU per request, throughput and added latency per peer.
+func (p *pathRun) sectionSummary(w writer) {
+	if p.wrk == nil && p.seq == nil {
+		return
+	}
+	w("### Per request: CPU, throughput, latency\n\n")
+	w("CPU per request from the closed-loop runs (wrk, 64 connections) and from the sequential runs (one connection, " +
+		"one request at a time); added latency from the sequential runs, against direct in the same round.\n\n")
+	w("| peer | to the region | CPU / request, closed loop | / nginx's | mock's CPU / request | req/s | Lifeline / peer | added p50 | added p99 | CPU / request, sequential |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|\n")
+	var wr, ng, ll map[string][]wrkRound
+	if p.wrk != nil {
+		wr = p.wrk.Rounds
+		ng = map[string][]wrkRound{"nginx": wr["nginx"]}
+		ll = map[string][]wrkRound{"lifeline": wr["lifeline"]}
+	}
+	peers := map[string]bool{}
+	if p.wrk != nil {
+		for k := range p.wrk.Rounds {
+			peers[k] = true
+		}
+	}
+	if p.seq != nil {
+		for k := range p.seq.Rounds {
+			peers[k] = true
+		}
+	}
+	for _, peer := range peerOrder {
+		if !peers[peer] {
+			continue
+		}
+		cpu, vsN, up, rps, llp := "n/a", "n/a", "n/a", "n/a", "n/a"
+		if x, ok := wr[peer]; ok {
+			cpu = fmtStat(each(x, cpuOf), " µs", 1)
+			if ng["nginx"] != nil {
+				vsN = fmtStat(paired(x, ng["nginx"], ratioCPU), "×", 2)
+			}
+			up = fmtStat(each(x, func(a wrkRound) float64 { return a.UpstreamCPUUS }), " µs", 1)
+			if peer == "direct" {
+				up = "(is the mock)"
+			}
+			rps = fmtStat(each(x, func(a wrkRound) float64 { return a.RPS }), "", 0)
+			if ll["lifeline"] != nil && peer != "lifeline" {
+				llp = fmtStat(paired(ll["lifeline"], x, ratioRPS), "×", 2)
+			}
+		}
+		a50, a99, scpu := "n/a", "n/a", "n/a"
+		if p.seq != nil {
+			if x, ok := p.seq.Rounds[peer]; ok {
+				d := p.seq.Rounds["direct"]
+				a50 = fmtStat(paired(x, d, func(a, b latencyRound) float64 { return a.P50US - b.P50US }), " µs", 0)
+				a99 = fmtStat(paired(x, d, func(a, b latencyRound) float64 { return a.P99US - b.P99US }), " µs", 0)
+				scpu = fmtStat(each(x, func(a latencyRound) float64 { return a.CPUUS }), " µs", 0)
+			}
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", peer, regionProtocol(p.name, peer), cpu, vsN, up, rps, llp, a50, a99, scpu)
+	}
+	w("\n")
+}
+
 type writer func(format string, a ...any)
 
-func (r *run) sectionSeq(w writer) {
+func (r *pathRun) sectionSeq(w writer) {
 	if r.seq == nil {
-		w("## 1. Sequential latency\n\nNot run.\n\n")
 		return
 	}
 	d := r.seq.Rounds["direct"]
-	w("## 1. Added latency, one connection, sequential\n\n")
+	w("### Added latency, one connection, sequential\n\n")
 	w("%v requests per target per round after %v untimed, %v rounds. Added = peer minus direct in the same round.\n\n",
 		r.seq.Params["n"], r.seq.Params["warmup"], r.seq.Params["rounds"])
 	w("| peer | p50 | added p50 | p99 | added p99 | p50 / direct | errors |\n|---|---|---|---|---|---|---|\n")
@@ -89,7 +182,7 @@ func (r *run) sectionSeq(w writer) {
 }
 
 // lifelineVsPeers prints Lifeline's value divided by each peer's, round by round.
-func (r *run) lifelineVsPeers(w writer, m map[string][]latencyRound, what string, f func([]latencyRound, int) float64) {
+func (r *pathRun) lifelineVsPeers(w writer, m map[string][]latencyRound, what string, f func([]latencyRound, int) float64) {
 	ll, ok := m["lifeline"]
 	if !ok {
 		w("\n")
@@ -127,12 +220,11 @@ func skippedNote(w writer, s map[string]string) {
 	w("\n")
 }
 
-func (r *run) sectionK6(w writer) {
-	w("## 2. Constant arrival rate (k6)\n\n")
+func (r *pathRun) sectionK6(w writer) {
 	if r.k6 == nil {
-		w("Not run (k6 missing or failed; see the run log).\n\n")
 		return
 	}
+	w("### Constant arrival rate (k6)\n\n")
 	w("k6 constant-arrival-rate, %v per run, %v rounds, rates %v req/s. Dropped = iterations k6 could not start on "+
 		"time (the target fell behind the rate).\n\n", r.k6.Params["duration"], r.k6.Params["rounds"], r.k6.Params["rates"])
 	w("| rate | peer | p50 | added p50 | p99 | added p99 | dropped | failed |\n|---|---|---|---|---|---|---|---|\n")
@@ -163,17 +255,17 @@ func (r *run) sectionK6(w writer) {
 	skippedNote(w, r.k6.Skipped)
 }
 
-func (r *run) sectionWrk(w writer) {
-	w("## 3. Closed-loop maximum (wrk, 64 connections)\n\n")
+func (r *pathRun) sectionWrk(w writer) {
 	if r.wrk == nil {
-		w("Not run.\n\n")
 		return
 	}
+	w("### Closed loop (wrk, 64 connections), with CPU per request\n\n")
 	d := r.wrk.Rounds["direct"]
-	w("wrk, one thread, %v connections, %v per run, %v rounds. Only 2xx answers count. Direct is the mock upstream "+
-		"alone on the servers' core: its margin over every peer is the mock's headroom.\n\n",
+	w("wrk, one thread, %v connections, %v per run, %v rounds. Only 2xx answers count as throughput. Direct is the "+
+		"mock upstream alone on the servers' core: its margin over every peer is the mock's headroom. CPU per request: "+
+		"the peer's processes' CPU time over the run divided by the requests answered in it; the mock's beside it.\n\n",
 		r.wrk.Params["connections"], r.wrk.Params["duration"], r.wrk.Params["rounds"])
-	w("| peer | req/s | peer / direct | direct headroom | Lifeline / peer | p50 | p99 | errors |\n|---|---|---|---|---|---|---|---|\n")
+	w("| peer | req/s | peer / direct | direct headroom | Lifeline / peer | p50 | p99 | CPU / request | mock's CPU / request | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	ll := r.wrk.Rounds["lifeline"]
 	for _, p := range present(r.wrk.Rounds) {
 		x := r.wrk.Rounds[p]
@@ -185,12 +277,14 @@ func (r *run) sectionWrk(w writer) {
 		if ll != nil && p != "lifeline" {
 			llp = fmtStat(paired(ll, x, ratioRPS), "×", 2)
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %d |\n", p,
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", p,
 			fmtStat(each(x, func(a wrkRound) float64 { return a.RPS }), "", 0),
 			fmtStat(paired(x, d, ratioRPS), "×", 2),
 			fmtStat(paired(d, x, ratioRPS), "×", 1), llp,
 			fmtStat(each(x, func(a wrkRound) float64 { return a.P50US }), " µs", 0),
-			fmtStat(each(x, func(a wrkRound) float64 { return a.P99US }), " µs", 0), errs)
+			fmtStat(each(x, func(a wrkRound) float64 { return a.P99US }), " µs", 0),
+			fmtStat(each(x, cpuOf), " µs", 1),
+			fmtStat(each(x, func(a wrkRound) float64 { return a.UpstreamCPUUS }), " µs", 1), errs)
 	}
 	w("\n")
 	skippedNote(w, r.wrk.Skipped)
@@ -203,12 +297,11 @@ func ratioRPS(a, b wrkRound) float64 {
 	return a.RPS / b.RPS
 }
 
-func (r *run) sectionSSE(w writer) {
-	w("## 4. Streaming (SSE), paced upstream\n\n")
+func (r *pathRun) sectionSSE(w writer) {
 	if r.sse == nil {
-		w("Not run.\n\n")
 		return
 	}
+	w("### Streaming (SSE), paced upstream\n\n")
 	d := r.sse.Rounds["direct"]
 	w("One stream at a time, %v streams per target per round, %v rounds; the mock sends %v content chunks "+
 		"(body `%v`), each stamped with its send time and flushed alone. TTFT: request start to the first content "+
@@ -239,12 +332,11 @@ func (r *run) sectionSSE(w writer) {
 
 var foModes = []string{"healthy", "503", "refused", "blackhole"}
 
-func (r *run) sectionFailover(w writer) {
-	w("## 5. Failover: the primary fails, the secondary is healthy\n\n")
+func (r *pathRun) sectionFailover(w writer) {
 	if r.failover == nil {
-		w("Not run.\n\n")
 		return
 	}
+	w("### Failover: the primary fails, the secondary is healthy\n\n")
 	w("Each peer is configured with a primary and a backup region. The primary is healthy, answers 503, refuses "+
 		"connections (a closed port) or black-holes (accepts, never answers; peers give up after 1 s). Per round: a "+
 		"%v closed-loop warm-up (the peer learns the primary is bad), then %v measured with wrk (64 connections, only "+
@@ -289,14 +381,19 @@ func (r *run) sectionFailover(w writer) {
 	skippedNote(w, r.failover.Skipped)
 }
 
-func (r *run) sectionMemory(w writer) {
-	w("## 6. Memory\n\n")
-	w("RSS of each server's processes (nginx: master and worker) after the load scenarios above, and at the peak " +
-		"while holding many concurrent open streams (slow SSE, one chunk a second).")
-	if r.meta.Streams != "" {
-		w(" Streams requested: %s (the container's hard limit on open files is %s; a proxy needs two sockets per stream).", r.meta.Streams, r.meta.NoFile)
+func (r *pathRun) sectionMemory(w writer, m meta) {
+	if r.rss == nil && r.streams == nil {
+		return
 	}
-	w("\n\n| peer | RSS after load | streams open | RSS with the streams open | per stream |\n|---|---|---|---|---|\n")
+	w("### Memory\n\n")
+	w("RSS of each server's processes (nginx: master and worker) after the load scenarios above")
+	if r.streams != nil {
+		w(", and at the peak while holding many concurrent open streams (slow SSE, one chunk a second). Streams "+
+			"requested: %s; through a peer that holds an HTTP/1.1 connection to the region per stream, %s (the "+
+			"container's hard limit on open files is %s per process, and such a proxy needs two sockets per stream; "+
+			"over HTTP/2 the region's side is a few connections)", m.Streams, m.MaxStreamsH1, m.NoFile)
+	}
+	w(".\n\n| peer | to the region | RSS after load | streams open | RSS with the streams open | per stream |\n|---|---|---|---|---|---|\n")
 	for _, p := range peerOrder {
 		rss, ok := r.rss[p]
 		var st *streamsRound
@@ -327,7 +424,7 @@ func (r *run) sectionMemory(w writer) {
 		if p == "direct" {
 			label = "direct (the mock itself)"
 		}
-		w("| %s | %s | %s | %s | %s |\n", label, after, open, peak, per)
+		w("| %s | %s | %s | %s | %s | %s |\n", label, regionProtocol(r.name, p), after, open, peak, per)
 	}
 	w("\n")
 }
