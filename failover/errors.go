@@ -53,9 +53,11 @@ const (
 	SelfRegion = "lifeline"
 )
 
-// errorResponse makes a response in the OpenAI error shape, with x-should-retry: false so
-// SDKs do not multiply load after the transport has already tried every region.
-func errorResponse(req *http.Request, status int, code, typ, msg string, retryAfter time.Duration, attempts int) *http.Response {
+// errorResponse makes a response in the OpenAI error shape. retryable sets x-should-retry: true, for
+// the 429 and 503 that say when the regions may serve again (Retry-After, retry-after-ms): SDKs then
+// retry after that time. Anything else carries x-should-retry: false, so that SDKs do not multiply
+// load after the transport has already tried every region.
+func errorResponse(req *http.Request, status int, code, typ, msg string, retryAfter time.Duration, attempts int, retryable bool) *http.Response {
 	body := make([]byte, 0, 96+len(msg))
 	body = append(body, `{"error":{"code":`...)
 	body = appendJSONString(body, code)
@@ -64,9 +66,13 @@ func errorResponse(req *http.Request, status int, code, typ, msg string, retryAf
 	body = append(body, `,"type":`...)
 	body = appendJSONString(body, typ)
 	body = append(body, "}}"...)
+	should := "false"
+	if retryable {
+		should = "true"
+	}
 	h := http.Header{
 		"Content-Type":   {"application/json"},
-		"X-Should-Retry": {"false"},
+		"X-Should-Retry": {should},
 		HeaderRegion:     {SelfRegion},
 		HeaderAttempts:   {strconv.Itoa(attempts)},
 	}

@@ -30,7 +30,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if len(cands) == 0 {
 		msg := "lifeline: no region serves the name " + strconv.Quote(rt.in.name) +
 			"; known names: " + strings.Join(tab.sorted, ", ")
-		return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0), nil
+		return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0, false), nil
 	}
 	return rt.run(cands)
 }
@@ -60,7 +60,49 @@ type attemptResult struct {
 	verdict Verdict
 }
 
+// run tries the candidates in order (SPEC.md section 5). When every region that serves the name is
+// cooling down after a 429 that ends within Retry.MaxBackoff (and before the caller's deadline), it
+// waits for the first to end and goes round once more: a throttle that lasts a second never reaches
+// a client whose SDK does not retry.
 func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
+	for round := 0; ; round++ {
+		if res, final := rt.pass(cands); final {
+			return res.resp, res.err
+		}
+		if round > 0 || !rt.waitCoolDown() {
+			return rt.exhausted()
+		}
+	}
+}
+
+// waitCoolDown waits for the soonest cool-down to end when the pass failed only because regions
+// are throttled and that end is near; it reports whether a new pass should go.
+func (rt *roundTrip) waitCoolDown() bool {
+	if !rt.cooling || rt.kept != nil || rt.ctx.Err() != nil {
+		return false
+	}
+	wait := rt.coolNext.Sub(rt.t.clock.Now())
+	if wait > rt.p.Retry.MaxBackoff {
+		return false
+	}
+	if dl, ok := rt.ctx.Deadline(); ok && time.Until(dl) <= wait {
+		return false
+	}
+	if wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-rt.ctx.Done():
+			return false
+		}
+	}
+	rt.cooling, rt.coolNext, rt.openNext, rt.reasons = false, time.Time{}, time.Time{}, rt.reasons[:0]
+	return true
+}
+
+// pass makes one pass over the candidates; final reports an answer (or the caller's error) to return.
+func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 	var buf [maxCandidates]*region
 	plan := rt.t.order(buf[:0], cands, rt.p, rt.in.name, rt.t.clock.Now())
 	var from *region
@@ -79,7 +121,7 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 			res := rt.attempt(r, tg, tk)
 			if res.final {
 				rt.discardKept()
-				return res.resp, res.err
+				return res, true
 			}
 			from, reason = r, res.verdict.Outcome
 			if v := res.verdict; v.Outcome == OutcomeThrottled {
@@ -96,11 +138,11 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 			}
 			if err := rt.backoff(k, res.verdict.RetryAfter); err != nil {
 				rt.discardKept()
-				return nil, err
+				return attemptResult{err: err}, true
 			}
 		}
 	}
-	return rt.exhausted()
+	return attemptResult{}, false
 }
 
 // admit checks that r may take an attempt for tg now, and takes a ticket from its breaker (the
@@ -202,7 +244,7 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 		rt.discardKept()
 		wait := max(rt.coolNext.Sub(now), time.Millisecond)
 		msg := "lifeline: every region that serves " + strconv.Quote(rt.in.name) + " is rate limited; retry after " + wait.Round(time.Millisecond).String()
-		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.attempts), nil
+		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.attempts, true), nil
 	}
 	if rt.kept != nil {
 		resp := rt.kept
@@ -222,7 +264,7 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 	if len(rt.reasons) > 0 {
 		msg += " (" + strings.Join(rt.reasons, "; ") + ")"
 	}
-	return errorResponse(rt.req, http.StatusServiceUnavailable, "service_unavailable", "server_error", msg, wait, rt.attempts), nil
+	return errorResponse(rt.req, http.StatusServiceUnavailable, "service_unavailable", "server_error", msg, wait, rt.attempts, true), nil
 }
 
 func (rt *roundTrip) discardKept() {

@@ -363,7 +363,7 @@ func TestScenarioAllThrottled(t *testing.T) {
 		if a.status != 429 || a.attempts != "2" {
 			t.Fatalf("status %d after %s attempts, want 429 after 2", a.status, a.attempts)
 		}
-		if a.header.Get("Retry-After") != "2" || a.header.Get("X-Should-Retry") != "false" {
+		if a.header.Get("Retry-After") != "2" || a.header.Get("X-Should-Retry") != "true" {
 			t.Errorf("Retry-After %q x-should-retry %q", a.header.Get("Retry-After"), a.header.Get("X-Should-Retry"))
 		}
 		if ErrorCode([]byte(a.body)) == "" {
@@ -376,6 +376,28 @@ func TestScenarioAllThrottled(t *testing.T) {
 		}
 		s.wantAttempts("eastus", 1)
 		s.wantAttempts("westus", 1)
+	})
+}
+
+// TestScenarioAllThrottledBriefly: every region throttled for about a second (less than
+// retry.max_backoff): the engine waits for the first cool-down to end and serves; the client, with no
+// retries of its own, sees no error.
+func TestScenarioAllThrottledBriefly(t *testing.T) {
+	bothModes(t, func(t *testing.T, stream bool) {
+		s := newScenario(t, Policy{})
+		s.fault("eastus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(5 * time.Second)})
+		s.fault("westus", sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(time.Second)})
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			s.fault("westus", sim.Fault{Mode: sim.ModeClear})
+		}()
+		start := time.Now()
+		a := s.send("gpt-4o", stream)
+		s.ok(a, stream, "westus")
+		if el := time.Since(start); el < 900*time.Millisecond {
+			t.Errorf("answered after %v: the cool-down of 1s was not waited for", el)
+		}
+		s.wantAttempts("westus", 2)
 	})
 }
 
