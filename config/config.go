@@ -108,6 +108,8 @@ type Breaker struct {
 	SlowStart   Duration `yaml:"slow_start"`   // ramp of traffic back to a recovered region; default 30s, negative: none
 	// AbandonedAfter: a client giving up after this long without an answer counts against the region; default 5s, negative: never
 	AbandonedAfter Duration `yaml:"abandoned_after"`
+	// ProbeInterval: a region out of service is probed this often in the background (no tokens); default 5s, negative: never
+	ProbeInterval Duration `yaml:"probe_interval"`
 }
 
 // Timeouts bound each phase of an upstream attempt.
@@ -157,6 +159,7 @@ const (
 	DefaultMinRequests       = failover.DefaultMinRequests
 	DefaultSlowStart         = failover.DefaultSlowStart
 	DefaultAbandonedAfter    = failover.DefaultAbandonedAfter
+	DefaultProbeInterval     = failover.DefaultProbeInterval
 	DefaultConnect           = failover.DefaultConnectTimeout
 	DefaultStreamFirstByte   = failover.DefaultStreamFirstByte
 	DefaultResponse          = failover.DefaultResponseTimeout
@@ -239,6 +242,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&p.Breaker.MinRequests, DefaultMinRequests)
 	setDefault(&p.Breaker.SlowStart, Duration(DefaultSlowStart))
 	setDefault(&p.Breaker.AbandonedAfter, Duration(DefaultAbandonedAfter))
+	setDefault(&p.Breaker.ProbeInterval, Duration(DefaultProbeInterval))
 	setDefault(&p.Timeouts.Connect, Duration(DefaultConnect))
 	setDefault(&p.Timeouts.StreamFirstByte, Duration(DefaultStreamFirstByte))
 	setDefault(&p.Timeouts.Response, Duration(DefaultResponse))

@@ -42,6 +42,7 @@ func (c *Config) Failover() failover.Config {
 			MinRequests:    p.Breaker.MinRequests,
 			SlowStart:      p.Breaker.SlowStart.D(),
 			AbandonedAfter: p.Breaker.AbandonedAfter.D(),
+			ProbeInterval:  p.Breaker.ProbeInterval.D(),
 		},
 		Timeouts: failover.Timeouts{
 			Connect:         p.Timeouts.Connect.D(),

@@ -257,9 +257,23 @@ func (b *breaker) emit(tr *transition) {
 	}
 }
 
-// probed applies an active probe's result to an open region: an answer ends the time out at once
-// (half_open: the next request is the trial), a failure keeps it open. It reports whether the probe
-// changed anything.
+// wantsProbe reports whether the region is out of service and not disabled: open, or half-open with
+// no trial in flight yet.
+func (b *breaker) wantsProbe() bool {
+	switch b.State() {
+	case Open:
+		return true
+	case HalfOpen:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.trial == 0
+	}
+	return false
+}
+
+// probed applies an active probe's result to a region out of service: an answer ends the time out
+// at once (half_open: the next request is the trial), a failure keeps it open (and sends a half-open
+// region that still waits for its trial back to open).
 func (b *breaker) probed(now time.Time, ok bool) {
 	if b.disabled.Load() {
 		return

@@ -103,6 +103,10 @@ type BreakerPolicy struct {
 	// SlowStart is how long a recovered or re-enabled region takes to get its full share back;
 	// 0 means 30s, negative disables slow start.
 	SlowStart time.Duration
+	// ProbeInterval is how often a region out of service is probed in the background with a request
+	// that costs no tokens (the models list); an answer brings it back (half-open: the next request is
+	// the trial) at once, whatever OpenFor has grown to. 0 means 5s; negative: no active probes.
+	ProbeInterval time.Duration
 	// AbandonedAfter: an attempt its caller gave up on before the region answered counts as a
 	// failure of the region when it had waited at least this long and at least AbandonedFactor
 	// times the region's usual latency to headers. This is how a region that accepts requests and
@@ -140,6 +144,7 @@ const (
 	DefaultMinRequests       = 20
 	DefaultSlowStart         = 30 * time.Second
 	DefaultAbandonedAfter    = 5 * time.Second
+	DefaultProbeInterval     = 5 * time.Second
 	DefaultConnectTimeout    = 3 * time.Second
 	DefaultStreamFirstByte   = 30 * time.Second
 	DefaultResponseTimeout   = 300 * time.Second
@@ -172,6 +177,7 @@ func (p Policy) WithDefaults() Policy {
 	setInt(&b.MinRequests, DefaultMinRequests)
 	setDur(&b.SlowStart, DefaultSlowStart)
 	setDur(&b.AbandonedAfter, DefaultAbandonedAfter)
+	setDur(&b.ProbeInterval, DefaultProbeInterval)
 	t := &p.Timeouts
 	setDur(&t.Connect, DefaultConnectTimeout)
 	setDur(&t.StreamFirstByte, DefaultStreamFirstByte)

@@ -138,6 +138,13 @@ type recorder struct {
 	finished  []AttemptResult
 	failovers []FailoverEvent
 	states    []StateChange
+	probes    []ProbeEvent
+}
+
+func (r *recorder) Probe(e ProbeEvent) {
+	r.mu.Lock()
+	r.probes = append(r.probes, e)
+	r.mu.Unlock()
 }
 
 func (r *recorder) AttemptStarted(e AttemptStart) {

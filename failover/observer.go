@@ -10,6 +10,8 @@ type Observer interface {
 	AttemptFinished(AttemptResult)
 	Failover(FailoverEvent)
 	StateChanged(StateChange)
+	// Probe is called after each active probe (from the prober's goroutine).
+	Probe(ProbeEvent)
 }
 
 // AttemptStart is sent before each upstream attempt.
@@ -67,6 +69,7 @@ func (NopObserver) AttemptStarted(AttemptStart)   {}
 func (NopObserver) AttemptFinished(AttemptResult) {}
 func (NopObserver) Failover(FailoverEvent)        {}
 func (NopObserver) StateChanged(StateChange)      {}
+func (NopObserver) Probe(ProbeEvent)              {}
 
 // Observers fans events out to several observers, in order.
 type Observers []Observer
@@ -92,5 +95,11 @@ func (os Observers) Failover(e FailoverEvent) {
 func (os Observers) StateChanged(e StateChange) {
 	for _, o := range os {
 		o.StateChanged(e)
+	}
+}
+
+func (os Observers) Probe(e ProbeEvent) {
+	for _, o := range os {
+		o.Probe(e)
 	}
 }

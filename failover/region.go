@@ -18,6 +18,9 @@ type health struct {
 	inflight atomic.Int64
 	attempts atomic.Uint64 // all attempts ever, for traffic share
 
+	probing   atomic.Bool // an active probe is in flight
+	lastProbe atomic.Pointer[ProbeStatus]
+
 	mu   sync.Mutex
 	deps map[string]*deploymentState // by deployment name in this region
 }

@@ -27,6 +27,8 @@ type Transport struct {
 
 	tracer Tracer // nil: none (WithTracer)
 
+	prober *prober // active probes, from New until Close
+
 	mu      sync.Mutex // serialises Reconfigure, Disable, Enable
 	healths map[string]*health
 	owned   map[string]*ownedTransport // by region name: transports New built
@@ -92,6 +94,7 @@ func New(cfg Config, opts ...Option) (*Transport, error) {
 	if err := t.Reconfigure(cfg); err != nil {
 		return nil, err
 	}
+	t.startProber()
 	return t, nil
 }
 
@@ -325,8 +328,10 @@ func (t *Transport) Ready() bool {
 	return false
 }
 
-// Close closes idle connections of the transports New built.
+// Close stops the active probes and closes idle connections of the transports New built. The
+// Transport still serves requests after Close, without active probes.
 func (t *Transport) Close() {
+	t.prober.close()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ot := range t.owned {
@@ -359,6 +364,10 @@ type RegionStatus struct {
 	// one of the Reason* constants.
 	StateSince  time.Time
 	StateReason string
+	// NextProbe is when the next active probe goes, for a region out of service (zero otherwise, or with
+	// probes off); LastProbe is the last probe's result (nil: never probed).
+	NextProbe   time.Time
+	LastProbe   *ProbeStatus
 	Deployments []DeploymentStatus
 }
 
@@ -392,6 +401,10 @@ func (t *Transport) Regions() []RegionStatus {
 			Name: r.cfg.Name, Endpoint: r.cfg.Endpoint, State: st, Priority: r.priority, Weight: r.weight,
 			ErrorRate: rate, Attempts: n, Latency: r.h.latency(), InFlight: int(r.h.inflight.Load()),
 			Ramp: b.rampFactor(now), OpenUntil: until, Trips: bi.trips, StateSince: bi.since, StateReason: bi.reason,
+			LastProbe: r.h.lastProbe.Load(),
+		}
+		if b.wantsProbe() {
+			rs.NextProbe = t.prober.nextProbe()
 		}
 		for name, tg := range r.targets {
 			ds := DeploymentStatus{Name: name, Deployment: tg.deployment}

@@ -28,6 +28,7 @@ type metrics struct {
 	upstream     *prometheus.HistogramVec // region: time to response headers per attempt
 	streamErrors *prometheus.CounterVec   // region
 	reloads      *prometheus.CounterVec   // result
+	probes       *prometheus.CounterVec   // region, outcome
 	inFlight     prometheus.Gauge
 
 	// Children resolved once per label set: the hot path does a map lookup, not a label hash.
@@ -91,13 +92,15 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Per attempt: time until the region's response headers (or the failure).", Buckets: latencyBuckets}, []string{"region"}),
 		streamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_stream_errors_total",
 			Help: "Responses whose body failed after the status was sent (ended with an error event or an aborted connection)."}, []string{"region"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_probes_total",
+			Help: "Active probes of regions out of service, by outcome (ok, or what failed)."}, []string{"region", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_config_reloads_total",
 			Help: "Config reloads by result (ok, error)."}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lifeline_requests_in_flight",
 			Help: "Client requests being served."}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -174,10 +177,29 @@ func (o gatewayObserver) Failover(e failover.FailoverEvent) {
 	o.g.events.failover(o.g.now(), e)
 }
 
+func (o gatewayObserver) Probe(e failover.ProbeEvent) {
+	o.g.metrics.probes.WithLabelValues(e.Region, e.Outcome.String()).Inc()
+	if o.g.log.Enabled(context.Background(), slog.LevelDebug) {
+		attrs := []slog.Attr{slog.String("region", e.Region), slog.String("outcome", e.Outcome.String()), slog.Int("status", e.Status),
+			slog.Duration("latency", e.Latency)}
+		if e.Err != nil {
+			attrs = append(attrs, slog.String("error", e.Err.Error()))
+		}
+		o.g.log.LogAttrs(context.Background(), slog.LevelDebug, "probe", attrs...)
+	}
+}
+
 func (o gatewayObserver) StateChanged(e failover.StateChange) {
 	o.g.metrics.state.WithLabelValues(e.Region).Set(float64(e.To))
 	o.g.events.state(o.g.now(), e)
-	o.g.log.Info("region state changed", "region", e.Region, "from", e.From.String(), "to", e.To.String())
+	attrs := []any{"region", e.Region, "from", e.From.String(), "to", e.To.String(), "reason", e.Reason}
+	if !e.Until.IsZero() {
+		attrs = append(attrs, "until", e.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if e.Shared {
+		attrs = append(attrs, "shared", true)
+	}
+	o.g.log.Info("region state changed", attrs...)
 }
 
 // eventLog keeps the recent failovers and state changes for the status page and /admin/regions. Failovers
@@ -217,7 +239,7 @@ func (l *eventLog) failover(now time.Time, e failover.FailoverEvent) {
 func (l *eventLog) state(now time.Time, e failover.StateChange) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.add(Event{At: now, Kind: "state", Region: e.Region, From: e.From.String(), To: e.To.String(), Count: 1})
+	l.add(Event{At: now, Kind: "state", Region: e.Region, From: e.From.String(), To: e.To.String(), Reason: e.Reason, Count: 1})
 }
 
 func (l *eventLog) add(e Event) {
