@@ -15,6 +15,8 @@ type RegionStatus struct {
 	URL         string       `json:"url"`
 	Up          bool         `json:"up"`
 	Fault       *Fault       `json:"fault"`
+	Flap        *FlapState   `json:"flap,omitempty"`
+	Answers     string       `json:"answers"`
 	Deployments []Deployment `json:"deployments"`
 	Counters    Counters     `json:"counters"`
 }
@@ -25,6 +27,10 @@ func (r *Region) Status() RegionStatus {
 	if f, ok := r.Fault(); ok {
 		st.Fault = &f
 	}
+	if f, ok := r.Flap(); ok {
+		st.Flap = &f
+	}
+	st.Answers = r.Answers()
 	return st
 }
 
@@ -34,6 +40,8 @@ func (r *Region) Status() RegionStatus {
 //	GET  /regions/{name}               one region
 //	POST /regions/{name}/fault         body: a Fault as JSON
 //	POST /regions/{name}/deployments   body: a Deployment as JSON (adds or replaces)
+//	POST /regions/{name}/answers       body: {"mode": "region" | "deterministic" | "random"}
+//	POST /answers                      the same for every region
 //
 // and an ARM-shaped control plane for deployments, where the account name is the region name (or ends with
 // "-<region>"):
@@ -74,6 +82,32 @@ func (s *Sim) ControlHandler() http.Handler {
 		}
 		writeValue(w, http.StatusCreated, reg.Status())
 	}))
+	mux.HandleFunc("POST /regions/{name}/answers", s.withRegion(func(w http.ResponseWriter, r *http.Request, reg *Region) {
+		var body answersBody
+		if !decodeControl(w, r, &body) {
+			return
+		}
+		if err := reg.SetAnswers(body.Mode); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeValue(w, http.StatusOK, reg.Status())
+	}))
+	mux.HandleFunc("POST /answers", func(w http.ResponseWriter, r *http.Request) {
+		var body answersBody
+		if !decodeControl(w, r, &body) {
+			return
+		}
+		if err := s.SetAnswers("", body.Mode); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		out := make([]RegionStatus, 0, len(s.regions))
+		for _, reg := range s.regions {
+			out = append(out, reg.Status())
+		}
+		writeValue(w, http.StatusOK, out)
+	})
 	arm := "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}/deployments"
 	mux.HandleFunc("PUT "+arm+"/{deployment}", s.armHandler(s.armPut))
 	mux.HandleFunc("GET "+arm+"/{deployment}", s.armHandler(s.armGet))
@@ -82,6 +116,11 @@ func (s *Sim) ControlHandler() http.Handler {
 		writeControlError(w, http.StatusNotFound, "no such control route: "+r.Method+" "+r.URL.Path+" (see docs/sim.md)")
 	})
 	return mux
+}
+
+// answersBody is the body of the answers routes.
+type answersBody struct {
+	Mode string `json:"mode"`
 }
 
 func (s *Sim) withRegion(h func(http.ResponseWriter, *http.Request, *Region)) http.HandlerFunc {

@@ -40,6 +40,7 @@ type File struct {
 	APIVersions          []string     `yaml:"api_versions"`
 	TimeToFirstToken     *Duration    `yaml:"time_to_first_token"`
 	TokensPerSecond      *float64     `yaml:"tokens_per_second"`
+	Answers              string       `yaml:"answers"`
 	Regions              []FileRegion `yaml:"regions"`
 }
 
@@ -51,6 +52,7 @@ type FileRegion struct {
 	TimeToFirstToken *Duration    `yaml:"time_to_first_token"`
 	TokensPerSecond  *float64     `yaml:"tokens_per_second"`
 	DisableLocalAuth bool         `yaml:"disable_local_auth"`
+	Answers          string       `yaml:"answers"`
 	Deployments      []Deployment `yaml:"deployments"`
 }
 
@@ -91,8 +93,14 @@ func (f *File) validate() error {
 	if f.TokensPerSecond != nil && *f.TokensPerSecond < 0 {
 		return fmt.Errorf("tokens_per_second: must not be negative (0 means infinitely fast)")
 	}
+	if err := validAnswers(f.Answers); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, r := range f.Regions {
+		if err := validAnswers(r.Answers); err != nil {
+			return fmt.Errorf("regions[%d].%w", i, err)
+		}
 		switch {
 		case r.Name == "":
 			return fmt.Errorf("regions[%d].name: a name is required (e.g. eastus)", i)
@@ -125,13 +133,13 @@ func (f *File) Config() Config {
 	cfg := Config{
 		APIKey: f.APIKey, TLS: f.TLS, TLSHosts: f.TLSHosts, ControlAddr: f.Control,
 		FineTuneDuration: time.Duration(f.FineTuneDuration), ContentFilterTrigger: f.ContentFilterTrigger,
-		MaxBodyBytes: f.MaxBodyBytes, APIVersions: f.APIVersions,
+		MaxBodyBytes: f.MaxBodyBytes, APIVersions: f.APIVersions, Answers: f.Answers,
 	}
 	if f.Seed != nil {
 		cfg.Seed = *f.Seed
 	}
 	for _, r := range f.Regions {
-		rc := RegionConfig{Name: r.Name, DisplayName: r.DisplayName, Addr: r.Addr, Deployments: r.Deployments, DisableLocalAuth: r.DisableLocalAuth}
+		rc := RegionConfig{Name: r.Name, DisplayName: r.DisplayName, Addr: r.Addr, Deployments: r.Deployments, DisableLocalAuth: r.DisableLocalAuth, Answers: r.Answers}
 		if t := pick(r.TimeToFirstToken, f.TimeToFirstToken); t != nil {
 			rc.TimeToFirstToken = time.Duration(*t)
 		}

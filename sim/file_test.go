@@ -22,6 +22,7 @@ regions:
   - name: swedencentral
     time_to_first_token: 0s
     disable_local_auth: true
+    answers: random
 `
 
 func TestParseFile(t *testing.T) {
@@ -37,7 +38,7 @@ func TestParseFile(t *testing.T) {
 	if east.TimeToFirstToken != 10*time.Millisecond || east.TokensPerSecond != 1000 || east.Deployments[0].TPM != 30000 {
 		t.Errorf("eastus: %+v", east)
 	}
-	if sweden.TimeToFirstToken != 0 || sweden.TokensPerSecond != 1000 || !sweden.DisableLocalAuth {
+	if sweden.TimeToFirstToken != 0 || sweden.TokensPerSecond != 1000 || !sweden.DisableLocalAuth || sweden.Answers != AnswersRandom {
 		t.Errorf("swedencentral: %+v", sweden)
 	}
 	if ttft, tps := f.SetsLatency("swedencentral"); !ttft || !tps {
@@ -48,7 +49,8 @@ func TestParseFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.ControlURL() == "" || s.Region("swedencentral").DisplayName() != "Sweden Central" || len(s.Region("swedencentral").Deployments()) != 3 {
+	if s.ControlURL() == "" || s.Region("swedencentral").DisplayName() != "Sweden Central" || len(s.Region("swedencentral").Deployments()) != 3 ||
+		s.Region("swedencentral").Answers() != AnswersRandom || s.Region("eastus").Answers() != AnswersRegion {
 		t.Errorf("started from the file: control %q", s.ControlURL())
 	}
 }
@@ -63,6 +65,8 @@ func TestParseFileErrors(t *testing.T) {
 		"tokens_per_second: -1\n":                                                         "tokens_per_second: must not be negative",
 		"time_to_first_token: soon\n":                                                     `duration "soon"`,
 		"regions:\n  - name: a\n    deployments:\n      - {name: x}\n      - {name: x}\n": `regions[0].deployments[1].name: "x" is listed twice`,
+		"answers: creative\n":                                                             `answers "creative": use region, deterministic or random`,
+		"regions:\n  - name: a\n    answers: sometimes\n":                                 `regions[0].answers "sometimes"`,
 	}
 	for in, want := range cases {
 		_, err := ParseFile([]byte(in))

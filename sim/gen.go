@@ -126,7 +126,10 @@ func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
 			n = min(v, 100000)
 		}
 	}
-	if n >= 0 {
+	switch {
+	case n >= 0 && c.answerMode(prompt) == AnswersRandom:
+		a.words = c.randomWords(n)
+	case n >= 0:
 		a.words = make([]string, n)
 		for i := range a.words {
 			a.words[i] = loremWords[i%len(loremWords)]
@@ -134,8 +137,8 @@ func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
 		if n > 0 {
 			a.words[0] = strings.TrimPrefix(a.words[0], " ")
 		}
-	} else {
-		a.words = c.defaultWords(last)
+	default:
+		a.words = c.defaultWords(prompt, last)
 	}
 	if limit != nil && *limit >= 0 && *limit < len(a.words) {
 		a.words, a.finish = a.words[:*limit], "length"
@@ -161,15 +164,6 @@ func (a answer) filterResults() json.RawMessage {
 
 var loremWords = []string{" Lorem", " ipsum", " dolor", " sit", " amet,", " consectetur", " adipiscing", " elit,", " sed",
 	" do", " eiusmod", " tempor", " incididunt", " ut", " labore", " et", " dolore", " magna", " aliqua."}
-
-func (c *call) defaultWords(last string) []string {
-	if len(last) > 80 {
-		last = last[:80]
-	}
-	last = strings.Join(strings.Fields(last), " ")
-	text := fmt.Sprintf("Hello from %s! This is %s answering: %q.", c.r.display, c.dep.Name, last)
-	return strings.SplitAfter(text, " ")
-}
 
 // serveGeneration answers the operations that run on a deployment.
 func (c *call) serveGeneration() {

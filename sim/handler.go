@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // route is a parsed data-plane request path.
@@ -47,11 +48,14 @@ func parseRoute(path string, query func(string) string) (route, bool) {
 var deploymentOps = map[string]bool{"chat/completions": true, "completions": true, "embeddings": true, "responses": true,
 	"images/generations": true, "audio/transcriptions": true, "audio/translations": true, "audio/speech": true}
 
-// recorder counts the status of every answer.
+// recorder counts the status of every answer, and carries out slow_first_byte: the headers go at once and the
+// first body byte waits firstByteDelay.
 type recorder struct {
 	http.ResponseWriter
-	region *Region
-	status int
+	region         *Region
+	req            *http.Request
+	status         int
+	firstByteDelay time.Duration
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -60,11 +64,24 @@ func (w *recorder) WriteHeader(code int) {
 		w.region.stats.status(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
+	if w.firstByteDelay > 0 {
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if d := w.firstByteDelay; d > 0 && len(b) > 0 {
+		w.firstByteDelay = 0
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-w.req.Context().Done():
+			t.Stop()
+			return 0, w.req.Context().Err()
+		}
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -86,7 +103,7 @@ type call struct {
 // ServeHTTP answers one data-plane request the way an Azure OpenAI resource does.
 func (r *Region) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	r.stats.requests.Add(1)
-	w := &recorder{ResponseWriter: rw, region: r}
+	w := &recorder{ResponseWriter: rw, region: r, req: req}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

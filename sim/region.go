@@ -34,11 +34,20 @@ type Region struct {
 	srv         *http.Server
 	ln          net.Listener // closed by down ourselves: srv.Close misses a listener Serve has not picked up yet
 	up          bool
-	fault       *Fault
+	fault       *Fault // the fault in force now (a flap's outage, or nothing between outages)
+	shown       *Fault // the fault as set (a flap itself), for Fault and the control API
+	flap        *FlapState
+	answers     string // answer mode; "": the simulator's
 	deployments map[string]*deployment
 	conns       map[*trackedConn]struct{}
 	draining    map[*http.Server]struct{} // servers of earlier up periods finishing their requests
 	closed      bool
+
+	// setMu orders fault changes: SetFault, a flap's phases and shutdown. gen counts SetFault calls, so that a flap
+	// whose fault was replaced stops; flapStop ends its wait.
+	setMu    sync.Mutex
+	gen      uint64
+	flapStop chan struct{}
 
 	store *store // files and fine-tuning jobs
 	stats counters
@@ -90,6 +99,10 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		r.listen = "127.0.0.1:0"
 	}
 	r.addr = r.listen
+	if err := validAnswers(rc.Answers); err != nil {
+		return nil, err
+	}
+	r.answers = rc.Answers
 	if r.ttft < 0 || r.tps < 0 {
 		return nil, fmt.Errorf("time_to_first_token and tokens_per_second must not be negative")
 	}
@@ -127,14 +140,31 @@ func (r *Region) URL() string {
 	return scheme + "://" + r.Addr()
 }
 
-// Fault returns the active fault, if any.
+// Fault returns the fault as it was set (a flap, not its current phase), if any.
 func (r *Region) Fault() (Fault, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if r.fault == nil {
+	if r.shown == nil {
 		return Fault{}, false
 	}
-	return *r.fault, true
+	return *r.shown, true
+}
+
+// FlapState is where a flap stands.
+type FlapState struct {
+	Phase   string    `json:"phase"`          // "out" (the outage is in force), "up" (healthy), "over" (Repeat outages done)
+	Outages int       `json:"outages"`        // outages begun so far
+	Until   time.Time `json:"until,omitzero"` // end of the current phase; zero once over
+}
+
+// Flap returns the state of the region's flap, if one is set.
+func (r *Region) Flap() (FlapState, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.flap == nil {
+		return FlapState{}, false
+	}
+	return *r.flap, true
 }
 
 // Up reports whether the region is listening.
@@ -158,23 +188,77 @@ func (r *Region) SetFault(f Fault) error {
 			return fmt.Errorf("fault: deployment %q is not served by region %s", f.Deployment, r.name)
 		}
 	}
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	r.gen++
+	if r.flapStop != nil {
+		close(r.flapStop)
+		r.flapStop = nil
+	}
 	switch f.Mode {
 	case ModeClear:
-		r.mu.Lock()
-		r.fault = nil
-		r.mu.Unlock()
+		r.setFault(nil, nil, nil)
 		return r.open()
 	case ModeDown:
-		r.mu.Lock()
-		r.fault = &f
-		r.mu.Unlock()
+		r.setFault(&f, &f, nil)
 		r.down()
 		return nil
+	case ModeFlap:
+		r.flapStop = make(chan struct{})
+		go r.runFlap(f, r.gen, r.flapStop)
+		return nil
 	default:
-		r.mu.Lock()
-		r.fault = &f
-		r.mu.Unlock()
+		r.setFault(&f, &f, nil)
 		return r.open()
+	}
+}
+
+func (r *Region) setFault(now, shown *Fault, flap *FlapState) {
+	r.mu.Lock()
+	r.fault, r.shown, r.flap = now, shown, flap
+	r.mu.Unlock()
+}
+
+// runFlap takes the region out (f's outage) for DownFor and back for UpFor, Repeat times or until the fault is
+// replaced (stop closes). It runs on the wall clock.
+func (r *Region) runFlap(f Fault, gen uint64, stop <-chan struct{}) {
+	out := f.outage()
+	for n := 1; f.Repeat == 0 || n <= f.Repeat; n++ {
+		if !r.flapPhase(gen, f, &out, FlapState{Phase: "out", Outages: n, Until: time.Now().Add(time.Duration(f.DownFor))}) ||
+			!wait(stop, time.Duration(f.DownFor)) {
+			return
+		}
+		if !r.flapPhase(gen, f, nil, FlapState{Phase: "up", Outages: n, Until: time.Now().Add(time.Duration(f.UpFor))}) ||
+			!wait(stop, time.Duration(f.UpFor)) {
+			return
+		}
+	}
+	r.flapPhase(gen, f, nil, FlapState{Phase: "over", Outages: f.Repeat})
+}
+
+// flapPhase puts a flap's phase in force, unless the flap was replaced since; it reports whether it did.
+func (r *Region) flapPhase(gen uint64, f Fault, now *Fault, st FlapState) bool {
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	if r.gen != gen {
+		return false
+	}
+	r.setFault(now, &f, &st)
+	if now != nil && now.Mode == ModeDown {
+		r.down()
+		return true
+	}
+	return r.open() == nil
+}
+
+func wait(stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
 	}
 }
 
@@ -303,6 +387,13 @@ func (r *Region) down() {
 
 // shutdown stops the region for good: every server and connection is closed at once.
 func (r *Region) shutdown() {
+	r.setMu.Lock()
+	r.gen++
+	if r.flapStop != nil {
+		close(r.flapStop)
+		r.flapStop = nil
+	}
+	r.setMu.Unlock()
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
@@ -424,6 +515,8 @@ type counters struct {
 	streams          atomic.Int64
 	streamsCut       atomic.Int64
 	streamsStalled   atomic.Int64
+	malformed        atomic.Int64
+	noDone           atomic.Int64
 	blackholed       atomic.Int64
 	faults           atomic.Int64
 	throttled        atomic.Int64
@@ -441,6 +534,8 @@ type Counters struct {
 	Streams          int64         `json:"streams"`           // SSE responses started
 	StreamsCut       int64         `json:"streams_cut"`       // streams reset by cut_stream
 	StreamsStalled   int64         `json:"streams_stalled"`   // streams held silent by stall_stream
+	StreamsMalformed int64         `json:"streams_malformed"` // streams given a broken event by malformed_event
+	StreamsNoDone    int64         `json:"streams_no_done"`   // streams ended without data: [DONE] by no_done
 	Blackholed       int64         `json:"blackholed"`        // requests (and new connections) held by blackhole
 	FaultsInjected   int64         `json:"faults_injected"`   // error, throttle, slow, blackhole and cut_stream hits
 	Throttled        int64         `json:"throttled"`         // 429 answers (quota and throttle fault)
@@ -457,6 +552,8 @@ func (r *Region) Stats() Counters {
 		Streams:          r.stats.streams.Load(),
 		StreamsCut:       r.stats.streamsCut.Load(),
 		StreamsStalled:   r.stats.streamsStalled.Load(),
+		StreamsMalformed: r.stats.malformed.Load(),
+		StreamsNoDone:    r.stats.noDone.Load(),
 		Blackholed:       r.stats.blackholed.Load(),
 		FaultsInjected:   r.stats.faults.Load(),
 		Throttled:        r.stats.throttled.Load(),

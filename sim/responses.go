@@ -171,8 +171,7 @@ func (c *call) streamResponse(a answer, resp responseObject, item responseItem, 
 		return
 	}
 	resp.Status, resp.Output, resp.Usage = status, []responseItem{item}, u
-	if s.cutAfter >= 0 {
-		s.cut()
+	if !s.end() {
 		return
 	}
 	name := "response.completed"

@@ -50,6 +50,9 @@ type Config struct {
 	APIVersions []string
 	// Now is the clock for quotas, timestamps and fine-tuning progress. Nil: time.Now.
 	Now func() time.Time
+	// Answers is the answer mode of every region that sets none: AnswersRegion (""), AnswersDeterministic or
+	// AnswersRandom.
+	Answers string
 }
 
 // RegionConfig describes one simulated region.
@@ -71,6 +74,8 @@ type RegionConfig struct {
 	// OpenAIUsers are the object ids of the principals holding "Cognitive Services OpenAI User" (or Contributor)
 	// on the resource (with Config.Entra); any other principal gets 401 PermissionDenied. Nil: every principal.
 	OpenAIUsers []string
+	// Answers is the region's answer mode; empty: Config.Answers.
+	Answers string
 }
 
 // Deployment is a model deployed in a region under a name.
@@ -139,6 +144,9 @@ func Start(cfg Config) (*Sim, error) {
 	}
 	if s.ftDur <= 0 {
 		s.ftDur = 3 * time.Second
+	}
+	if err := validAnswers(cfg.Answers); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
 	}
 	if cfg.TLS {
 		c, err := generateCert(cfg.TLSHosts, s.now())
@@ -289,6 +297,31 @@ func (s *Sim) randomID(prefix string, n int, alphabet string) string {
 	}
 	s.rngMu.Unlock()
 	return string(b)
+}
+
+// intN draws from the seeded source.
+func (s *Sim) intN(n int) int {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.IntN(n)
+}
+
+// SetAnswers sets the answer mode of one region, or of every region when region is "".
+func (s *Sim) SetAnswers(region, mode string) error {
+	if err := validAnswers(mode); err != nil {
+		return err
+	}
+	if region == "" {
+		for _, r := range s.regions {
+			r.SetAnswers(mode)
+		}
+		return nil
+	}
+	r := s.byName[region]
+	if r == nil {
+		return fmt.Errorf("sim: unknown region %q (have %v)", region, s.names())
+	}
+	return r.SetAnswers(mode)
 }
 
 func (s *Sim) uuid() string {

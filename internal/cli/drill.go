@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeline-sre/lifeline/ops/drill"
+	"github.com/lifeline-sre/lifeline/sim"
 )
 
 const drillUsage = `Usage: lifeline drill --admin URL --admin-key K --region NAME [--url URL --key K --name NAME] [flags]
@@ -20,8 +21,20 @@ and latency p50/p99 before, during and after. Writes report.md (with a small tim
 and timeline.svg to --out.
 
 By default the region is taken out with the gateway's admin switch (POST /admin/regions/NAME/disable, then
-/enable). --fault down|blackhole|throttle uses a real simulator fault instead (through --sim-control), so
-the automatic path (breakers, retries, cool-downs) is rehearsed too.
+/enable). --fault uses a real simulator fault instead (through --sim-control), so the automatic path
+(breakers, retries, cool-downs, hedges, resumes) is rehearsed too. --fault takes a mode, a mode with its
+fields, or the control API's JSON body (docs/sim.md lists them):
+
+  --fault down                      --fault blackhole            --fault throttle,retry_after=5s
+  --fault error,status=500          --fault slow,latency=3s      --fault slow_first_byte,latency=8s
+  --fault cut_stream,after_events=5 --fault cut_stream,after_events=5,clean=true
+  --fault stall_stream,after_events=3                            --fault no_done
+  --fault malformed_event,after_events=2
+  --fault flap,down_for=5s,up_for=5s,repeat=3,outage=down
+
+Stream faults act on streamed answers: add --stream (or keep policy.stream_upstream on, which streams
+non-streaming requests from the gateway to the region). --answers deterministic makes every simulated
+region answer a prompt with the same text, so that a stream cut in one region can be resumed in another.
 
 Against real regions keep it cheap: --max-tokens 1 and a low --rate.
 
@@ -47,8 +60,10 @@ func runDrill(args []string, env *Env) int {
 	fs.DurationVar(&o.After, "after", 20*time.Second, "traffic after the region is back")
 	fs.IntVar(&o.MaxTokens, "max-tokens", 8, "max_tokens of each request (1 against real regions)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per-request timeout")
-	fs.StringVar(&o.Fault, "fault", "", "take the region out with a simulator fault instead: down | blackhole | throttle")
-	fs.StringVar(&o.SimControl, "sim-control", "http://127.0.0.1:18000", "simulator control `URL` (with --fault)")
+	fs.StringVar(&o.Fault, "fault", "", "take the region out with a simulator `FAULT` instead of the admin switch (above)")
+	fs.StringVar(&o.SimControl, "sim-control", "http://127.0.0.1:18000", "simulator control `URL` (with --fault and --answers)")
+	fs.BoolVar(&o.Stream, "stream", false, "send streaming chat completions (an answer counts only when it ends with a finish_reason)")
+	fs.StringVar(&o.Answers, "answers", "", "put every simulated region in this answer `MODE` for the drill: deterministic | random | region")
 	out := fs.String("out", "", "`DIR` for report.md, report.json and timeline.svg (default lifeline-drill-TIMESTAMP)")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, drillUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -96,14 +111,21 @@ func drillFlagError(fs *flag.FlagSet, o *drill.Options, env *Env) string {
 		return "--region NAME is required (the region to take out)"
 	case o.Rate <= 0 || o.Rate > 1000:
 		return "--rate must be between 0 and 1000 requests per second"
-	case o.Fault != "" && o.Fault != "down" && o.Fault != "blackhole" && o.Fault != "throttle":
-		return fmt.Sprintf("--fault %q: use down, blackhole or throttle", o.Fault)
+	case o.Fault != "" && faultError(o) != nil:
+		return faultError(o).Error()
+	case o.Answers != "" && o.Answers != sim.AnswersDeterministic && o.Answers != sim.AnswersRandom && o.Answers != sim.AnswersRegion:
+		return fmt.Sprintf("--answers %q: use deterministic, random or region", o.Answers)
 	case o.Fault == "" && o.AdminKey == "":
 		return "--admin-key (or $LIFELINE_ADMIN_KEY) is required to use the admin switch"
 	case o.Before <= 0 || o.Hold <= 0 || o.After <= 0:
 		return "--before, --hold and --after must be positive"
 	}
 	return ""
+}
+
+func faultError(o *drill.Options) error {
+	_, err := drill.ParseFault(o.Fault, o.Hold)
+	return err
 }
 
 func writeDrillReport(dir string, rep *drill.Report) error {

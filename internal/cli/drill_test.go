@@ -90,6 +90,10 @@ func TestDrillFlags(t *testing.T) {
 		{[]string{"drill"}, "--region NAME is required"},
 		{[]string{"drill", "--region", "eastus"}, "--admin-key"},
 		{[]string{"drill", "--region", "eastus", "--fault", "melt"}, `--fault "melt"`},
+		{[]string{"drill", "--region", "eastus", "--fault", "flap,down_for=5s"}, "flap needs down_for and up_for"},
+		{[]string{"drill", "--region", "eastus", "--fault", "stall_stream,after_events=x"}, "after_events"},
+		{[]string{"drill", "--region", "eastus", "--fault", "cut_stream,colour=red"}, "colour"},
+		{[]string{"drill", "--region", "eastus", "--fault", "down", "--answers", "creative"}, `--answers "creative"`},
 		{[]string{"drill", "--region", "eastus", "--admin-key", "k", "--rate", "0"}, "--rate"},
 		{[]string{"drill", "--region", "eastus", "--admin-key", "k", "--admin", "http://127.0.0.1:1"}, "is the gateway running?"},
 	} {

@@ -33,6 +33,7 @@ type simFlags struct {
 	tps        float64
 	token      string
 	fineTune   time.Duration
+	answers    string
 	setByFlags map[string]bool
 }
 
@@ -53,6 +54,7 @@ func runSim(args []string, env *Env) int {
 	fs.DurationVar(&f.ttft, "ttft", 200*time.Millisecond, "time to first token of every region (0 for none)")
 	fs.Float64Var(&f.tps, "tps", 50, "tokens per second after the first token (0 for infinitely fast)")
 	fs.StringVar(&f.token, "entra-token", "", "a bearer token accepted as an Entra ID token (data plane and ARM endpoint); empty: none")
+	fs.StringVar(&f.answers, "answers", "region", "answer text: region (each region its own), deterministic (the prompt decides: the same in every region) or random (different every request)")
 	fs.DurationVar(&f.fineTune, "fine-tune-duration", 30*time.Second, "time a fine-tuning job takes from pending to succeeded")
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "Usage: lifeline sim [flags]")
@@ -168,6 +170,14 @@ func (f simFlags) simConfig() (sim.Config, error) {
 	}
 	if f.setByFlags["fine-tune-duration"] || cfg.FineTuneDuration == 0 {
 		cfg.FineTuneDuration = f.fineTune
+	}
+	if f.setByFlags["answers"] || cfg.Answers == "" {
+		cfg.Answers = f.answers
+	}
+	switch cfg.Answers {
+	case sim.AnswersRegion, sim.AnswersDeterministic, sim.AnswersRandom:
+	default:
+		return sim.Config{}, fmt.Errorf("--answers %q: use region, deterministic or random", cfg.Answers)
 	}
 	if f.token != "" {
 		tok := f.token

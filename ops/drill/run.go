@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeline-sre/lifeline/sim"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
@@ -31,12 +32,18 @@ type Options struct {
 	After     time.Duration // traffic after the region is back [20s]
 	MaxTokens int           // max_tokens per request [8]
 	Timeout   time.Duration // per request [30s]
-	// Fault, when set ("down", "blackhole", "throttle"), takes the region out with a real simulator fault
-	// through SimControl instead of the admin switch, so the automatic failover path is rehearsed.
+	// Fault, when set, takes the region out with a real simulator fault through SimControl instead of the admin
+	// switch, so the automatic failover path is rehearsed: a mode ("down"), a mode with fields
+	// ("stall_stream,after_events=3"), or the control API's JSON body (see ParseFault).
 	Fault      string
-	SimControl string       // simulator control URL, e.g. http://127.0.0.1:18000
-	HTTP       *http.Client // nil: a client with the per-request timeout
-	Progress   io.Writer    // one line per phase; nil: discarded
+	SimControl string // simulator control URL, e.g. http://127.0.0.1:18000
+	// Stream sends streaming chat completions (an answer counts only when it ended with a finish_reason).
+	Stream bool
+	// Answers, when set, puts every simulated region in that answer mode ("deterministic", "random", "region")
+	// for the drill, and restores each region's mode at the end.
+	Answers  string
+	HTTP     *http.Client // nil: a client with the per-request timeout
+	Progress io.Writer    // one line per phase; nil: discarded
 }
 
 func (o *Options) defaults() {
@@ -82,8 +89,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	var sw switcher = &adminSwitch{o: &o}
 	method := "admin"
+	var fault sim.Fault
 	if o.Fault != "" {
-		sw, method = &faultSwitch{o: &o}, "fault:"+o.Fault
+		var err error
+		if fault, err = ParseFault(o.Fault, o.Hold); err != nil {
+			return nil, err
+		}
+		sw, method = &faultSwitch{o: &o, f: fault}, "fault:"+fault.Mode
+	}
+	if o.Answers != "" {
+		restore, err := setAnswers(ctx, &o)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	if err := preflight(ctx, &o); err != nil {
 		return nil, err
@@ -109,6 +128,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Samples = tr.samples()
 	rep.Timing.DisableMs, rep.Timing.EnableMs, rep.Timing.EndMs = msf(t.Disable), msf(t.Enable), msf(t.End)
 	rep.Analysis = Analyze(rep.Samples, o.Region, t, 0)
+	if o.Fault != "" && !takesRegionOut(fault) {
+		rep.Analysis.regionMayServe()
+	}
 	return rep, nil
 }
 
@@ -242,39 +264,64 @@ func (a *adminSwitch) back(ctx context.Context) error {
 	return adminCall(ctx, a.o, http.MethodPost, "/admin/regions/"+url.PathEscape(a.o.Region)+"/enable", nil)
 }
 
-type faultSwitch struct{ o *Options }
+type faultSwitch struct {
+	o *Options
+	f sim.Fault
+}
 
 func (f *faultSwitch) out(ctx context.Context) error {
-	body := map[string]any{"mode": f.o.Fault}
-	if f.o.Fault == "throttle" {
-		body["retry_after"] = f.o.Hold.String()
-	}
-	return f.post(ctx, body)
+	return f.o.control(ctx, "/regions/"+url.PathEscape(f.o.Region)+"/fault", f.f, nil)
 }
 
 func (f *faultSwitch) back(ctx context.Context) error {
-	return f.post(ctx, map[string]any{"mode": "clear"})
+	return f.o.control(ctx, "/regions/"+url.PathEscape(f.o.Region)+"/fault", sim.Fault{Mode: sim.ModeClear}, nil)
 }
 
-func (f *faultSwitch) post(ctx context.Context, body map[string]any) error {
-	if f.o.SimControl == "" {
-		return errors.New("--fault needs --sim-control (the simulator's control URL, e.g. http://127.0.0.1:18000)")
+// setAnswers puts every simulated region in o.Answers and returns the function that restores their modes.
+func setAnswers(ctx context.Context, o *Options) (restore func(), err error) {
+	var before []sim.RegionStatus
+	if err := o.control(ctx, "/regions", nil, &before); err != nil {
+		return nil, err
 	}
-	b, _ := json.Marshal(body)
-	u := strings.TrimRight(f.o.SimControl, "/") + "/regions/" + url.PathEscape(f.o.Region) + "/fault"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err := o.control(ctx, "/answers", map[string]string{"mode": o.Answers}, nil); err != nil {
+		return nil, err
+	}
+	return func() {
+		for _, r := range before {
+			_ = o.control(context.WithoutCancel(ctx), "/regions/"+url.PathEscape(r.Name)+"/answers", map[string]string{"mode": r.Answers}, nil)
+		}
+	}, nil
+}
+
+// control calls the simulator's control API: a POST of body, or a GET when body is nil; out receives the answer.
+func (o *Options) control(ctx context.Context, path string, body, out any) error {
+	if o.SimControl == "" {
+		return errors.New("--fault and --answers need --sim-control (the simulator's control URL, e.g. http://127.0.0.1:18000)")
+	}
+	method, rd := http.MethodGet, io.Reader(nil)
+	if body != nil {
+		b, _ := json.Marshal(body)
+		method, rd = http.MethodPost, bytes.NewReader(b)
+	}
+	u := strings.TrimRight(o.SimControl, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.o.HTTP.Do(req)
+	resp, err := o.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("simulator control %s: %w (is `lifeline sim` running? check --sim-control)", u, err)
 	}
 	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode >= 300 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return fmt.Errorf("simulator control %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("simulator control %s: unexpected answer: %w", u, err)
+		}
 	}
 	return nil
 }
@@ -332,11 +379,17 @@ func (tr *traffic) send(ctx context.Context, start time.Time) Sample {
 	defer cancel()
 	begin := time.Now()
 	var resp *http.Response
-	_, err := tr.client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+	params := openai.ChatCompletionNewParams{
 		Model:     tr.o.Name,
 		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Lifeline drill: reply with one word.")},
 		MaxTokens: openai.Int(int64(tr.o.MaxTokens)),
-	}, option.WithResponseInto(&resp))
+	}
+	var err error
+	if tr.o.Stream {
+		err = tr.stream(ctx, params, option.WithResponseInto(&resp))
+	} else {
+		_, err = tr.client.Chat.Completions.New(ctx, params, option.WithResponseInto(&resp))
+	}
 	s := Sample{Start: begin.Sub(start), Latency: time.Since(begin)}
 	if resp != nil {
 		s.Region, s.Status = resp.Header.Get("x-lifeline-region"), resp.StatusCode
@@ -349,6 +402,29 @@ func (tr *traffic) send(ctx context.Context, start time.Time) Sample {
 		}
 	}
 	return s
+}
+
+// errNoFinish is a stream that ended without a finish_reason: a truncated answer, even if no error said so.
+var errNoFinish = errors.New("the stream ended without a finish_reason")
+
+// stream reads a streamed answer to its end; an error event, a broken stream or a missing finish_reason is an
+// error.
+func (tr *traffic) stream(ctx context.Context, params openai.ChatCompletionNewParams, opts ...option.RequestOption) error {
+	st := tr.client.Chat.Completions.NewStreaming(ctx, params, opts...)
+	defer st.Close()
+	finished := false
+	for st.Next() {
+		for _, c := range st.Current().Choices {
+			finished = finished || c.FinishReason != ""
+		}
+	}
+	if err := st.Err(); err != nil {
+		return err
+	}
+	if !finished {
+		return errNoFinish
+	}
+	return nil
 }
 
 func (tr *traffic) samples() []Sample {

@@ -154,3 +154,73 @@ func TestDrillRefusesBadSetups(t *testing.T) {
 		t.Errorf("bad admin key: %v", err)
 	}
 }
+
+func TestParseFault(t *testing.T) {
+	hold := 20 * time.Second
+	for spec, want := range map[string]sim.Fault{
+		"down":                                 {Mode: "down"},
+		"throttle":                             {Mode: "throttle", RetryAfter: sim.Duration(hold)},
+		"throttle,retry_after=3s":              {Mode: "throttle", RetryAfter: sim.Duration(3 * time.Second)},
+		"stall_stream, after_events=3":         {Mode: "stall_stream", AfterEvents: 3},
+		"cut_stream,after_events=2,clean=true": {Mode: "cut_stream", AfterEvents: 2, Clean: true},
+		"error,status=500,rate=0.5":            {Mode: "error", Status: 500, Rate: 0.5},
+		"flap,down_for=5s,up_for=2s,repeat=3,outage=blackhole": {Mode: "flap", DownFor: sim.Duration(5 * time.Second),
+			UpFor: sim.Duration(2 * time.Second), Repeat: 3, Outage: "blackhole"},
+		`{"mode":"slow_first_byte","latency":"8s","deployment":"gpt-4o"}`: {Mode: "slow_first_byte", Latency: sim.Duration(8 * time.Second), Deployment: "gpt-4o"},
+	} {
+		got, err := ParseFault(spec, hold)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", spec, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "melt", "clear", "slow", "stall_stream,after_events", "flap,down_for=1s", `{"mode":"down"`, "down,rate=2"} {
+		if f, err := ParseFault(bad, hold); err == nil {
+			t.Errorf("%q accepted: %+v", bad, f)
+		}
+	}
+}
+
+// The new faults run through the drill: streamed traffic meets the fault in the region, and --answers is put
+// back when the drill ends.
+func TestDrillStreamFaultsAndAnswers(t *testing.T) {
+	st := startStack(t, "policy: {timeouts: {stream_idle: 300ms}}\n", both)
+	o := st.options()
+	o.Fault, o.AdminKey, o.Stream, o.Answers = "stall_stream,after_events=3", "", true, "deterministic"
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Method != "fault:stall_stream" || rep.Analysis.Requests == 0 {
+		t.Fatalf("method %q, %d requests", rep.Method, rep.Analysis.Requests)
+	}
+	if n := st.sim.Region("eastus").Stats().StreamsStalled; n == 0 {
+		t.Error("no stream was stalled in eastus")
+	}
+	for _, r := range st.sim.Regions() {
+		if r.Answers() != sim.AnswersRegion {
+			t.Errorf("%s answers %q after the drill", r.Name(), r.Answers())
+		}
+		if _, ok := r.Fault(); ok {
+			t.Errorf("%s keeps its fault after the drill", r.Name())
+		}
+	}
+}
+
+// A flap lets the region serve between outages: traffic need not settle elsewhere, and refused connections fail
+// over at once, so clients see nothing.
+func TestDrillFlap(t *testing.T) {
+	st := startStack(t, "", both)
+	o := st.options()
+	o.Fault, o.AdminKey = "flap,down_for=300ms,up_for=300ms", ""
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Analysis
+	if !a.Passed || a.Errors != 0 || a.Phases[1].ByRegion["westus"] == 0 {
+		t.Fatalf("flap drill: %+v", a)
+	}
+	if !st.sim.Region("eastus").Up() {
+		t.Error("the drill left eastus down")
+	}
+}

@@ -131,6 +131,7 @@ func TestSimCommandErrors(t *testing.T) {
 		{[]string{"--tps", "-1", "--port", "0"}, 2, "must not be negative"},
 		{[]string{"--nope"}, 2, "flag provided but not defined"},
 		{[]string{"extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--answers", "creative", "--port", "0"}, 2, `--answers "creative": use region, deterministic or random`},
 	}
 	for _, tc := range cases {
 		var out, errb bytes.Buffer
@@ -143,7 +144,7 @@ func TestSimCommandErrors(t *testing.T) {
 	if code := cli.Run([]string{"sim", "--help"}, &cli.Env{Stdout: &out, Stderr: io.Discard, Context: context.Background()}); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, flag := range []string{"-regions", "-port", "-api-key", "-tls", "-control", "-config", "-seed", "-ttft", "-tps", "-host", "-cert-out", "-entra-token", "-fine-tune-duration", "-tls-hosts"} {
+	for _, flag := range []string{"-regions", "-port", "-api-key", "-tls", "-control", "-config", "-seed", "-ttft", "-tps", "-host", "-cert-out", "-entra-token", "-fine-tune-duration", "-tls-hosts", "-answers"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("--help does not document %s", flag)
 		}
