@@ -125,7 +125,10 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: how long streams in flight may finish
-	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 64 KiB
+	// ShutdownDelay is how long the gateway keeps accepting and serving after SIGTERM, with /readyz failing, so that
+	// load balancers take it out before it stops accepting. Default 5s; negative: no delay.
+	ShutdownDelay  Duration `yaml:"shutdown_delay"`
+	MaxHeaderBytes int      `yaml:"max_header_bytes"` // default 64 KiB
 	// HTTP1 is the server for HTTP/1.x on a plain (non-TLS) listener: lifeline (default) or net/http.
 	HTTP1 string `yaml:"http1"`
 }
@@ -168,6 +171,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultShutdownDelay     = 5 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultLogFormat         = "json"
 	DefaultLogLevel          = "info"
@@ -251,6 +255,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
 	setDefault(&c.Server.IdleTimeout, Duration(DefaultIdleTimeout))
 	setDefault(&c.Server.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	setDefault(&c.Server.ShutdownDelay, Duration(DefaultShutdownDelay))
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.Server.HTTP1, HTTP1Lifeline)
 	setDefault(&c.Logging.Format, DefaultLogFormat)

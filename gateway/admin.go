@@ -50,12 +50,14 @@ func (g *Gateway) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
-	ready := g.transport.Ready() && g.hardCtx.Err() == nil
+	draining := g.draining.Load() || g.hardCtx.Err() != nil
+	ready := !draining && g.transport.Ready()
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]bool{"ready": ready})
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, map[string]bool{"ready": ready, "draining": draining})
 }
 
 // RegionView is one region in GET /admin/regions.

@@ -57,6 +57,10 @@ type Options struct {
 	// TracerProvider receives a span per client request and per upstream attempt. Nil: one built from the
 	// config's `telemetry` and the OTEL_* variables (docs/telemetry.md), or no tracing when they name no collector.
 	TracerProvider trace.TracerProvider
+	// Notify receives service-manager state lines in sd_notify(3) form ("READY=1" once Serve listens,
+	// "STOPPING=1" when it starts draining). Nil: none. `lifeline serve` passes systemd's notification socket
+	// (internal/sdnotify).
+	Notify func(state string)
 }
 
 // Gateway is a running gateway: the client handler, the admin handler and the engine under them.
@@ -72,6 +76,7 @@ type Gateway struct {
 	now       func() time.Time
 	reloadMu  sync.Mutex
 	active    atomic.Int64 // client handlers running
+	draining  atomic.Bool  // Drain was called: /readyz fails
 	cert      atomic.Pointer[tls.Certificate]
 
 	// hardStop ends every request context when a graceful shutdown runs out of time.

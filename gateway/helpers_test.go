@@ -71,7 +71,7 @@ func testConfig(s *sim.Sim, names []string) *config.Config {
 			Breaker:  config.Breaker{Failures: 3, OpenFor: config.Duration(300 * time.Millisecond), SlowStart: -1},
 			Timeouts: config.Timeouts{Connect: config.Duration(500 * time.Millisecond), Response: config.Duration(time.Second), StreamFirstByte: config.Duration(time.Second), StreamIdle: config.Duration(500 * time.Millisecond)},
 		},
-		Server: config.Server{ShutdownTimeout: config.Duration(2 * time.Second)},
+		Server: config.Server{ShutdownTimeout: config.Duration(2 * time.Second), ShutdownDelay: -1}, // drain_test.go sets a delay
 	}
 	for i, n := range names {
 		cfg.Regions = append(cfg.Regions, config.Region{

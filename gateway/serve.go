@@ -31,12 +31,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 // Serve serves clients on ln (HTTPS when the config has `tls`, HTTP/2 for clients that offer it, h2c without TLS)
-// and the admin handler on adminLn (nil: no admin listener) until ctx ends. Then it stops accepting, lets requests
-// and streams in flight finish for at most server.shutdown_timeout, ends those still running (streams get an
-// error event), closes the engine and returns nil. It returns early with an error if a listener fails.
+// and the admin handler on adminLn (nil: no admin listener) until ctx ends. Then it drains: /readyz answers 503 at
+// once and the listeners keep accepting and serving for server.shutdown_delay, so that load balancers take this
+// replica out first (HTTP/1 answers carry `Connection: close` meanwhile). Then it stops accepting, lets requests and
+// streams in flight finish for at most server.shutdown_timeout, ends those still running (streams get an error
+// event), closes the engine and returns nil. It returns early with an error if a listener fails.
 func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg := g.Config()
-	srv := g.server(g.Handler())
+	srv := g.server(g.closeWhenDraining(g.Handler()))
 	if cfg.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -85,16 +87,65 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	g.log.Info("gateway listening", "addr", ln.Addr().String(), "tls", cfg.TLS != nil,
 		"regions", len(cfg.Regions), "names", len(cfg.Names()))
+	g.notify("READY=1\nSTATUS=serving on " + ln.Addr().String())
 	var err error
 	select {
 	case <-ctx.Done():
+		err = g.drain(cfg.Server.ShutdownDelay.D(), errc)
 	case err = <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
 	}
 	g.shutdown(servers, cfg.Server.ShutdownTimeout.D())
 	return err
+}
+
+// Drain starts draining: /readyz answers 503 and HTTP/1 answers carry `Connection: close`, while everything else
+// goes on serving. Serve calls it when its context ends; call it earlier to take the gateway out of a load
+// balancer's rotation before stopping it. There is no undoing it.
+func (g *Gateway) Drain() {
+	if g.draining.Swap(true) {
+		return
+	}
+	g.notify("STOPPING=1\nSTATUS=draining")
+	g.log.Info("draining: /readyz answers 503; still serving until server.shutdown_delay has passed")
+}
+
+// Draining reports whether Drain was called (the gateway is stopping).
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+// drain calls Drain and keeps serving for delay, or until a listener fails (its error is returned).
+func (g *Gateway) drain(delay time.Duration, errc <-chan error) error {
+	g.Drain()
+	if delay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// closeWhenDraining asks HTTP/1 clients (and load balancers' connection pools) to close their connection after
+// each answer while the gateway drains, so that no idle kept-alive connection is left to race with the shutdown.
+func (g *Gateway) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.draining.Load() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) notify(state string) {
+	if g.opts.Notify != nil {
+		g.opts.Notify(state)
+	}
 }
 
 func (g *Gateway) server(h http.Handler) *http.Server {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/gateway"
+	"github.com/lifeline-sre/lifeline/internal/sdnotify"
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
@@ -124,9 +125,20 @@ func serveConfig(f serveFlags, env *Env) int {
 		printConfigError(env.Stderr, f.config, err)
 		return 2
 	}
+	notifier, err := sdnotify.FromEnv(env.Getenv)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lifeline serve: %v\n", err)
+		return 1
+	}
+	defer notifier.Close()
 	g, err := gateway.New(cfg, gateway.Options{
 		LogOutput: env.Stderr, // the gateway's own logger: its level follows reloads
 		Load:      func() (*config.Config, error) { return loadServeConfig(f, env.Getenv) },
+		Notify: func(state string) {
+			if err := notifier.Notify(state); err != nil {
+				fmt.Fprintf(env.Stderr, "lifeline serve: %v\n", err)
+			}
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "lifeline serve: %v\n", err)
@@ -221,6 +233,7 @@ func devConfig(s *sim.Sim, regions []string, regionKey string) *config.Config {
 			Breaker:  config.Breaker{OpenFor: config.Duration(5 * time.Second)},
 			Timeouts: config.Timeouts{Response: config.Duration(30 * time.Second), StreamIdle: config.Duration(15 * time.Second)},
 		},
+		Server: config.Server{ShutdownDelay: -1}, // no load balancer to wait for: Ctrl-C stops at once
 	}
 	for i, name := range regions {
 		r := s.Region(name)

@@ -41,7 +41,7 @@ func Start(t testing.TB, regions []string, policy string) *Stack {
 	}
 	t.Cleanup(s.Close)
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients: [{name: e2e, key: %s}]\nadmin: {key: %s}\nregions:\n", ClientKey, AdminKey)
+	fmt.Fprintf(&b, "clients: [{name: e2e, key: %s}]\nadmin: {key: %s}\nserver: {shutdown_delay: -1s}\nregions:\n", ClientKey, AdminKey)
 	for i, name := range regions {
 		fmt.Fprintf(&b, "  - {name: %s, endpoint: %s, api_key: %s, priority: %d, deployments: {gpt-4o: gpt-4o, gpt-4o-mini: gpt-4o-mini}}\n",
 			name, s.Region(name).URL(), RegionKey, i+1)
