@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go: the npm packages of the Node end-to-end tests and, where missing,
-# Debian's Chromium for the status page browser test and promtool (Debian's prometheus) for the alert rule tests. Safe to run again; it only installs what is missing.
+# Debian's Chromium for the status page browser test, promtool (Debian's prometheus) for the alert rule tests,
+# systemd-analyze, redis-server and nginx. Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== setup: Go modules"
 go mod download
+(cd deploy && go mod download)
+
+# Debian packages that tests start or call: systemd-analyze (the unit's checks), redis-server and nginx (shared
+# state and rolling-restart tests; each test starts its own on a free port).
+missing=()
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== setup: Debian packages ${missing[*]}"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The packages' own services are not wanted: tests start their own servers on free ports.
+    for s in redis-server nginx; do service "$s" stop >/dev/null 2>&1 || true; done
+  else
+    echo "setup: install ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
 
 echo "== setup: npm packages for e2e/node (openai $(sed -n 's/.*"openai": "\(.*\)".*/\1/p' e2e/node/package.json))"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (scripts/setup.sh), then go vet and every test with the race
-# detector, including the end-to-end tests with openai-go, the npm openai client and headless Chromium.
+# detector, including the end-to-end tests with openai-go, the npm openai client and headless Chromium, and the
+# deployment artefacts' tests in deploy/ (a module of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,6 +12,12 @@ log=$(mktemp)
 set +e
 go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# deploy/ is a module of its own (Helm, the Kubernetes API types and go-containerregistry stay out of the
+# product's go.mod): the chart, the image and the systemd unit.
+echo "== deploy/: go vet and go test -race"
+(cd deploy && go vet ./... && go test -race -count=1 -timeout 20m ./...) 2>&1 | tee -a "$log"
+dstatus=${PIPESTATUS[0]}
+[ "$status" != 0 ] || status=$dstatus
 set -e
 passed=$(grep -c '^ok ' "$log" || true)
 failed=$(grep -c '^FAIL\s' "$log" || true)
