@@ -87,8 +87,25 @@ type Policy struct {
 	Retry        Retry    `yaml:"retry"`
 	Breaker      Breaker  `yaml:"breaker"`
 	Timeouts     Timeouts `yaml:"timeouts"`
+	Hedge        Hedge    `yaml:"hedge"`
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 32 MiB
 }
+
+// Hedge starts a slow request also in the next region (docs/failover.md, Hedging).
+type Hedge struct {
+	// Delay is the wait for a first byte before the hedge: auto (default: learned per deployment from its
+	// recent time to first byte, within min_delay and max_delay), off, or a fixed duration.
+	Delay    string   `yaml:"delay"`
+	MinDelay Duration `yaml:"min_delay"` // floor of the learned delay; default 500ms
+	MaxDelay Duration `yaml:"max_delay"` // cap of the learned delay; default 10s
+	Budget   float64  `yaml:"budget"`    // hedged requests as a share of all; default 0.1, plus one a second
+}
+
+// Values of Hedge.Delay besides a duration.
+const (
+	HedgeAuto = "auto"
+	HedgeOff  = "off"
+)
 
 // Retry is the in-region retry of a transient error.
 type Retry struct {
@@ -163,6 +180,9 @@ const (
 	DefaultSlowStart         = failover.DefaultSlowStart
 	DefaultAbandonedAfter    = failover.DefaultAbandonedAfter
 	DefaultProbeInterval     = failover.DefaultProbeInterval
+	DefaultHedgeMinDelay     = failover.DefaultHedgeMinDelay
+	DefaultHedgeMaxDelay     = failover.DefaultHedgeMaxDelay
+	DefaultHedgeBudget       = failover.DefaultHedgeBudget
 	DefaultConnect           = failover.DefaultConnectTimeout
 	DefaultStreamFirstByte   = failover.DefaultStreamFirstByte
 	DefaultResponse          = failover.DefaultResponseTimeout
@@ -247,6 +267,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&p.Breaker.SlowStart, Duration(DefaultSlowStart))
 	setDefault(&p.Breaker.AbandonedAfter, Duration(DefaultAbandonedAfter))
 	setDefault(&p.Breaker.ProbeInterval, Duration(DefaultProbeInterval))
+	setDefault(&p.Hedge.Delay, HedgeAuto)
+	setDefault(&p.Hedge.MinDelay, Duration(DefaultHedgeMinDelay))
+	setDefault(&p.Hedge.MaxDelay, Duration(max(DefaultHedgeMaxDelay, p.Hedge.MinDelay.D())))
+	setDefault(&p.Hedge.Budget, DefaultHedgeBudget)
 	setDefault(&p.Timeouts.Connect, Duration(DefaultConnect))
 	setDefault(&p.Timeouts.StreamFirstByte, Duration(DefaultStreamFirstByte))
 	setDefault(&p.Timeouts.Response, Duration(DefaultResponse))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"time"
 
 	"github.com/lifeline-sre/lifeline/failover"
 )
@@ -50,7 +51,25 @@ func (c *Config) Failover() failover.Config {
 			Response:        p.Timeouts.Response.D(),
 			StreamIdle:      p.Timeouts.StreamIdle.D(),
 		},
+		Hedge: failover.HedgePolicy{
+			Delay:    p.Hedge.delay(),
+			MinDelay: p.Hedge.MinDelay.D(),
+			MaxDelay: p.Hedge.MaxDelay.D(),
+			Budget:   p.Hedge.Budget,
+		},
 		MaxBodyBytes: p.MaxBodyBytes,
 	}
 	return out
+}
+
+// delay is Delay as the engine takes it: 0 for auto, negative for off.
+func (h Hedge) delay() time.Duration {
+	switch h.Delay {
+	case "", HedgeAuto:
+		return 0
+	case HedgeOff:
+		return -1
+	}
+	d, _ := time.ParseDuration(h.Delay)
+	return d
 }

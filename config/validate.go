@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/lifeline-sre/lifeline/failover"
 )
@@ -265,6 +266,25 @@ func (p Policy) validate(e *Errors) {
 	nonNegative(e, "policy.timeouts.stream_idle", t.StreamIdle)
 	if p.MaxBodyBytes < 0 {
 		e.add("policy.max_body_bytes", "must not be negative")
+	}
+	p.Hedge.validate(e)
+}
+
+func (h Hedge) validate(e *Errors) {
+	switch h.Delay {
+	case "", HedgeAuto, HedgeOff:
+	default:
+		if d, err := time.ParseDuration(h.Delay); err != nil || d <= 0 {
+			e.add("policy.hedge.delay", "must be auto, off or a positive duration such as \"2s\", not %q", h.Delay)
+		}
+	}
+	nonNegative(e, "policy.hedge.min_delay", h.MinDelay)
+	nonNegative(e, "policy.hedge.max_delay", h.MaxDelay)
+	if h.MaxDelay > 0 && h.MinDelay > h.MaxDelay {
+		e.add("policy.hedge.max_delay", "must not be shorter than policy.hedge.min_delay (%s)", h.MinDelay)
+	}
+	if h.Budget < 0 || h.Budget > 1 {
+		e.add("policy.hedge.budget", "must be between 0 and 1 (a share of requests), not %v", h.Budget)
 	}
 }
 

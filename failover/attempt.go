@@ -23,6 +23,7 @@ type attempt struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	ended  atomic.Bool
+	hedge  bool                // started as the hedge of another attempt
 	trace  func(AttemptResult) // the tracer's end of the attempt's span, nil without one
 }
 
@@ -33,22 +34,31 @@ const errorPeek = 4 << 10
 // handed over so that a region that stalls before its first event can still be failed over.
 const streamPeek = 2 << 10
 
-func (rt *roundTrip) attempt(r *region, tg *target, tk ticket) attemptResult {
+// newAttempt starts accounting an attempt in r (the observers hear of it now) and arms its timeout.
+func (rt *roundTrip) newAttempt(r *region, tg *target, tk ticket, hedge bool) *attempt {
 	t := rt.t
-	rt.attempts++
-	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: tk.trial != 0}
-	t.obs.AttemptStarted(start)
-	r.h.inflight.Add(1)
-	r.h.attempts.Add(1)
-	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: rt.attempts, start: t.clock.Now()}
+	n := int(rt.attempts.Add(1))
+	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: n, start: t.clock.Now(), hedge: hedge}
 	a.ctx, a.cancel = context.WithCancelCause(rt.ctx)
 	timeout := rt.p.Timeouts.Response
-	if rt.in.stream {
+	if rt.streamed() {
 		timeout = rt.p.Timeouts.StreamFirstByte
 	}
 	a.timer = time.AfterFunc(timeout, func() { a.cancel(ErrAttemptTimeout) })
+	r.h.inflight.Add(1)
+	r.h.attempts.Add(1)
+	return a
+}
 
-	out, err := rt.build(a.ctx, r, tg)
+// streamed reports whether attempts of this request are streams (first-byte and idle deadlines).
+func (rt *roundTrip) streamed() bool { return rt.in.stream }
+
+// run sends the attempt and classifies what came back.
+func (a *attempt) run() attemptResult {
+	rt, r, t := a.rt, a.r, a.rt.t
+	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge}
+	t.obs.AttemptStarted(start)
+	out, err := rt.build(a.ctx, r, a.tg)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -80,7 +90,7 @@ func (rt *roundTrip) attempt(r *region, tg *target, tk ticket) attemptResult {
 // attempt ends when the body does: a stream only counts as a success once it is complete.
 func (a *attempt) deliver(resp *http.Response) attemptResult {
 	var first []byte
-	if a.rt.in.stream {
+	if a.rt.streamed() {
 		buf := make([]byte, streamPeek)
 		var n int
 		var err error
@@ -102,6 +112,9 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	}
 	lat := a.rt.t.clock.Now().Sub(a.start)
 	a.r.h.observeLatency(lat)
+	if a.tg != nil {
+		a.tg.state.sketch(a.rt.streamed()).add(lat)
+	}
 	a.label(resp)
 	if isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "" {
 		tk := newTracker(a.rt.in.op, choicesWanted(a.rt.in.body))
@@ -145,11 +158,13 @@ func (a *attempt) failed(v Verdict, resp *http.Response) attemptResult {
 // fail handles an attempt that got no usable response.
 func (a *attempt) fail(err error) attemptResult {
 	a.timer.Stop()
-	switch {
+	switch cause := context.Cause(a.ctx); {
 	case a.rt.ctx.Err() != nil:
 		err = a.rt.ctx.Err()
-	case context.Cause(a.ctx) == ErrAttemptTimeout:
-		err = fmt.Errorf("region %s: %w", a.r.cfg.Name, ErrAttemptTimeout)
+	case cause == ErrAttemptTimeout, cause == errLostBySilence:
+		err = fmt.Errorf("region %s: %w", a.r.cfg.Name, cause)
+	case cause == errHedgeSettled:
+		err = cause
 	}
 	a.cancel(nil)
 	now := a.rt.t.clock.Now()
@@ -218,7 +233,10 @@ func (a *attempt) markDeployment(v Verdict, now time.Time) {
 	extend(&st.brokenUntil, now.Add(a.rt.p.Breaker.OpenFor).UnixNano())
 }
 
-// label sets x-lifeline-region and x-lifeline-attempts, and points the response at the
+var hedgedTrue = []string{"true"}
+
+// label sets x-lifeline-region, x-lifeline-attempts (attempts made so far) and, for an answer from a
+// hedge, x-lifeline-hedged, and points the response at the
 // caller's request: the region's URL and credential stay inside the transport.
 func (a *attempt) label(resp *http.Response) {
 	resp.Request = a.rt.req
@@ -226,7 +244,10 @@ func (a *attempt) label(resp *http.Response) {
 		resp.Header = http.Header{}
 	}
 	resp.Header[HeaderRegion] = a.r.label
-	resp.Header[HeaderAttempts] = []string{strconv.Itoa(a.n)}
+	resp.Header[HeaderAttempts] = []string{strconv.Itoa(int(a.rt.attempts.Load()))}
+	if a.hedge {
+		resp.Header[HeaderHedged] = hedgedTrue
+	}
 }
 
 // drain reads a little of a discarded body so that its connection can be reused, then closes it.

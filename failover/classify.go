@@ -166,6 +166,11 @@ func classifyErr(err error) Verdict {
 		tok    *tokenError
 	)
 	switch {
+	case errors.Is(err, errHedgeSettled):
+		return Verdict{Outcome: OutcomeCanceled}
+	case errors.Is(err, errLostBySilence):
+		// It lost a hedge by staying silent past the delay: held against the region like a timeout.
+		return Verdict{Outcome: OutcomeTimeout, FailOver: true, Scope: ScopeRegion}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Verdict{Outcome: OutcomeCanceled}
 	case errors.Is(err, ErrAttemptTimeout):

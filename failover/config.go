@@ -70,6 +70,8 @@ type Policy struct {
 	Breaker BreakerPolicy
 	// Timeouts bound each attempt.
 	Timeouts Timeouts
+	// Hedge starts a request also in the next region when the first has no first byte in time.
+	Hedge HedgePolicy
 	// MaxBodyBytes bounds the buffered request body; 0 means 32 MiB.
 	MaxBodyBytes int64
 }
@@ -115,6 +117,21 @@ type BreakerPolicy struct {
 	AbandonedAfter time.Duration
 }
 
+// HedgePolicy governs hedging (SPEC.md section 9): when an attempt of a chat/completions,
+// completions, responses or embeddings request has no first byte after the delay, the same request
+// also starts in the next available region; the first to answer wins and the other is cancelled.
+type HedgePolicy struct {
+	// Delay is the wait for a first byte before the hedge starts. 0 means auto: learned per deployment
+	// in each region from its recent time to first byte (the 95th percentile of the last 64; 2s until
+	// there are 8), within MinDelay and MaxDelay. Negative: no hedging.
+	Delay time.Duration
+	// MinDelay and MaxDelay bound the learned delay; 0 means 500ms and 10s.
+	MinDelay, MaxDelay time.Duration
+	// Budget caps hedged requests as a share of all requests that could hedge, with a floor of one
+	// hedge per second (and a burst of 10); 0 means 0.1.
+	Budget float64
+}
+
 // AbandonedFactor is how many times its usual latency a region must have kept an abandoned
 // attempt waiting for the attempt to count against it (see BreakerPolicy.AbandonedAfter).
 const AbandonedFactor = 4
@@ -145,6 +162,9 @@ const (
 	DefaultSlowStart         = 30 * time.Second
 	DefaultAbandonedAfter    = 5 * time.Second
 	DefaultProbeInterval     = 5 * time.Second
+	DefaultHedgeMinDelay     = 500 * time.Millisecond
+	DefaultHedgeMaxDelay     = 10 * time.Second
+	DefaultHedgeBudget       = 0.1
 	DefaultConnectTimeout    = 3 * time.Second
 	DefaultStreamFirstByte   = 30 * time.Second
 	DefaultResponseTimeout   = 300 * time.Second
@@ -178,6 +198,13 @@ func (p Policy) WithDefaults() Policy {
 	setDur(&b.SlowStart, DefaultSlowStart)
 	setDur(&b.AbandonedAfter, DefaultAbandonedAfter)
 	setDur(&b.ProbeInterval, DefaultProbeInterval)
+	h := &p.Hedge
+	setDur(&h.MinDelay, DefaultHedgeMinDelay)
+	setDur(&h.MaxDelay, DefaultHedgeMaxDelay)
+	h.MaxDelay = max(h.MaxDelay, h.MinDelay)
+	if h.Budget == 0 {
+		h.Budget = DefaultHedgeBudget
+	}
 	t := &p.Timeouts
 	setDur(&t.Connect, DefaultConnectTimeout)
 	setDur(&t.StreamFirstByte, DefaultStreamFirstByte)
@@ -257,6 +284,12 @@ func (c Config) Validate() error {
 	}
 	if p.Breaker.Failures < 0 {
 		errs = append(errs, errors.New("policy.breaker.failures: must not be negative"))
+	}
+	if p.Hedge.Budget < 0 || p.Hedge.Budget > 1 {
+		errs = append(errs, errors.New("policy.hedge.budget: must be between 0 and 1"))
+	}
+	if p.Hedge.MinDelay < 0 || p.Hedge.MaxDelay < 0 {
+		errs = append(errs, errors.New("policy.hedge.min_delay, max_delay: must not be negative"))
 	}
 	if p.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("policy.max_body_bytes: must not be negative"))

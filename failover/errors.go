@@ -49,6 +49,8 @@ func (e *StreamError) Unwrap() error { return e.Err }
 const (
 	HeaderRegion   = "X-Lifeline-Region"
 	HeaderAttempts = "X-Lifeline-Attempts"
+	// HeaderHedged is "true" on an answer that came from a hedge (policy.hedge).
+	HeaderHedged = "X-Lifeline-Hedged"
 	// SelfRegion is the x-lifeline-region value of a response the transport made itself.
 	SelfRegion = "lifeline"
 )

@@ -139,6 +139,23 @@ type recorder struct {
 	failovers []FailoverEvent
 	states    []StateChange
 	probes    []ProbeEvent
+	hedges    []HedgeEvent
+}
+
+func (r *recorder) Hedge(e HedgeEvent) {
+	r.mu.Lock()
+	r.hedges = append(r.hedges, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) hedgeOutcomes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, h := range r.hedges {
+		out = append(out, h.From+">"+h.To+":"+h.Outcome)
+	}
+	return out
 }
 
 func (r *recorder) Probe(e ProbeEvent) {

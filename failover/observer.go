@@ -12,6 +12,8 @@ type Observer interface {
 	StateChanged(StateChange)
 	// Probe is called after each active probe (from the prober's goroutine).
 	Probe(ProbeEvent)
+	// Hedge is called when a request's hedge is decided.
+	Hedge(HedgeEvent)
 }
 
 // AttemptStart is sent before each upstream attempt.
@@ -19,7 +21,8 @@ type AttemptStart struct {
 	Region  string
 	Name    string // client-visible name ("" for requests without one)
 	Attempt int    // 1-based attempt number within the request
-	Probe   bool   // the half-open probe that decides whether the region comes back
+	Probe   bool   // the half-open trial that decides whether the region comes back
+	Hedge   bool   // a hedge: the same request as an attempt in another region that had no first byte yet
 }
 
 // AttemptResult is sent once per attempt. For a response that is handed to the caller with a
@@ -70,6 +73,7 @@ func (NopObserver) AttemptFinished(AttemptResult) {}
 func (NopObserver) Failover(FailoverEvent)        {}
 func (NopObserver) StateChanged(StateChange)      {}
 func (NopObserver) Probe(ProbeEvent)              {}
+func (NopObserver) Hedge(HedgeEvent)              {}
 
 // Observers fans events out to several observers, in order.
 type Observers []Observer
@@ -101,5 +105,11 @@ func (os Observers) StateChanged(e StateChange) {
 func (os Observers) Probe(e ProbeEvent) {
 	for _, o := range os {
 		o.Probe(e)
+	}
+}
+
+func (os Observers) Hedge(e HedgeEvent) {
+	for _, o := range os {
+		o.Hedge(e)
 	}
 }

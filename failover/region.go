@@ -67,6 +67,9 @@ type deploymentState struct {
 	coolUntil   atomic.Int64 // unix nanos
 	brokenUntil atomic.Int64 // unix nanos
 	brokenBy    atomic.Int32 // Outcome that broke it
+	// Recent latencies, for the learned hedge delay: to the first events of a stream, and to the
+	// headers of an answer that is not streamed.
+	firstByte, answer latencySketch
 }
 
 // extend moves an instant held in v later, never earlier.

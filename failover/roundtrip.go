@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,12 +46,20 @@ type roundTrip struct {
 	ctx context.Context
 	in  inbound
 
-	attempts int
+	attempts atomic.Int32   // attempts made (a hedge runs on its own goroutine)
+	kmu      sync.Mutex     // guards kept: a hedge may keep a 5xx too
 	kept     *http.Response // the last region 5xx, returned if nothing better comes
 	coolNext time.Time      // soonest end of a cool-down among candidates
 	openNext time.Time      // soonest probe of an open region
 	cooling  bool
 	reasons  []string // why each region did not serve, for the final error
+
+	hmu    sync.Mutex   // guards hstate and hrun
+	hstate hedgeState   // this request's hedge
+	hgen   int          // timers armed, to tell a stale one
+	hrun   *hedge       // the hedge, once started
+	winner atomic.Int32 // 1: the attempt waited for won, 2: its hedge did
+	skip   *region      // a region a failed hedge already tried
 }
 
 // attemptResult is one attempt's end.
@@ -78,7 +88,7 @@ func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
 // waitCoolDown waits for the soonest cool-down to end when the pass failed only because regions
 // are throttled and that end is near; it reports whether a new pass should go.
 func (rt *roundTrip) waitCoolDown() bool {
-	if !rt.cooling || rt.kept != nil || rt.ctx.Err() != nil {
+	if !rt.cooling || rt.keptAnswer() || rt.ctx.Err() != nil {
 		return false
 	}
 	wait := rt.coolNext.Sub(rt.t.clock.Now())
@@ -97,7 +107,7 @@ func (rt *roundTrip) waitCoolDown() bool {
 			return false
 		}
 	}
-	rt.cooling, rt.coolNext, rt.openNext, rt.reasons = false, time.Time{}, time.Time{}, rt.reasons[:0]
+	rt.cooling, rt.coolNext, rt.openNext, rt.reasons, rt.skip = false, time.Time{}, time.Time{}, rt.reasons[:0], nil
 	return true
 }
 
@@ -108,6 +118,9 @@ func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 	var from *region
 	var reason Outcome
 	for i, r := range plan {
+		if r == rt.skip {
+			continue
+		}
 		tg := r.targets[rt.in.name]
 		for k := 0; k < rt.p.Retry.AttemptsPerRegion; k++ {
 			tk, ok := rt.admit(r, tg)
@@ -118,20 +131,13 @@ func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 				rt.t.obs.Failover(FailoverEvent{Name: rt.in.name, From: from.cfg.Name, To: r.cfg.Name, Reason: reason})
 				from = nil
 			}
-			res := rt.attempt(r, tg, tk)
+			res := rt.attemptHedged(r, tg, tk, plan[i+1:])
 			if res.final {
 				rt.discardKept()
 				return res, true
 			}
 			from, reason = r, res.verdict.Outcome
-			if v := res.verdict; v.Outcome == OutcomeThrottled {
-				rt.cooling = true
-				d := v.RetryAfter
-				if d <= 0 {
-					d = DefaultCoolDown
-				}
-				rt.coolNext = earliest(rt.coolNext, rt.t.clock.Now().Add(d))
-			}
+			rt.noteCooling(res.verdict)
 			if !rt.retryInPlace(res.verdict, k, plan[i+1:], tg) {
 				rt.reasons = append(rt.reasons, r.cfg.Name+": "+res.verdict.Outcome.String())
 				break
@@ -143,6 +149,25 @@ func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 		}
 	}
 	return attemptResult{}, false
+}
+
+// noteCooling records a 429's cool-down for the final answer.
+func (rt *roundTrip) noteCooling(v Verdict) {
+	if v.Outcome != OutcomeThrottled {
+		return
+	}
+	rt.cooling = true
+	d := v.RetryAfter
+	if d <= 0 {
+		d = DefaultCoolDown
+	}
+	rt.coolNext = earliest(rt.coolNext, rt.t.clock.Now().Add(d))
+}
+
+// note records the failure of an attempt outside the plan's own loop (a hedge).
+func (rt *roundTrip) note(r *region, v Verdict) {
+	rt.noteCooling(v)
+	rt.reasons = append(rt.reasons, r.cfg.Name+": "+v.Outcome.String())
 }
 
 // admit checks that r may take an attempt for tg now, and takes a ticket from its breaker (the
@@ -244,12 +269,15 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 		rt.discardKept()
 		wait := max(rt.coolNext.Sub(now), time.Millisecond)
 		msg := "lifeline: every region that serves " + strconv.Quote(rt.in.name) + " is rate limited; retry after " + wait.Round(time.Millisecond).String()
-		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.attempts, true), nil
+		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.nAttempts(), true), nil
 	}
-	if rt.kept != nil {
-		resp := rt.kept
+	rt.kmu.Lock()
+	resp := rt.kept
+	rt.kept = nil
+	rt.kmu.Unlock()
+	if resp != nil {
 		resp.Header.Set("X-Should-Retry", "false")
-		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.attempts))
+		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.nAttempts()))
 		resp.Request = rt.req
 		return resp, nil
 	}
@@ -264,26 +292,40 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 	if len(rt.reasons) > 0 {
 		msg += " (" + strings.Join(rt.reasons, "; ") + ")"
 	}
-	return errorResponse(rt.req, http.StatusServiceUnavailable, "service_unavailable", "server_error", msg, wait, rt.attempts, true), nil
+	return errorResponse(rt.req, http.StatusServiceUnavailable, "service_unavailable", "server_error", msg, wait, rt.nAttempts(), true), nil
 }
 
 func (rt *roundTrip) discardKept() {
+	rt.kmu.Lock()
+	defer rt.kmu.Unlock()
 	if rt.kept != nil {
 		rt.kept.Body.Close()
 		rt.kept = nil
 	}
 }
 
+func (rt *roundTrip) nAttempts() int { return int(rt.attempts.Load()) }
+
+func (rt *roundTrip) keptAnswer() bool {
+	rt.kmu.Lock()
+	defer rt.kmu.Unlock()
+	return rt.kept != nil
+}
+
 // keep holds a region's 5xx answer (body read into memory) as the fallback answer.
 func (rt *roundTrip) keep(r *region, resp *http.Response) {
 	b, _ := readPrefix(resp.Body, 64<<10)
 	resp.Body.Close()
-	rt.discardKept()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
 	resp.Header.Del("Content-Length")
 	resp.Header.Set(HeaderRegion, r.cfg.Name)
+	rt.kmu.Lock()
+	if rt.kept != nil {
+		rt.kept.Body.Close()
+	}
 	rt.kept = resp
+	rt.kmu.Unlock()
 }
 
 // build makes the outgoing request for region r: its host and path shape, its deployment

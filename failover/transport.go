@@ -27,7 +27,8 @@ type Transport struct {
 
 	tracer Tracer // nil: none (WithTracer)
 
-	prober *prober // active probes, from New until Close
+	prober *prober      // active probes, from New until Close
+	hedges *hedgeBudget // the hedge budget, shared by every request
 
 	mu      sync.Mutex // serialises Reconfigure, Disable, Enable
 	healths map[string]*health
@@ -76,6 +77,7 @@ func New(cfg Config, opts ...Option) (*Transport, error) {
 		clock:   systemClock{},
 		healths: map[string]*health{},
 		owned:   map[string]*ownedTransport{},
+		hedges:  newHedgeBudget(),
 	}
 	for _, o := range opts {
 		o(t)

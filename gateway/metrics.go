@@ -29,6 +29,7 @@ type metrics struct {
 	streamErrors *prometheus.CounterVec   // region
 	reloads      *prometheus.CounterVec   // result
 	probes       *prometheus.CounterVec   // region, outcome
+	hedges       *prometheus.CounterVec   // region, outcome
 	inFlight     prometheus.Gauge
 
 	// Children resolved once per label set: the hot path does a map lookup, not a label hash.
@@ -94,13 +95,15 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Responses whose body failed after the status was sent (ended with an error event or an aborted connection)."}, []string{"region"}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_probes_total",
 			Help: "Active probes of regions out of service, by outcome (ok, or what failed)."}, []string{"region", "outcome"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_hedges_total",
+			Help: "Hedges by the region they went to and outcome (won, lost, failed, no_budget)."}, []string{"region", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_config_reloads_total",
 			Help: "Config reloads by result (ok, error)."}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lifeline_requests_in_flight",
 			Help: "Client requests being served."}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -175,6 +178,10 @@ func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
 func (o gatewayObserver) Failover(e failover.FailoverEvent) {
 	o.g.metrics.failovers.WithLabelValues(e.From, e.To, e.Reason.String()).Inc()
 	o.g.events.failover(o.g.now(), e)
+}
+
+func (o gatewayObserver) Hedge(e failover.HedgeEvent) {
+	o.g.metrics.hedges.WithLabelValues(e.To, e.Outcome).Inc()
 }
 
 func (o gatewayObserver) Probe(e failover.ProbeEvent) {
