@@ -62,7 +62,7 @@ if ((QUICK)); then
 	MAXSECS=900
 	SEQ="-rounds 2 -n 500 -warmup 100"
 	K6="-rounds 1 -rates 500,2000 -duration 3s"
-	WRK="-rounds 2 -duration 3s"
+	WRK="-rounds 2 -duration 3s" WRK2=$WRK
 	SSE="-rounds 1 -n 8"
 	FO="-rounds 1 -duration 3s -warmup 3s"
 	STREAMS_N=2000 STREAMS_HOLD=2s
@@ -70,7 +70,7 @@ else
 	MAXSECS=2700
 	SEQ="-rounds 5 -n 2000 -warmup 200"
 	K6="-rounds 3 -rates 500,1500 -duration 3s"
-	WRK="-rounds 9 -duration 3s"
+	WRK="-rounds 9 -duration 3s" WRK2="-rounds 5 -duration 3s" # WRK2: the tls and plain paths
 	SSE="-rounds 3 -n 30"
 	FO="-rounds 4 -duration 3s -warmup 2s"
 	STREAMS_N=10000 STREAMS_HOLD=4s
@@ -508,7 +508,9 @@ for path in $PATHS; do
 			say "k6 is not installed: constant-rate scenario skipped"
 		fi
 	fi
-	scenario "$path wrk" wrk -targets "$T" $WRK -cpu "" -dir "$WORK" -out "$R/wrk.json"
+	w=$WRK
+	[[ $path == https ]] || w=$WRK2
+	scenario "$path wrk" wrk -targets "$T" $w -cpu "" -dir "$WORK" -out "$R/wrk.json"
 	scenario "$path sse" sse -targets "$T" $SSE -out "$R/sse.json"
 	scenario "$path rss" rss -targets "$T" -out "$R/rss.json"
 done
