@@ -65,7 +65,7 @@ if ((QUICK)); then
 	WRK="-rounds 2 -duration 3s" WRK2=$WRK
 	SSE="-rounds 1 -n 8"
 	FO="-rounds 1 -duration 3s -warmup 3s"
-	STREAMS_N=2000 STREAMS_HOLD=2s
+	STREAMS_N=2000 STREAMS_HOLD=2s STREAMS_RAMP=30s
 else
 	MAXSECS=2700
 	SEQ="-rounds 5 -n 2000 -warmup 200"
@@ -73,7 +73,7 @@ else
 	WRK="-rounds 9 -duration 3s" WRK2="-rounds 5 -duration 3s" # WRK2: the tls and plain paths
 	SSE="-rounds 3 -n 30"
 	FO="-rounds 4 -duration 3s -warmup 2s"
-	STREAMS_N=10000 STREAMS_HOLD=4s
+	STREAMS_N=10000 STREAMS_HOLD=4s STREAMS_RAMP=60s # 10,000 TLS handshakes to the region take a while on one busy core
 fi
 
 mkdir -p "$WORK/bin" "$WORK/pids" "$WORK/nginx-tmp" "$RAW"
@@ -521,7 +521,7 @@ fi
 for path in $PATHS; do
 	if [[ " $STREAMS_PATHS " == *" $path "* ]]; then
 		scenario "$path streams" streams -targets "$WORK/targets-$path.json" -n "$STREAMS_N" -hold "$STREAMS_HOLD" \
-			-ramp-timeout 30s -out "$RAW/$path/streams.json"
+			-ramp-timeout "$STREAMS_RAMP" -out "$RAW/$path/streams.json"
 	fi
 done
 loadavg end

@@ -149,6 +149,10 @@ func main() {
 	if err := os.WriteFile(filepath.Join(*out, "chart.svg"), []byte(r.chart()), 0o644); err != nil {
 		log.Fatal(err)
 	}
+	// The README's performance table, to paste: the production path's medians.
+	if err := os.WriteFile(filepath.Join(*out, "summary.md"), []byte(r.summary()), 0o644); err != nil {
+		log.Fatal(err)
+	}
 	for _, v := range verdicts {
 		fmt.Println(v)
 	}

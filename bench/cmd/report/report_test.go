@@ -59,4 +59,7 @@ func TestReportProductionPathFirst(t *testing.T) {
 	if !strings.Contains(r.chart(), "CPU per request") {
 		t.Fatal("the chart has no CPU per request panel")
 	}
+	if sum := r.summary(); !strings.Contains(sum, "| CPU per request, closed loop (× nginx's) | 54 µs (1.20×) | 90 µs (2.00×) |") {
+		t.Fatalf("the README table has not the production path's medians:\n%s", sum)
+	}
 }
