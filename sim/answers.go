@@ -75,22 +75,27 @@ gateway latency network service deployment quota retry breaker probe hedge resum
 quickly slowly clearly always never often here there now then because while after before and but or so
 blue green amber river mountain cloud harbor signal beacon anchor compass lantern bridge garden orbit`)
 
-// defaultWords is the answer to a prompt without sim:tokens, in the request's answer mode.
-func (c *call) defaultWords(prompt, last string) []string {
+// defaultWords is the answer to a prompt without sim:tokens, in the request's answer mode; choice k of several
+// says something else than choice 0, as sampling n answers does.
+func (c *call) defaultWords(prompt, last string, k int) []string {
 	if len(last) > 80 {
 		last = last[:80]
 	}
 	last = strings.Join(strings.Fields(last), " ")
+	variant := ""
+	if k > 0 {
+		variant = fmt.Sprintf(" (take %d)", k+1)
+	}
 	switch c.answerMode(prompt) {
 	case AnswersDeterministic:
 		h := fnv.New64a()
 		h.Write([]byte(prompt))
-		rng := rand.New(rand.NewPCG(h.Sum64(), 0xa5))
-		return strings.SplitAfter(fmt.Sprintf("You said: %q. %s.", last, pickWords(rng.IntN, 12)), " ")
+		rng := rand.New(rand.NewPCG(h.Sum64(), 0xa5+uint64(k)))
+		return strings.SplitAfter(fmt.Sprintf("You said%s: %q. %s.", variant, last, pickWords(rng.IntN, 12)), " ")
 	case AnswersRandom:
 		return strings.SplitAfter(pickWords(c.r.sim.intN, 8+c.r.sim.intN(8))+".", " ")
 	}
-	text := fmt.Sprintf("Hello from %s! This is %s answering: %q.", c.r.display, c.dep.Name, last)
+	text := fmt.Sprintf("Hello from %s! This is %s answering%s: %q.", c.r.display, c.dep.Name, variant, last)
 	return strings.SplitAfter(text, " ")
 }
 

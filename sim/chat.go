@@ -3,6 +3,8 @@ package sim
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 )
 
 // Content-filter annotations as Azure attaches them (§4.1): nothing filtered.
@@ -23,6 +25,7 @@ type chatCompletion struct {
 	Model               string          `json:"model"`
 	Object              string          `json:"object"`
 	PromptFilterResults json.RawMessage `json:"prompt_filter_results"`
+	ServiceTier         string          `json:"service_tier"`
 	SystemFingerprint   string          `json:"system_fingerprint"`
 	Usage               *usage          `json:"usage"`
 }
@@ -36,11 +39,12 @@ type chatChoice struct {
 }
 
 type chatMessageOut struct {
-	Annotations []struct{}      `json:"annotations"`
-	Content     *string         `json:"content"`
-	Refusal     json.RawMessage `json:"refusal"`
-	Role        string          `json:"role"`
-	ToolCalls   []toolCall      `json:"tool_calls,omitempty"`
+	Annotations  []struct{}      `json:"annotations"`
+	Content      json.RawMessage `json:"content"` // a string, or null for refusals and calls
+	FunctionCall *toolFunction   `json:"function_call,omitempty"`
+	Refusal      json.RawMessage `json:"refusal"`
+	Role         string          `json:"role"`
+	ToolCalls    []toolCall      `json:"tool_calls,omitempty"`
 }
 
 type usage struct {
@@ -73,16 +77,6 @@ func chatUsage(prompt, completion int) *usage {
 	}
 }
 
-type chatChunk struct {
-	Choices           []chunkChoice   `json:"choices"`
-	Created           int64           `json:"created"`
-	ID                string          `json:"id"`
-	Model             string          `json:"model"`
-	Object            string          `json:"object"`
-	SystemFingerprint string          `json:"system_fingerprint"`
-	Usage             json.RawMessage `json:"usage,omitempty"`
-}
-
 type chunkChoice struct {
 	ContentFilterResults json.RawMessage `json:"content_filter_results"`
 	Delta                chunkDelta      `json:"delta"`
@@ -92,30 +86,41 @@ type chunkChoice struct {
 }
 
 type chunkDelta struct {
-	Content   *string         `json:"content,omitempty"`
-	Refusal   json.RawMessage `json:"refusal,omitempty"`
-	Role      string          `json:"role,omitempty"`
-	ToolCalls []toolCall      `json:"tool_calls,omitempty"`
+	Content      json.RawMessage `json:"content,omitempty"`
+	FunctionCall *toolFunction   `json:"function_call,omitempty"`
+	Refusal      json.RawMessage `json:"refusal,omitempty"`
+	Role         string          `json:"role,omitempty"`
+	ToolCalls    []toolCall      `json:"tool_calls,omitempty"`
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }
 
 // chatPrompt reads the messages of a chat request: all their text, the last user message and the prompt tokens.
 func chatPrompt(raw json.RawMessage) (all, last string, n int, errBody []byte) {
+	all, last, n, _, errBody = readMessages(raw)
+	return all, last, n, errBody
+}
+
+// readMessages is chatPrompt that also returns the messages.
+func readMessages(raw json.RawMessage) (all, last string, n int, msgs []chatMessage, errBody []byte) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", "", 0, openaiError("Missing required parameter: 'messages'.", "invalid_request_error", "messages", "missing_required_parameter")
+		return "", "", 0, nil, openaiError("Missing required parameter: 'messages'.", "invalid_request_error", "messages", "missing_required_parameter")
 	}
-	var msgs []chatMessage
 	if err := json.Unmarshal(raw, &msgs); err != nil {
-		return "", "", 0, openaiError("Invalid type for 'messages': expected an array of objects.", "invalid_request_error", "messages", "invalid_type")
+		return "", "", 0, nil, openaiError("Invalid type for 'messages': expected an array of objects.", "invalid_request_error", "messages", "invalid_type")
 	}
 	if len(msgs) == 0 {
-		return "", "", 0, openaiError("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "invalid_request_error", "messages", "empty_array")
+		return "", "", 0, nil, openaiError("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "invalid_request_error", "messages", "empty_array")
 	}
 	parts := make([]string, 0, len(msgs))
 	n = 3
 	for i, m := range msgs {
 		text, ok := textOf(m.Content)
 		if !ok || m.Role == "" {
-			return "", "", 0, openaiError("Invalid value for 'messages["+itoa(i)+"]': each message needs a role and a string or array content.", "invalid_request_error", "messages["+itoa(i)+"]", "invalid_value")
+			return "", "", 0, nil, openaiError("Invalid value for 'messages["+itoa(i)+"]': each message needs a role and a string or array content.", "invalid_request_error", "messages["+itoa(i)+"]", "invalid_value")
 		}
 		parts = append(parts, text)
 		n += 3 + tokens(text)
@@ -126,17 +131,31 @@ func chatPrompt(raw json.RawMessage) (all, last string, n int, errBody []byte) {
 	if last == "" {
 		last = parts[len(parts)-1]
 	}
-	return joinLines(parts), last, n, nil
+	return joinLines(parts), last, n, msgs, nil
+}
+
+
+// chatPlan is everything a chat answer is made of, planned before it is written either way.
+type chatPlan struct {
+	prompt       string // all prompt text
+	promptTokens int
+	outs         []choiceOut
+	usage        *usage
+	id           string
+	created      int64
+	model        string
+	fingerprint  string
+	tier         string
 }
 
 func (c *call) serveChat() {
 	g := c.gen
-	all, last, pt, errBody := chatPrompt(g.Messages)
+	all, last, pt, msgs, errBody := readMessages(g.Messages)
 	if errBody != nil {
 		writeJSON(c.w, http.StatusBadRequest, errBody)
 		return
 	}
-	if c.filtered(all) {
+	if c.filtered(all) || !c.validateSampling() {
 		return
 	}
 	limit := g.MaxCompletionTokens
@@ -151,205 +170,234 @@ func (c *call) serveChat() {
 		writeJSON(c.w, http.StatusBadRequest, openaiError("Invalid value for 'n': must be between 1 and 128.", "invalid_request_error", "n", "invalid_value"))
 		return
 	}
-	a := c.plan(all, last, pt, limit)
-	a.choices = n
-	if !c.admit(pt + n*estimateCompletion(limit, len(a.words))) {
+	p := c.planChat(all, last, pt, msgs, limit, n)
+	longest := 0
+	for i := range p.outs {
+		longest = max(longest, len(p.outs[i].words))
+	}
+	if !c.admit(pt + n*estimateCompletion(limit, longest)) {
 		return
 	}
-	c.countUsage(pt, n*len(a.words))
-	id := c.r.sim.randomID("chatcmpl-", 29, idAlphabet)
-	created := c.r.sim.now().Unix()
-	call := c.toolCall(g, all, a)
+	c.countUsage(pt, p.usage.CompletionTokens)
 	if g.Stream {
-		if call != nil {
-			c.streamToolCall(a, *call, id, created)
-			return
-		}
-		c.streamChat(a, id, created)
+		c.streamChat(p, longest)
 		return
 	}
-	if !c.waitGeneration(len(a.words), false) {
+	if !c.waitGeneration(longest, false) {
 		return
 	}
-	text := a.text()
-	msg := chatMessageOut{Annotations: []struct{}{}, Content: &text, Refusal: jsonNull, Role: "assistant"}
-	if call != nil {
-		msg.Content, msg.ToolCalls, a.finish = nil, []toolCall{*call}, "tool_calls"
-	}
-	choices := make([]chatChoice, n)
-	for k := range choices {
-		choices[k] = chatChoice{ContentFilterResults: a.filterResults(), FinishReason: a.finish, Index: k, Logprobs: jsonNull, Message: msg}
-	}
-	writeValue(c.w, http.StatusOK, chatCompletion{
-		Choices:             choices,
-		Created:             created,
-		ID:                  id,
-		Model:               c.modelName(),
-		Object:              "chat.completion",
-		PromptFilterResults: promptFilterResults,
-		SystemFingerprint:   c.dep.fingerprint,
-		Usage:               chatUsage(a.promptTokens, n*len(a.words)),
-	})
+	writeValue(c.w, http.StatusOK, c.chatJSON(p))
 }
 
-func (c *call) streamChat(a answer, id string, created int64) {
-	if !c.waitGeneration(len(a.words), true) {
+// planChat decides the n choices of a chat answer. With a deployment that continues a prefill (Deployment.Prefill)
+// a trailing assistant message is the start of the answer: the choices say the rest of what they would have said.
+func (c *call) planChat(all, last string, pt int, msgs []chatMessage, limit *int, n int) chatPlan {
+	prompt, prefill := all, ""
+	if c.dep.Prefill && len(msgs) > 1 && msgs[len(msgs)-1].Role == "assistant" {
+		prefill, _ = textOf(msgs[len(msgs)-1].Content)
+		prompt, last, _, _, _ = readMessages(mustMarshal(msgs[:len(msgs)-1]))
+	}
+	p := chatPlan{prompt: all, promptTokens: pt, outs: make([]choiceOut, n), id: c.r.sim.randomID("chatcmpl-", 29, idAlphabet),
+		created: c.r.sim.now().Unix(), model: c.modelName(), fingerprint: c.dep.fingerprint, tier: c.gen.serviceTier()}
+	for k := range p.outs {
+		o := c.planChoice(prompt, last, limit, k)
+		if prefill != "" {
+			o.words = continueAfter(o.words, prefill)
+		}
+		c.decideCalls(&o, all, k)
+		p.outs[k] = o
+	}
+	p.usage = c.usageOf(all, pt, p.outs)
+	return p
+}
+
+// continueAfter returns the tokens of words that follow prefix, when the text starts with it; otherwise the words.
+func continueAfter(words []string, prefix string) []string {
+	text := strings.Join(words, "")
+	rest, ok := strings.CutPrefix(text, prefix)
+	if !ok {
+		return words
+	}
+	if rest == "" {
+		return []string{}
+	}
+	return strings.SplitAfter(rest, " ")
+}
+
+func mustMarshal(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// chatJSON is the non-streaming answer.
+func (c *call) chatJSON(p chatPlan) chatCompletion {
+	choices := make([]chatChoice, len(p.outs))
+	for k := range p.outs {
+		o := &p.outs[k]
+		msg := chatMessageOut{Annotations: []struct{}{}, Content: jsonNull, Refusal: jsonNull, Role: "assistant"}
+		switch o.kind {
+		case outText:
+			msg.Content = jsonString(o.text())
+		case outRefusal:
+			msg.Refusal = jsonString(o.text())
+		case outToolCalls:
+			msg.ToolCalls = o.calls
+		case outFunctionCall:
+			msg.FunctionCall = o.fn
+		}
+		choices[k] = chatChoice{ContentFilterResults: o.filterResults(), FinishReason: o.finish, Index: k,
+			Logprobs: c.logprobsOf(o, o.words), Message: msg}
+	}
+	return chatCompletion{
+		Choices: choices, Created: p.created, ID: p.id, Model: p.model, Object: "chat.completion",
+		PromptFilterResults: promptFilterResults, ServiceTier: p.tier, SystemFingerprint: p.fingerprint, Usage: p.usage,
+	}
+}
+
+// chunkWriter writes the chunks of one chat stream: `{"choices":[...]` then the envelope, built once.
+type chunkWriter struct {
+	s        *sseStream
+	envelope []byte // ,"created":...,"id":...,"model":...
+	tail     []byte // ,"object":...,"service_tier":...,"system_fingerprint":...(,"usage":null)}
+	obf      bool
+	buf      []byte
+}
+
+func (c *call) newChunkWriter(s *sseStream, p chatPlan) *chunkWriter {
+	w := &chunkWriter{s: s, obf: c.gen.obfuscate()}
+	w.envelope = append(w.envelope, `,"created":`...)
+	w.envelope = strconv.AppendInt(w.envelope, p.created, 10)
+	w.envelope = append(append(append(w.envelope, `,"id":`...), jsonString(p.id)...), `,"model":`...)
+	w.envelope = append(w.envelope, jsonString(p.model)...)
+	w.tail = append(w.tail, `,"object":"chat.completion.chunk","service_tier":`...)
+	w.tail = append(append(w.tail, jsonString(p.tier)...), `,"system_fingerprint":`...)
+	w.tail = append(w.tail, jsonString(p.fingerprint)...)
+	if c.gen.includeUsage() {
+		w.tail = append(w.tail, `,"usage":null`...)
+	}
+	w.tail = append(w.tail, '}')
+	return w
+}
+
+// send writes one chunk whose choices are the JSON given (an object, or "" for none).
+func (w *chunkWriter) send(choice []byte, pad string, usage []byte) bool {
+	b := append(w.buf[:0], `{"choices":[`...)
+	b = append(append(b, choice...), ']')
+	b = append(b, w.envelope...)
+	if w.obf {
+		b = append(append(append(b, `,"obfuscation":"`...), pad...), '"')
+	}
+	if usage != nil {
+		b = append(b, w.tail[:len(w.tail)-len(`,"usage":null}`)]...)
+		b = append(append(append(b, `,"usage":`...), usage...), '}')
+	} else {
+		b = append(b, w.tail...)
+	}
+	w.buf = b
+	return w.s.send(b)
+}
+
+// choice writes one chunk choice.
+func choiceJSON(cc chunkChoice) []byte {
+	b, _ := json.Marshal(cc)
+	return b
+}
+
+// streamChat writes the answer as Azure streams it: the prompt annotations, a first chunk per choice (the role,
+// and the first call of a tool call), the content one token per chunk (choices interleaved, each with its
+// annotations and logprobs), the arguments of calls a few characters at a time, a finish chunk per choice, the
+// usage chunk when asked for, [DONE].
+func (c *call) streamChat(p chatPlan, longest int) {
+	if !c.waitGeneration(longest, true) {
 		return
 	}
 	s := c.startStream()
-	includeUsage := c.gen.StreamOptions != nil && c.gen.StreamOptions.IncludeUsage
-	chunk := chatChunk{Created: created, ID: id, Model: c.modelName(), Object: "chat.completion.chunk", SystemFingerprint: c.dep.fingerprint}
-	if includeUsage {
-		chunk.Usage = jsonNull
-	}
 	if !s.send(firstChatEvent) {
 		return
 	}
-	empty := ""
-	for k := 0; k < a.choices; k++ {
-		chunk.Choices = []chunkChoice{{ContentFilterResults: emptyObject, Delta: chunkDelta{Content: &empty, Refusal: jsonNull, Role: "assistant"}, Index: k, Logprobs: jsonNull}}
-		if !s.sendValue(chunk) {
-			return
-		}
-	}
-	// Content chunks are the bulk of a stream: build them by appending to a prefix and suffixes made once.
-	chunk.Choices = []chunkChoice{}
-	envelope, _ := json.Marshal(chunk) // {"choices":[],"created":...}
-	prefix := append([]byte(`{"choices":[{"content_filter_results":`), choiceFilterResults...)
-	prefix = append(prefix, `,"delta":{"content":`...)
-	suffixes := make([][]byte, a.choices)
-	for k := range suffixes {
-		suffixes[k] = append([]byte(`},"finish_reason":null,"index":`+itoa(k)+`,"logprobs":null}]`), envelope[len(`{"choices":[]`):]...)
+	w := c.newChunkWriter(s, p)
+	steps := make([][]chunkChoice, len(p.outs))
+	rounds := 0
+	for k := range p.outs {
+		steps[k] = c.chatSteps(&p.outs[k], k)
+		rounds = max(rounds, len(steps[k]))
 	}
 	gap := c.perToken()
-	var buf []byte
-	for i := range a.words {
-		if i > 0 && !c.sleep(gap) {
+	for i := 0; i < rounds; i++ {
+		if i > 1 && !c.sleep(gap) { // the first round is the role chunks
 			s.abort()
 			return
 		}
-		word, _ := json.Marshal(a.words[i])
-		for _, suffix := range suffixes {
-			buf = append(append(append(buf[:0], prefix...), word...), suffix...)
-			if !s.send(buf) {
+		for k := range steps {
+			if i >= len(steps[k]) {
+				continue
+			}
+			if !w.send(choiceJSON(steps[k][i]), obfuscation(p.outs[k].finish, i+k), nil) {
 				return
 			}
 		}
 	}
-	finish, finishResults := a.finish, emptyObject
-	if finish == "content_filter" {
-		finishResults = filteredChoiceResults
-	}
-	for k := 0; k < a.choices; k++ {
-		chunk.Choices = []chunkChoice{{ContentFilterResults: finishResults, FinishReason: &finish, Index: k, Logprobs: jsonNull}}
-		if !s.sendValue(chunk) {
+	for k := range p.outs {
+		o := &p.outs[k]
+		finish, cf := o.finish, emptyObject
+		if o.filtered {
+			cf = filteredChoiceResults
+		}
+		if !w.send(choiceJSON(chunkChoice{ContentFilterResults: cf, FinishReason: &finish, Index: k, Logprobs: jsonNull}), obfuscation(finish, k), nil) {
 			return
 		}
 	}
-	if includeUsage {
-		u, _ := json.Marshal(chatUsage(a.promptTokens, a.choices*len(a.words)))
-		chunk.Choices = []chunkChoice{}
-		chunk.Usage = u
-		if !s.sendValue(chunk) {
-			return
-		}
-	}
-	s.done()
-}
-
-// Legacy completions.
-
-type textCompletion struct {
-	Choices             []textChoice    `json:"choices"`
-	Created             int64           `json:"created"`
-	ID                  string          `json:"id"`
-	Model               string          `json:"model"`
-	Object              string          `json:"object"`
-	PromptFilterResults json.RawMessage `json:"prompt_filter_results,omitempty"`
-	SystemFingerprint   string          `json:"system_fingerprint,omitempty"`
-	Usage               json.RawMessage `json:"usage,omitempty"`
-}
-
-type textChoice struct {
-	ContentFilterResults json.RawMessage `json:"content_filter_results"`
-	FinishReason         *string         `json:"finish_reason"`
-	Index                int             `json:"index"`
-	Logprobs             json.RawMessage `json:"logprobs"`
-	Text                 string          `json:"text"`
-}
-
-func (c *call) serveCompletions() {
-	g := c.gen
-	prompts, ok := stringsOf(g.Prompt)
-	if !ok {
-		writeJSON(c.w, http.StatusBadRequest, openaiError("Missing required parameter: 'prompt'.", "invalid_request_error", "prompt", "missing_required_parameter"))
-		return
-	}
-	all := joinLines(prompts)
-	if c.filtered(all) {
-		return
-	}
-	pt := tokens(all)
-	limit := g.MaxTokens
-	if limit == nil {
-		sixteen := 16 // the completions API's documented default
-		limit = &sixteen
-	}
-	a := c.plan(all, prompts[len(prompts)-1], pt, limit)
-	if !c.admit(pt + estimateCompletion(limit, len(a.words))) {
-		return
-	}
-	c.countUsage(pt, len(a.words))
-	id := c.r.sim.randomID("cmpl-", 29, idAlphabet)
-	created := c.r.sim.now().Unix()
-	u, _ := json.Marshal(usage{CompletionTokens: len(a.words), PromptTokens: pt, TotalTokens: pt + len(a.words)})
-	if !g.Stream {
-		if !c.waitGeneration(len(a.words), false) {
-			return
-		}
-		finish := a.finish
-		writeValue(c.w, http.StatusOK, textCompletion{
-			Choices: []textChoice{{ContentFilterResults: a.filterResults(), FinishReason: &finish, Logprobs: jsonNull, Text: a.text()}},
-			Created: created, ID: id, Model: c.modelName(), Object: "text_completion",
-			PromptFilterResults: promptFilterResults, SystemFingerprint: c.dep.fingerprint, Usage: u,
-		})
-		return
-	}
-	c.streamCompletions(a, textCompletion{Created: created, ID: id, Model: c.modelName(), Object: "text_completion"}, u)
-}
-
-// streamCompletions streams a legacy completion: prompt annotations, one chunk per token, finish, usage, [DONE].
-func (c *call) streamCompletions(a answer, chunk textCompletion, u json.RawMessage) {
-	if !c.waitGeneration(len(a.words), true) {
-		return
-	}
-	s := c.startStream()
-	first, _ := json.Marshal(textCompletion{Choices: []textChoice{}, PromptFilterResults: promptFilterResults})
-	if !s.send(first) {
-		return
-	}
-	gap := c.perToken()
-	for i := range a.words {
-		if i > 0 && !c.sleep(gap) {
-			s.abort()
-			return
-		}
-		chunk.Choices = []textChoice{{ContentFilterResults: choiceFilterResults, Logprobs: jsonNull, Text: a.words[i]}}
-		if !s.sendValue(chunk) {
-			return
-		}
-	}
-	finish := a.finish
-	chunk.Choices = []textChoice{{ContentFilterResults: emptyObject, FinishReason: &finish, Logprobs: jsonNull}}
-	if !s.sendValue(chunk) {
-		return
-	}
-	if c.gen.StreamOptions != nil && c.gen.StreamOptions.IncludeUsage {
-		chunk.Choices = []textChoice{}
-		chunk.Usage = u
-		if !s.sendValue(chunk) {
+	if c.gen.includeUsage() {
+		u, _ := json.Marshal(p.usage)
+		if !w.send(nil, obfuscation("usage", len(p.outs)), u) {
 			return
 		}
 	}
 	s.done()
+}
+
+// chatSteps are the chunks of one choice before its finish chunk: its first chunk, then one per token or piece.
+func (c *call) chatSteps(o *choiceOut, k int) []chunkChoice {
+	first := chunkChoice{ContentFilterResults: emptyObject, Index: k, Logprobs: jsonNull,
+		Delta: chunkDelta{Content: jsonNull, Refusal: jsonNull, Role: "assistant"}}
+	switch o.kind {
+	case outText:
+		first.Delta.Content = jsonString("")
+	case outRefusal:
+		first.Delta.Refusal = jsonString("")
+	}
+	steps := []chunkChoice{first}
+	switch o.kind {
+	case outText, outRefusal:
+		for _, word := range o.words {
+			st := chunkChoice{ContentFilterResults: choiceFilterResults, Index: k, Logprobs: c.logprobsOf(o, []string{word})}
+			if o.kind == outText {
+				st.Delta.Content = jsonString(word)
+			} else {
+				st.Delta.Refusal = jsonString(word)
+			}
+			steps = append(steps, st)
+		}
+	case outToolCalls:
+		for j, call := range o.calls {
+			idx := j
+			head := toolCall{Function: toolFunction{Arguments: "", Name: call.Function.Name}, ID: call.ID, Index: &idx, Type: call.Type}
+			if j == 0 {
+				steps[0].Delta.ToolCalls = []toolCall{head}
+			} else {
+				steps = append(steps, chunkChoice{ContentFilterResults: emptyObject, Index: k, Logprobs: jsonNull, Delta: chunkDelta{ToolCalls: []toolCall{head}}})
+			}
+			for _, piece := range splitPieces(call.Function.Arguments, 8) {
+				steps = append(steps, chunkChoice{ContentFilterResults: emptyObject, Index: k, Logprobs: jsonNull,
+					Delta: chunkDelta{ToolCalls: []toolCall{{Function: toolFunction{Arguments: piece}, Index: &idx}}}})
+			}
+		}
+	case outFunctionCall:
+		steps[0].Delta.FunctionCall = &toolFunction{Arguments: "", Name: o.fn.Name}
+		for _, piece := range splitPieces(o.fn.Arguments, 8) {
+			steps = append(steps, chunkChoice{ContentFilterResults: emptyObject, Index: k, Logprobs: jsonNull,
+				Delta: chunkDelta{FunctionCall: &toolFunction{Arguments: piece}}})
+		}
+	}
+	return steps
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -28,10 +27,20 @@ type genRequest struct {
 	N                   *int            `json:"n"`
 	Tools               []toolSpec      `json:"tools"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	Functions           []functionSpec  `json:"functions"`
+	FunctionCall        json.RawMessage `json:"function_call"`
+	Logprobs            json.RawMessage `json:"logprobs"` // chat: a boolean; completions: a number
+	TopLogprobs         *int            `json:"top_logprobs"`
+	ServiceTier         string          `json:"service_tier"`
+	Echo                bool            `json:"echo"`
+	BestOf              *int            `json:"best_of"`
+	Include             []string        `json:"include"`
 }
 
 type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
+	IncludeUsage       bool  `json:"include_usage"`
+	IncludeObfuscation *bool `json:"include_obfuscation"`
 }
 
 type chatMessage struct {
@@ -111,56 +120,48 @@ func stringsOf(raw json.RawMessage) ([]string, bool) {
 	return nil, false
 }
 
-// plan decides the answer to a prompt. A prompt containing "sim:tokens=N" gets an answer of exactly N tokens
-// (before max_tokens), which makes latency tests and benchmarks choose their answer length.
+// plan decides the answer to a prompt: the first choice's text (completions and responses).
 func (c *call) plan(prompt, last string, promptTokens int, limit *int) answer {
-	a := answer{prompt: prompt, promptTokens: promptTokens, finish: "stop", choices: 1}
-	n := -1
-	if i := strings.Index(prompt, "sim:tokens="); i >= 0 {
-		digits := prompt[i+len("sim:tokens="):]
-		j := 0
-		for j < len(digits) && j < 7 && digits[j] >= '0' && digits[j] <= '9' {
-			j++
-		}
-		if v, err := strconv.Atoi(digits[:j]); err == nil {
-			n = min(v, 100000)
-		}
-	}
+	o := c.planChoice(prompt, last, limit, 0)
+	return answer{prompt: prompt, promptTokens: promptTokens, words: o.words, finish: o.finish, choices: 1}
+}
+
+// planChoice decides what choice k says. A prompt containing "sim:tokens=N" gets an answer of exactly N tokens
+// (before max_tokens), which makes latency tests and benchmarks choose their answer length; "sim:refusal" gets
+// a refusal; "sim:output_filter" an answer the output filter stops half way.
+func (c *call) planChoice(prompt, last string, limit *int, k int) choiceOut {
+	o := choiceOut{kind: outText, finish: "stop"}
+	n, fixed := markerInt(prompt, "sim:tokens=")
+	n = min(n, 100000)
 	switch {
-	case n >= 0 && c.answerMode(prompt) == AnswersRandom:
-		a.words = c.randomWords(n)
-	case n >= 0:
-		a.words = make([]string, n)
-		for i := range a.words {
-			a.words[i] = loremWords[i%len(loremWords)]
+	case strings.Contains(prompt, refusalTrigger):
+		o.kind, o.words = outRefusal, strings.SplitAfter(refusalText, " ")
+	case fixed && c.answerMode(prompt) == AnswersRandom:
+		o.words = c.randomWords(n)
+	case fixed:
+		o.words = make([]string, n)
+		for i := range o.words {
+			o.words[i] = loremWords[(i+k)%len(loremWords)]
 		}
 		if n > 0 {
-			a.words[0] = strings.TrimPrefix(a.words[0], " ")
+			o.words[0] = strings.TrimPrefix(o.words[0], " ")
 		}
 	default:
-		a.words = c.defaultWords(prompt, last)
+		o.words = c.defaultWords(prompt, last, k)
 	}
-	if limit != nil && *limit >= 0 && *limit < len(a.words) {
-		a.words, a.finish = a.words[:*limit], "length"
+	if limit != nil && *limit >= 0 && *limit < len(o.words) {
+		o.words, o.finish = o.words[:*limit], "length"
 	}
 	if strings.Contains(prompt, outputFilterTrigger) {
 		// The output filter stops the answer halfway: 200 with finish_reason content_filter.
-		a.words, a.finish = a.words[:len(a.words)/2], "content_filter"
+		o.words, o.finish, o.filtered = o.words[:len(o.words)/2], "content_filter", true
 	}
-	return a
+	return o
 }
 
 // outputFilterTrigger in a prompt makes the answer stop halfway with finish_reason "content_filter" and the
 // filtered category in content_filter_results, as the output filter does (200, not 400).
 const outputFilterTrigger = "sim:output_filter"
-
-// filterResults are the choice annotations of an answer.
-func (a answer) filterResults() json.RawMessage {
-	if a.finish == "content_filter" {
-		return filteredChoiceResults
-	}
-	return choiceFilterResults
-}
 
 var loremWords = []string{" Lorem", " ipsum", " dolor", " sit", " amet,", " consectetur", " adipiscing", " elit,", " sed",
 	" do", " eiusmod", " tempor", " incididunt", " ut", " labore", " et", " dolore", " magna", " aliqua."}
@@ -174,6 +175,9 @@ func (c *call) serveGeneration() {
 	}
 	if want := opKinds[c.rt.op]; modelKind(c.dep.Model) != want.kind {
 		writeJSON(c.w, http.StatusBadRequest, azureError("OperationNotSupported", fmt.Sprintf("The %s operation does not work with the specified model, %s. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.", want.name, c.dep.Model)))
+		return
+	}
+	if !c.streamingAccepted() {
 		return
 	}
 	switch c.rt.op {
@@ -192,6 +196,25 @@ func (c *call) serveGeneration() {
 	case "audio/speech":
 		c.serveSpeech()
 	}
+}
+
+// streamingAccepted answers the 400s Azure gives to streaming requests it cannot take: stream_options on the
+// classic surface before api-version 2024-09-01-preview ("Unrecognized request argument supplied"), and a
+// streamed answer from a deployment whose model cannot stream (Deployment.NoStreaming).
+func (c *call) streamingAccepted() bool {
+	g := c.gen
+	if g == nil {
+		return true
+	}
+	if g.StreamOptions != nil && !c.rt.v1 && (c.rt.op == "chat/completions" || c.rt.op == "completions") && c.rt.apiVersion < "2024-09-01" {
+		writeJSON(c.w, http.StatusBadRequest, []byte(`{"error":{"code":null,"message":"Unrecognized request argument supplied: stream_options","param":null,"type":"invalid_request_error"}}`))
+		return false
+	}
+	if g.Stream && c.dep.NoStreaming {
+		writeJSON(c.w, http.StatusBadRequest, openaiError("Unsupported value: 'stream' does not support true with this model. Supported values are: false.", "invalid_request_error", "stream", "unsupported_value"))
+		return false
+	}
+	return true
 }
 
 // opKinds is the kind of model each operation needs, and the operation's name in Azure's error message.

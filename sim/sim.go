@@ -86,6 +86,13 @@ type Deployment struct {
 	TPM        int    `json:"tpm,omitempty" yaml:"tpm"`               // tokens per minute; 0: unlimited
 	RPM        int    `json:"rpm,omitempty" yaml:"rpm"`               // requests per minute; 0: unlimited
 	Dimensions int    `json:"dimensions,omitempty" yaml:"dimensions"` // embedding models: vector length; 0: from the model
+	// Prefill: the deployment continues a trailing assistant message (the answer is the rest of what the same
+	// prompt without it gets), as a deployment that supports assistant prefill does. Otherwise such a message is
+	// part of the prompt like any other.
+	Prefill bool `json:"prefill,omitempty" yaml:"prefill"`
+	// NoStreaming: the model cannot stream; a streamed request gets 400 (param "stream", unsupported_value), as
+	// models without streaming support answered.
+	NoStreaming bool `json:"no_streaming,omitempty" yaml:"no_streaming"`
 }
 
 // DefaultDeployments are served by a region whose config lists none.

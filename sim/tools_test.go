@@ -26,7 +26,7 @@ func TestOpenAIGoToolCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := cc.Choices[0].Message
-	if cc.Choices[0].FinishReason != "tool_calls" || len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "get_weather" || msg.ToolCalls[0].Function.Arguments != "{}" || msg.ToolCalls[0].ID == "" {
+	if cc.Choices[0].FinishReason != "tool_calls" || len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "get_weather" || msg.ToolCalls[0].Function.Arguments != `{"call":0,"query":"What is the weather?"}` || msg.ToolCalls[0].ID == "" {
 		t.Fatalf("tool call: %+v", cc.Choices[0])
 	}
 	stream := client.Chat.Completions.NewStreaming(ctx, params)

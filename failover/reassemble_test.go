@@ -1,0 +1,266 @@
+package failover
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/lifeline-sre/lifeline/sim"
+	"github.com/tidwall/gjson"
+)
+
+// The differential suite of upstream streaming: the same request to a simulated region without streaming, and
+// as the engine sends it (its streaming form), read back by reassemble, must give the same JSON byte for byte,
+// ids and timestamps aside. The simulator writes both forms as Azure does (docs/wire-notes.md), so this proves
+// the reassembly rules on every shape issue 12 names: several choices, tool and function calls, refusals,
+// logprobs, content-filter results on the prompt and the completion, usage with its details,
+// system_fingerprint and service_tier.
+
+// diffSim is a simulated region with the deployments the cases need.
+func diffSim(t *testing.T) *sim.Sim {
+	t.Helper()
+	deps := append(sim.DefaultDeployments(),
+		sim.Deployment{Name: "o4-mini", Model: "o4-mini", Version: "2025-04-16"},
+		sim.Deployment{Name: "prefill", Model: "gpt-4o", Version: "2024-11-20", Prefill: true},
+	)
+	s, err := sim.Start(sim.Config{APIKey: "k", Seed: 3, Regions: []sim.RegionConfig{{Name: "eastus", Deployments: deps}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// simPost sends body to path of the region and returns the answer.
+func simPost(t *testing.T, s *sim.Sim, path string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.Region("eastus").URL()+path, bytes.NewReader(body))
+	req.Header.Set("api-key", "k")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// volatile are the members that differ between two answers to the same request: ids and timestamps.
+var volatile = regexp.MustCompile(`"(id|call_id|item_id)":"[^"]*"|"(created|created_at|completed_at)":[0-9]+`)
+
+func normalize(b []byte) string {
+	return volatile.ReplaceAllStringFunc(string(b), func(m string) string {
+		k, _, _ := strings.Cut(m, ":")
+		return k + ":_"
+	})
+}
+
+// differential sends body both ways and compares.
+func differential(t *testing.T, s *sim.Sim, op, path, body string) (plain []byte) {
+	t.Helper()
+	resp, plain := simPost(t, s, path, []byte(body))
+	if resp.StatusCode != 200 {
+		t.Fatalf("non-streaming answer %d: %s", resp.StatusCode, plain)
+	}
+	sbody, ok := streamRequest(op, []byte(body))
+	if !ok {
+		t.Fatalf("streamRequest refused %s", body)
+	}
+	sresp, stream := simPost(t, s, path, sbody)
+	if sresp.StatusCode != 200 || !strings.HasPrefix(sresp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("streamed answer %d %s: %s", sresp.StatusCode, sresp.Header.Get("Content-Type"), stream)
+	}
+	got, err := reassemble(op, bytes.NewReader(stream), choicesWanted([]byte(body)), 32<<20)
+	if err != nil {
+		t.Fatalf("reassemble: %v\nstream:\n%s", err, stream)
+	}
+	if !json.Valid(got) {
+		t.Fatalf("reassembled JSON is not valid: %s", got)
+	}
+	if a, b := normalize(plain), normalize(got); a != b {
+		t.Fatalf("reassembled answer differs from the non-streaming one\nnon-streaming: %s\nreassembled:   %s\nstream:\n%s", a, b, stream)
+	}
+	return plain
+}
+
+const chatPath = "/openai/deployments/%s/chat/completions?api-version=2025-04-01-preview"
+
+func chatAt(dep string) string { return strings.Replace(chatPath, "%s", dep, 1) }
+
+func TestReassembleChatDifferential(t *testing.T) {
+	s := diffSim(t)
+	tools := `"tools":[{"type":"function","function":{"name":"get_weather"}},{"type":"function","function":{"name":"get_time"}}]`
+	cases := []struct {
+		name, dep, body string
+		check           func(t *testing.T, plain gjson.Result)
+	}{
+		{"text", "gpt-4o", `{"messages":[{"role":"user","content":"Hello there"}]}`, nil},
+		{"empty answer", "gpt-4o", `{"messages":[{"role":"user","content":"sim:tokens=0"}]}`, nil},
+		{"several choices", "gpt-4o", `{"n":3,"messages":[{"role":"user","content":"Say something"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.#").Int() != 3 || p.Get("choices.1.message.content").Str == p.Get("choices.0.message.content").Str {
+				t.Errorf("want 3 different choices: %s", p.Raw)
+			}
+		}},
+		{"several choices of different lengths, cut by max_tokens", "gpt-4o", `{"n":2,"max_tokens":5,"messages":[{"role":"user","content":"sim:tokens=9"}]}`, nil},
+		{"one tool call", "gpt-4o", `{"messages":[{"role":"user","content":"Weather?"}],"tool_choice":"required",` + tools + `}`, nil},
+		{"parallel tool calls", "gpt-4o", `{"messages":[{"role":"user","content":"sim:tool_calls=3 for Zürich"}],` + tools + `}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.0.message.tool_calls.#").Int() != 3 || p.Get("choices.0.finish_reason").Str != "tool_calls" {
+				t.Errorf("want 3 calls: %s", p.Raw)
+			}
+		}},
+		{"tool calls with n=2", "gpt-4o", `{"n":2,"messages":[{"role":"user","content":"sim:tool_calls=2"}],` + tools + `}`, nil},
+		{"named tool, no parallel calls", "gpt-4o", `{"messages":[{"role":"user","content":"sim:tool_calls=3"}],"parallel_tool_calls":false,"tool_choice":{"type":"function","function":{"name":"get_time"}},` + tools + `}`, nil},
+		{"legacy function call", "gpt-4o", `{"messages":[{"role":"user","content":"sim:tool_call"}],"functions":[{"name":"lookup"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.0.message.function_call.name").Str != "lookup" || p.Get("choices.0.finish_reason").Str != "function_call" {
+				t.Errorf("want a function_call: %s", p.Raw)
+			}
+		}},
+		{"refusal", "gpt-4o", `{"messages":[{"role":"user","content":"sim:refusal"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.0.message.refusal").Str == "" || p.Get("choices.0.message.content").Type != gjson.Null {
+				t.Errorf("want a refusal: %s", p.Raw)
+			}
+		}},
+		{"logprobs", "gpt-4o", `{"logprobs":true,"top_logprobs":3,"n":2,"messages":[{"role":"user","content":"Grüße"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.1.logprobs.content.#").Int() == 0 || p.Get("choices.1.logprobs.content.0.top_logprobs.#").Int() != 3 {
+				t.Errorf("want logprobs: %s", p.Raw)
+			}
+		}},
+		{"logprobs of a refusal", "gpt-4o", `{"logprobs":true,"messages":[{"role":"user","content":"sim:refusal"}]}`, nil},
+		{"logprobs of a tool call", "gpt-4o", `{"logprobs":true,"messages":[{"role":"user","content":"sim:tool_call"}],` + tools + `}`, nil},
+		{"output filter", "gpt-4o", `{"messages":[{"role":"user","content":"sim:output_filter sim:tokens=8"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("choices.0.finish_reason").Str != "content_filter" || !p.Get("choices.0.content_filter_results.violence.filtered").Bool() {
+				t.Errorf("want the output filter: %s", p.Raw)
+			}
+		}},
+		{"output filter before any token", "gpt-4o", `{"messages":[{"role":"user","content":"sim:output_filter sim:tokens=1"}]}`, nil},
+		{"length", "gpt-4o-mini", `{"max_completion_tokens":3,"messages":[{"role":"user","content":"sim:tokens=10"}]}`, nil},
+		{"usage details of a reasoning model", "o4-mini", `{"messages":[{"role":"user","content":"Think sim:cached_tokens=300"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("usage.completion_tokens_details.reasoning_tokens").Int() == 0 || p.Get("usage.prompt_tokens_details.cached_tokens").Int() != 0 {
+				t.Errorf("usage details: %s", p.Raw) // 300 asked, but the prompt is shorter than 128 tokens
+			}
+		}},
+		{"cached prompt tokens", "gpt-4o", `{"messages":[{"role":"user","content":"` + strings.Repeat("long prompt ", 200) + `sim:cached_tokens=512"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("usage.prompt_tokens_details.cached_tokens").Int() != 512 {
+				t.Errorf("cached tokens: %s", p.Get("usage").Raw)
+			}
+		}},
+		{"service tier", "gpt-4o", `{"service_tier":"flex","messages":[{"role":"user","content":"hi"}]}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("service_tier").Str != "flex" || p.Get("system_fingerprint").Str == "" || p.Get("prompt_filter_results.0.content_filter_results.hate.severity").Str != "safe" {
+				t.Errorf("envelope: %s", p.Raw)
+			}
+		}},
+		{"prefill", "prefill", `{"messages":[{"role":"user","content":"sim:answers=deterministic go"},{"role":"assistant","content":"You said: "}]}`, nil},
+		{"no obfuscation asked", "gpt-4o", `{"messages":[{"role":"user","content":"hi"}]}`, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plain := differential(t, s, "chat/completions", chatAt(c.dep), c.body)
+			if c.check != nil {
+				c.check(t, gjson.ParseBytes(plain))
+			}
+		})
+	}
+	t.Run("v1 surface", func(t *testing.T) {
+		differential(t, s, "chat/completions", "/openai/v1/chat/completions", `{"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hi"}]}`)
+	})
+}
+
+func TestReassembleCompletionsDifferential(t *testing.T) {
+	s := diffSim(t)
+	path := "/openai/deployments/gpt-4o/completions?api-version=2024-10-21"
+	for name, body := range map[string]string{
+		"text":          `{"prompt":"Once upon a time"}`,
+		"several":       `{"prompt":"Once","n":3,"max_tokens":7}`,
+		"echo":          `{"prompt":"Echo me","echo":true,"max_tokens":4}`,
+		"logprobs":      `{"prompt":"sim:tokens=5","logprobs":3,"n":2}`,
+		"echo logprobs": `{"prompt":"sim:tokens=2","logprobs":1,"echo":true}`,
+		"output filter": `{"prompt":"sim:output_filter sim:tokens=6"}`,
+		"prompt list":   `{"prompt":["one","two"],"max_tokens":3}`,
+	} {
+		t.Run(name, func(t *testing.T) { differential(t, s, "completions", path, body) })
+	}
+}
+
+// The rules on hand-written streams: what the simulator does not exercise.
+func TestReassembleRules(t *testing.T) {
+	stream := func(events ...string) string { return "data: " + strings.Join(events, "\n\ndata: ") + "\n\n" }
+	usage := `{"choices":[],"usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`
+	cases := []struct {
+		name, op, stream string
+		n                int
+		want             string
+		err              error
+	}{
+		{"no [DONE], no final blank line", "chat/completions",
+			"data: " + `{"id":"c1","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"a"}}]}` + "\n\ndata: " +
+				`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: " + usage, 1,
+			`{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"annotations":[],"content":"a","refusal":null,"role":"assistant"}}],"created":5,"id":"c1","model":"m","object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`, nil},
+		{"CRLF framing and comments", "chat/completions",
+			": keep-alive\r\n\r\ndata: " + `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"length"}]}` + "\r\n\r\ndata: " + usage + "\r\n\r\ndata: [DONE]\r\n\r\n", 1,
+			`{"choices":[{"finish_reason":"length","index":0,"logprobs":null,"message":{"annotations":[],"content":"x","refusal":null,"role":"assistant"}}],"object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`, nil},
+		{"unknown delta members: strings and lists concatenated", "chat/completions", stream(
+			`{"choices":[{"index":0,"delta":{"reasoning_content":"th","annotations":[{"a":1}]},"extra":1}]}`,
+			`{"choices":[{"index":0,"delta":{"reasoning_content":"ink","annotations":[{"a":2}]},"extra":2,"finish_reason":"stop"}],"latency":{"x":1}}`,
+			usage), 1,
+			`{"choices":[{"extra":2,"finish_reason":"stop","index":0,"logprobs":null,"message":{"annotations":[{"a":1},{"a":2}],"content":null,"reasoning_content":"think","refusal":null,"role":"assistant"}}],"latency":{"x":1},"object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`, nil},
+		{"content filters at their most severe", "chat/completions", stream(
+			`{"choices":[{"index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"low"},"jailbreak":{"detected":false,"filtered":false}},"delta":{"content":"a"}}]}`,
+			`{"choices":[{"index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"detected":true,"filtered":false},"violence":{"filtered":true,"severity":"high"}},"delta":{},"finish_reason":"content_filter"}]}`,
+			usage), 1,
+			`{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"low"},"jailbreak":{"detected":true,"filtered":false},"violence":{"filtered":true,"severity":"high"}},"finish_reason":"content_filter","index":0,"logprobs":null,"message":{"annotations":[],"content":"a","refusal":null,"role":"assistant"}}],"object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`, nil},
+		{"a tool call's name sent on every chunk", "chat/completions", stream(
+			`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\""}}]}}]}`,
+			`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":":1}"}}]},"finish_reason":"tool_calls"}]}`,
+			usage), 1,
+			`{"choices":[{"finish_reason":"tool_calls","index":0,"logprobs":null,"message":{"annotations":[],"content":null,"refusal":null,"role":"assistant","tool_calls":[{"function":{"arguments":"{\"a\":1}","name":"f"},"id":"c","type":"function"}]}}],"object":"chat.completion","usage":{"completion_tokens":2,"prompt_tokens":1,"total_tokens":3}}`, nil},
+		{"a choice without a finish_reason", "chat/completions", stream(`{"choices":[{"index":0,"delta":{"content":"a"}}]}`, usage, "[DONE]"), 1, "", errIncomplete},
+		{"n=2, one choice", "chat/completions", stream(`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, usage), 2, "", errIncomplete},
+		{"no usage", "chat/completions", stream(`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, "[DONE]"), 1, "", errNoUsage},
+		{"broken JSON", "chat/completions", stream(`{"choices":[{"index":0,"delta":{"content":"a`), 1, "", errMalformedEvent},
+		{"an index out of range", "chat/completions", stream(`{"choices":[{"index":4096,"delta":{}}]}`), 1, "", errMalformedEvent},
+		{"responses: the terminal event", "responses", "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"output\":[]}}\n\n" +
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"r\",\"status\":\"completed\",\"output\":[{\"type\":\"message\"}]}}\n\n", 1,
+			`{"id":"r","status":"completed","output":[{"type":"message"}]}`, nil},
+		{"responses: output rebuilt from the items", "responses", "data: {\"type\":\"response.output_item.done\",\"output_index\":1,\"item\":{\"id\":\"b\"}}\n\n" +
+			"data: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"id\":\"a\"}}\n\n" +
+			"data: {\"type\":\"response.incomplete\",\"response\":{\"id\":\"r\",\"output\":[],\"status\":\"incomplete\"}}\n\n", 1,
+			`{"id":"r","output":[{"id":"a"},{"id":"b"}],"status":"incomplete"}`, nil},
+		{"responses: cut before the end", "responses", "data: {\"type\":\"response.created\",\"response\":{}}\n\n", 1, "", errIncomplete},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := reassemble(c.op, strings.NewReader(c.stream), c.n, 1<<20)
+			if !errors.Is(err, c.err) || string(got) != c.want {
+				t.Fatalf("got %s, %v\nwant %s, %v", got, err, c.want, c.err)
+			}
+		})
+	}
+	// Error events are the region failing mid-generation.
+	for op, s := range map[string]string{
+		"chat/completions": stream(`{"error":{"code":"server_error","message":"boom"}}`),
+		"responses":        "data: {\"type\":\"error\",\"code\":\"server_error\"}\n\n",
+	} {
+		var rse *regionStreamError
+		if _, err := reassemble(op, strings.NewReader(s), 1, 1<<20); !errors.As(err, &rse) {
+			t.Errorf("%s error event: %v", op, err)
+		}
+	}
+	var rse *regionStreamError
+	failed := "data: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\"}}}\n\n"
+	if _, err := reassemble("responses", strings.NewReader(failed), 1, 1<<20); !errors.As(err, &rse) {
+		t.Errorf("response.failed with a server error: %v", err)
+	}
+	failed = "data: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"invalid_prompt\"}}}\n\n"
+	if got, err := reassemble("responses", strings.NewReader(failed), 1, 1<<20); err != nil || !strings.Contains(string(got), "invalid_prompt") {
+		t.Errorf("response.failed for the prompt is the answer: %s %v", got, err)
+	}
+}

@@ -1,0 +1,137 @@
+package failover
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// Upstream streaming (Policy.StreamUpstream): what is sent as a stream, and the answer it is read back into.
+//
+// A non-streaming chat/completions, completions or responses request goes to its region with "stream": true
+// (and, for the two chat-style operations, stream_options.include_usage, so that the usage comes too), unless it
+// asks for something a stream cannot give the way the non-streaming answer has it. Those go as they came:
+//
+//   - chat/completions with audio output (`audio`, or "audio" in `modalities`): a streamed answer carries its
+//     audio as pcm16 pieces only, whatever format was asked for, so the non-streaming `message.audio` cannot be
+//     rebuilt from it;
+//   - chat/completions with Azure `data_sources` (On Your Data): its citations and intent come in a streamed
+//     `context` whose reassembly into `message.context` is not documented;
+//   - completions with `best_of` above 1: the service cannot stream those ("results cannot be streamed");
+//   - responses with `background: true`: without streaming the answer is the queued response at once, with
+//     streaming it would wait for the generation;
+//   - any request that carries `stream_options` although it does not stream: the region's answer to that is
+//     its own (Azure refuses it), and must stay so;
+//   - a body that is not a JSON object.
+//
+// A region that refuses the streamed form (an api-version before 2024-09-01-preview answers 400 "Unrecognized
+// request argument supplied: stream_options"; a model that cannot stream answers 400 with param "stream") gets
+// the request again as it came, and its deployment is remembered so that later requests go as they came.
+
+// upstreamOps are the operations whose non-streaming answer can be streamed and reassembled.
+var upstreamOps = map[string]bool{"chat/completions": true, "completions": true, "responses": true}
+
+// streamRequest returns the streaming form of a non-streaming request body of op, or ok false when the request
+// must go as it came.
+func streamRequest(op string, body []byte) (out []byte, ok bool) {
+	if !upstreamOps[op] || !canStream(op, body) {
+		return nil, false
+	}
+	out, err := sjson.SetRawBytes(bytes.Clone(body), "stream", []byte("true"))
+	if err != nil {
+		return nil, false
+	}
+	if op != "responses" {
+		if out, err = sjson.SetRawBytes(out, "stream_options", []byte(`{"include_usage":true}`)); err != nil {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// canStream reports whether a non-streaming request of op may go as a stream (see above).
+func canStream(op string, body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
+		return false
+	}
+	r := gjson.ParseBytes(body)
+	if s := r.Get("stream"); s.Type == gjson.True || (s.Exists() && s.Type != gjson.False && s.Type != gjson.Null) {
+		return false
+	}
+	if r.Get("stream_options").Exists() {
+		return false
+	}
+	switch op {
+	case "chat/completions":
+		if a := r.Get("audio"); a.Exists() && a.Type != gjson.Null {
+			return false
+		}
+		audio := false
+		r.Get("modalities").ForEach(func(_, m gjson.Result) bool {
+			audio = m.Str == "audio"
+			return !audio
+		})
+		if audio {
+			return false
+		}
+		if d := r.Get("data_sources"); d.Exists() && d.Type != gjson.Null {
+			return false
+		}
+	case "completions":
+		if b := r.Get("best_of"); b.Type == gjson.Number && b.Int() > 1 {
+			return false
+		}
+	case "responses":
+		if r.Get("background").Type == gjson.True {
+			return false
+		}
+	}
+	return true
+}
+
+// refusesStreaming reports whether a region's error answer to a streamed request refuses the streaming form
+// itself (so that the request should go again as it came): a 400 or 403 whose error names stream or
+// stream_options.
+func refusesStreaming(status int, body []byte) bool {
+	if status != http.StatusBadRequest && status != http.StatusForbidden {
+		return false
+	}
+	e := gjson.GetBytes(body, "error")
+	if !e.Exists() {
+		e = gjson.ParseBytes(body) // {"message": "Streaming requests are not yet allowed."}
+	}
+	switch e.Get("param").Str {
+	case "stream", "stream_options":
+		return true
+	}
+	msg := strings.ToLower(e.Get("message").Str)
+	return strings.Contains(msg, "stream_options") || strings.Contains(msg, "streaming") ||
+		strings.Contains(msg, "'stream'") || strings.Contains(msg, "stream is not supported")
+}
+
+// reassembled turns a region's streamed response into the non-streaming one: the same status and headers,
+// the JSON body, its Content-Type and Content-Length.
+func reassembled(resp *http.Response, body []byte) *http.Response {
+	h := resp.Header.Clone()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Del("Transfer-Encoding")
+	out := *resp
+	out.Header = h
+	out.Body = http.NoBody
+	if len(body) > 0 {
+		out.Body = nopCloser{bytes.NewReader(body)}
+	}
+	out.ContentLength = int64(len(body))
+	out.TransferEncoding = nil
+	return &out
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
