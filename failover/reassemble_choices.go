@@ -14,11 +14,11 @@ type choicesAssembler struct {
 	want int // choices the request asked for
 
 	id, model, created string // JSON values of the first chunk that had them
-	top                       fields
-	choices                   []*choiceState
-	usage                     string
-	sawDone                   bool
-	size                      int
+	top                fields
+	choices            []*choiceState
+	usage              string
+	sawDone            bool
+	size               int
 }
 
 // choiceState is one choice being reassembled.

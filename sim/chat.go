@@ -134,7 +134,6 @@ func readMessages(raw json.RawMessage) (all, last string, n int, msgs []chatMess
 	return joinLines(parts), last, n, msgs, nil
 }
 
-
 // chatPlan is everything a chat answer is made of, planned before it is written either way.
 type chatPlan struct {
 	prompt       string // all prompt text

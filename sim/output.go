@@ -244,7 +244,9 @@ func (g *genRequest) obfuscate() bool {
 	return g.StreamOptions == nil || g.StreamOptions.IncludeObfuscation == nil || *g.StreamOptions.IncludeObfuscation
 }
 
-func (g *genRequest) includeUsage() bool { return g.StreamOptions != nil && g.StreamOptions.IncludeUsage }
+func (g *genRequest) includeUsage() bool {
+	return g.StreamOptions != nil && g.StreamOptions.IncludeUsage
+}
 
 // chatLogprobs reports `"logprobs": true` on a chat request.
 func (g *genRequest) chatLogprobs() bool { return string(g.Logprobs) == "true" }
