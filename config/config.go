@@ -74,11 +74,14 @@ type Region struct {
 	Protocol    string            `yaml:"protocol"` // auto (default) | http1 | http2
 }
 
-// Entra selects Microsoft Entra ID auth. All fields empty means DefaultAzureCredential.
+// Entra selects Microsoft Entra ID auth. All fields empty: DefaultAzureCredential (workload identity, managed
+// identity, environment, developer sign-ins). TenantID, ClientID and ClientSecret: a service principal.
+// ManagedIdentityClientID alone: that user-assigned managed identity.
 type Entra struct {
-	TenantID     string `yaml:"tenant_id"`
-	ClientID     string `yaml:"client_id"`
-	ClientSecret string `yaml:"client_secret"`
+	TenantID                string `yaml:"tenant_id"`
+	ClientID                string `yaml:"client_id"`
+	ClientSecret            string `yaml:"client_secret"`
+	ManagedIdentityClientID string `yaml:"managed_identity_client_id"`
 }
 
 // Policy mirrors failover.Policy.

@@ -24,7 +24,7 @@ var exampleEnv = env(map[string]string{
 	"LIFELINE_CLIENT_KEY": "client-key", "WEB_FRONTEND_KEY": "web-key", "BATCH_JOBS_KEY": "batch-key",
 	"LIFELINE_ADMIN_KEY": "admin-key", "AOAI_EASTUS_KEY": "east-key", "AOAI_WESTUS_KEY": "west-key",
 	"AZURE_TENANT_ID": "tenant", "AZURE_CLIENT_ID": "client", "AZURE_CLIENT_SECRET": "secret",
-	"APP_KEY": "k",
+	"APP_KEY": "k", "AOAI_FRANCE_IDENTITY": "uami-client-id",
 })
 
 func parseFile(t *testing.T, path string) (*config.Config, error) {
@@ -232,7 +232,8 @@ func TestFailoverConversion(t *testing.T) {
 	if err := f.Validate(); err != nil {
 		t.Fatalf("failover.Config.Validate: %v", err)
 	}
-	if len(f.Regions) != 3 || f.Regions[0].APIKey != "east-key" || f.Regions[1].Entra == nil || f.Regions[2].Entra.TenantID != "tenant" {
+	if len(f.Regions) != 4 || f.Regions[0].APIKey != "east-key" || f.Regions[1].Entra == nil || f.Regions[2].Entra.TenantID != "tenant" ||
+		f.Regions[3].Entra.ManagedIdentityClientID != "uami-client-id" {
 		t.Errorf("regions = %+v", f.Regions)
 	}
 	if f.Regions[0].Deployments["gpt-4o"] != "gpt-4o-prod" || f.Regions[2].Weight != 2 {

@@ -22,7 +22,8 @@ func (c *Config) Failover() failover.Config {
 			Protocol:    r.Protocol,
 		}
 		if r.Entra != nil {
-			fr.Entra = &failover.Entra{TenantID: r.Entra.TenantID, ClientID: r.Entra.ClientID, ClientSecret: r.Entra.ClientSecret}
+			fr.Entra = &failover.Entra{TenantID: r.Entra.TenantID, ClientID: r.Entra.ClientID, ClientSecret: r.Entra.ClientSecret,
+				ManagedIdentityClientID: r.Entra.ManagedIdentityClientID}
 		}
 		out.Regions[i] = fr
 	}

@@ -175,8 +175,11 @@ func (r Region) validateAuth(e *Errors, f string) {
 		e.add(f, "api_key and entra are exclusive; set only one")
 	case r.Entra != nil:
 		en := r.Entra
-		if (en.TenantID != "" || en.ClientID != "" || en.ClientSecret != "") &&
-			(en.TenantID == "" || en.ClientID == "" || en.ClientSecret == "") {
+		sp := en.TenantID != "" || en.ClientID != "" || en.ClientSecret != ""
+		switch {
+		case sp && en.ManagedIdentityClientID != "":
+			e.add(f+".entra", "managed_identity_client_id (a user-assigned managed identity) excludes tenant_id, client_id and client_secret (a service principal); set one or the other")
+		case sp && (en.TenantID == "" || en.ClientID == "" || en.ClientSecret == ""):
 			e.add(f+".entra", "set all of tenant_id, client_id and client_secret, or none for DefaultAzureCredential")
 		}
 	}

@@ -70,7 +70,7 @@ func (a *attempt) run() attemptResult {
 		return a.fail(err)
 	}
 	sig := Signal{Status: resp.StatusCode, Header: resp.Header, Now: t.clock.Now()}
-	if resp.StatusCode == http.StatusNotFound {
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest {
 		b, _ := readPrefix(resp.Body, errorPeek)
 		sig.Body = b
 		resp.Body = &prefixedBody{prefix: b, ReadCloser: resp.Body}

@@ -146,6 +146,9 @@ func classifyStatus(s Signal) Verdict {
 		return Verdict{Outcome: OutcomeServerError, Retry: true, FailOver: true, Scope: ScopeRegion}
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		return Verdict{Outcome: OutcomeAuthError, FailOver: true, Scope: ScopeDeployment}
+	case st == http.StatusBadRequest && ErrorCode(s.Body) == TenantMismatchCode:
+		// A token from another tenant than the resource's: Azure says 400, but the region's credential is wrong.
+		return Verdict{Outcome: OutcomeAuthError, FailOver: true, Scope: ScopeDeployment}
 	case st == http.StatusNotFound && ErrorCode(s.Body) == "DeploymentNotFound":
 		return Verdict{Outcome: OutcomeDeploymentMissing, FailOver: true, Scope: ScopeDeployment}
 	default:
@@ -243,6 +246,10 @@ func parseNumber(v string, unit float64) (time.Duration, bool) {
 
 // ErrorCode returns `error.code` of an OpenAI/Azure error body ("DeploymentNotFound", "429",
 // "content_filter"), or "" when the body has none. A numeric code is returned as its text.
+// TenantMismatchCode is the error code of Azure's 400 to an Entra token from another tenant than the resource's
+// (docs/wire-notes.md).
+const TenantMismatchCode = "Tenant provided in token does not match resource token"
+
 func ErrorCode(body []byte) string {
 	if len(body) == 0 {
 		return ""

@@ -70,7 +70,7 @@ func TestClassifyTable(t *testing.T) {
 		{"read timeout", Signal{Err: &net.OpError{Op: "read", Err: timeoutErr{}}}, region(OutcomeTimeout, true)},
 		{"connection reset", Signal{Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, region(OutcomeReset, true)},
 		{"closed before response", Signal{Err: fmt.Errorf("Post: %w", io.EOF)}, region(OutcomeReset, true)},
-		{"entra token failure", Signal{Err: &tokenError{errors.New("AADSTS7000215")}}, region(OutcomeAuthError, false)},
+		{"entra token failure", Signal{Err: &tokenError{identity: "service principal app in tenant t"}}, region(OutcomeAuthError, false)},
 		// 500, 502, 503, 504, 408: retry with backoff, counts, next region when attempts are spent.
 		{"500", Signal{Status: 500}, region(OutcomeServerError, true)},
 		{"502", Signal{Status: 502}, region(OutcomeServerError, true)},
@@ -88,6 +88,8 @@ func TestClassifyTable(t *testing.T) {
 		// 404 DeploymentNotFound, 401, 403: no retry; the pair is marked broken; next region at once.
 		{"404 DeploymentNotFound", Signal{Status: 404, Body: []byte(`{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}`)}, dep(OutcomeDeploymentMissing, 0)},
 		{"401", Signal{Status: 401, Body: []byte(`{"error":{"code":"401","message":"Access denied"}}`)}, dep(OutcomeAuthError, 0)},
+		{"400 Entra token from another tenant", Signal{Status: 400, Body: []byte(`{"error":{"code":"Tenant provided in token does not match resource token","message":"Token tenant 22222222-2222-2222-2222-222222222222 does not match resource tenant."}}`)}, dep(OutcomeAuthError, 0)},
+		{"401 invalid Entra token", Signal{Status: 401, Body: []byte(`{"statusCode":401,"message":"Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired."}`)}, dep(OutcomeAuthError, 0)},
 		{"403", Signal{Status: 403, Body: []byte(`{"error":{"code":"AuthenticationTypeDisabled"}}`)}, dep(OutcomeAuthError, 0)},
 		// 400 (content filter or bad request), other 4xx: the answer goes to the client as it is.
 		{"400 content filter", Signal{Status: 400, Body: []byte(`{"error":{"code":"content_filter","status":400}}`)}, final(OutcomeClientError)},

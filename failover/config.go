@@ -51,9 +51,14 @@ const (
 	ProtocolHTTP2 = "http2"
 )
 
-// Entra configures an azidentity credential. All fields empty means DefaultAzureCredential;
-// otherwise ClientSecretCredential.
-type Entra struct{ TenantID, ClientID, ClientSecret string }
+// Entra configures an azidentity credential. All fields empty: DefaultAzureCredential (environment,
+// workload identity, managed identity, developer sign-ins). TenantID, ClientID and ClientSecret: a service
+// principal (ClientSecretCredential). ManagedIdentityClientID alone: that user-assigned managed identity
+// (ManagedIdentityCredential). AZURE_AUTHORITY_HOST selects another cloud for all of them.
+type Entra struct {
+	TenantID, ClientID, ClientSecret string
+	ManagedIdentityClientID          string
+}
 
 // Routing modes for Policy.Routing.
 const (
@@ -252,6 +257,15 @@ func (c Config) Validate() error {
 		hasToken := r.Entra != nil || r.Credential != nil
 		if (r.APIKey != "") == hasToken {
 			f("api_key", "exactly one of api_key and entra is required")
+		}
+		if e := r.Entra; e != nil && r.Credential == nil {
+			sp := e.TenantID != "" || e.ClientID != "" || e.ClientSecret != ""
+			switch {
+			case sp && e.ManagedIdentityClientID != "":
+				f("entra", "managed_identity_client_id excludes tenant_id, client_id and client_secret")
+			case sp && (e.TenantID == "" || e.ClientID == "" || e.ClientSecret == ""):
+				f("entra", "set all of tenant_id, client_id and client_secret, or none")
+			}
 		}
 		if r.Priority < 0 {
 			f("priority", "must not be negative")

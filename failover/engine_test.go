@@ -17,75 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
-
-// fakeCredential is an azcore.TokenCredential that hands out numbered tokens.
-type fakeCredential struct {
-	calls  atomic.Int64
-	now    func() time.Time
-	ttl    time.Duration
-	fail   atomic.Bool
-	scopes atomic.Value
-}
-
-func (f *fakeCredential) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	n := f.calls.Add(1)
-	f.scopes.Store(strings.Join(o.Scopes, ","))
-	if f.fail.Load() {
-		return azcore.AccessToken{}, errors.New("AADSTS700016: application not found")
-	}
-	return azcore.AccessToken{Token: fmt.Sprintf("tok-%d", n), ExpiresOn: f.now().Add(f.ttl)}, nil
-}
-
-func TestEntraTokenCachedAndRefreshed(t *testing.T) {
-	clock := newManualClock()
-	cred := &fakeCredential{now: clock.Now, ttl: time.Hour}
-	be := newBackend(t, okJSON)
-	r := testRegion("eastus", be.URL, 1, "gpt-4o", "gpt-4o")
-	r.APIKey, r.Credential = "", cred
-	tr := mustNew(t, Config{Regions: []Region{r}, Policy: fastPolicy()}, WithClock(clock))
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			readAll(t, chat(t, tr, "gpt-4o"))
-		}()
-	}
-	wg.Wait()
-	if n := cred.calls.Load(); n != 1 {
-		t.Errorf("GetToken called %d times for 20 requests, want 1", n)
-	}
-	if s := cred.scopes.Load(); s != EntraScope {
-		t.Errorf("scope %v", s)
-	}
-	req, _ := be.lastRequest()
-	if req.Header.Get("Authorization") != "Bearer tok-1" || req.Header.Get("Api-Key") != "" {
-		t.Errorf("auth %q api-key %q", req.Header.Get("Authorization"), req.Header.Get("Api-Key"))
-	}
-	// Within five minutes of expiry the token is refreshed before it runs out.
-	clock.Add(56 * time.Minute)
-	readAll(t, chat(t, tr, "gpt-4o"))
-	if req, _ := be.lastRequest(); req.Header.Get("Authorization") != "Bearer tok-2" {
-		t.Errorf("not refreshed before expiry: %q", req.Header.Get("Authorization"))
-	}
-	// A failed refresh keeps using the still-valid token.
-	cred.fail.Store(true)
-	clock.Add(56 * time.Minute)
-	if resp := chat(t, tr, "gpt-4o"); resp.StatusCode != 200 {
-		t.Errorf("status %d with a valid cached token", resp.StatusCode)
-	}
-	// An expired token that cannot be renewed is an auth failure of the region: a clear 503.
-	clock.Add(time.Hour)
-	resp := chat(t, tr, "gpt-4o")
-	body := readAll(t, resp)
-	if resp.StatusCode != 503 || !strings.Contains(body, "auth_error") {
-		t.Errorf("status %d body %s", resp.StatusCode, body)
-	}
-}
 
 func TestMultipartModelRewrite(t *testing.T) {
 	be := newBackend(t, okJSON)
@@ -501,17 +433,6 @@ func TestConfigValidate(t *testing.T) {
 		p.Timeouts.StreamFirstByte != 30*time.Second || p.Timeouts.Response != 300*time.Second || p.Timeouts.StreamIdle != 60*time.Second ||
 		p.MaxBodyBytes != 32<<20 || p.Routing != RoutingPriority || p.Retry.Backoff != 100*time.Millisecond || p.Retry.MaxBackoff != 2*time.Second {
 		t.Errorf("defaults %+v", p)
-	}
-}
-
-func TestEntraConfigBuildsCredential(t *testing.T) {
-	for _, e := range []*Entra{{}, {TenantID: "00000000-0000-0000-0000-000000000000", ClientID: "app", ClientSecret: "s"}} {
-		r := testRegion("eastus", "https://eastus.example", 1, "gpt-4o", "a")
-		r.APIKey, r.Entra = "", e
-		tr := mustNew(t, Config{Regions: []Region{r}})
-		if _, ok := tr.tab.Load().regions[0].cred.(*tokenCache); !ok {
-			t.Errorf("Entra %+v: credential %T", e, tr.tab.Load().regions[0].cred)
-		}
 	}
 }
 

@@ -201,7 +201,23 @@ func (t *Transport) Reconfigure(cfg Config) error {
 	}
 	t.healths, t.owned = healths, owned
 	t.tab.Store(tab)
+	closeDropped(old, tab)
 	return nil
+}
+
+// closeDropped stops the token refresh of Entra credentials that the new table no longer uses.
+func closeDropped(old, cur *table) {
+	kept := map[*tokenCache]bool{}
+	for _, r := range cur.regions {
+		if tc, ok := r.cred.(*tokenCache); ok {
+			kept[tc] = true
+		}
+	}
+	for _, r := range old.regions {
+		if tc, ok := r.cred.(*tokenCache); ok && !kept[tc] {
+			tc.close()
+		}
+	}
 }
 
 func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[string]*ownedTransport) (*region, error) {
@@ -220,7 +236,10 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 		targets: make(map[string]*target, len(rc.Deployments)), label: []string{rc.Name}}
 	if prev != nil && sameCredential(prev.cfg, rc) {
 		r.cred = prev.cred
-	} else if r.cred, err = newCredential(rc, t.clock.Now); err != nil {
+		if tc, ok := r.cred.(*tokenCache); ok {
+			tc.setWait(p.Timeouts.Connect)
+		}
+	} else if r.cred, err = t.newCredential(rc, p.Timeouts.Connect); err != nil {
 		return nil, err
 	}
 	switch key := u.scheme + "://" + u.host + "|" + rc.Protocol + "|" + fmt.Sprint(p.Timeouts.Connect); {
@@ -330,14 +349,17 @@ func (t *Transport) Ready() bool {
 	return false
 }
 
-// Close stops the active probes and closes idle connections of the transports New built. The
-// Transport still serves requests after Close, without active probes.
+// Close stops the active probes and the background renewal of Entra tokens, and closes idle connections of the
+// transports New built. The Transport still serves requests after Close, without active probes.
 func (t *Transport) Close() {
 	t.prober.close()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ot := range t.owned {
 		ot.tr.CloseIdleConnections()
+	}
+	if tab := t.tab.Load(); tab != nil {
+		closeDropped(tab, &table{})
 	}
 }
 
@@ -371,6 +393,8 @@ type RegionStatus struct {
 	NextProbe   time.Time
 	LastProbe   *ProbeStatus
 	Deployments []DeploymentStatus
+	// Credential is the region's Entra credential; nil for an API key.
+	Credential *CredentialStatus
 }
 
 // DeploymentStatus is one client-visible name in one region.
@@ -420,6 +444,9 @@ func (t *Transport) Regions() []RegionStatus {
 			rs.Deployments = append(rs.Deployments, ds)
 		}
 		sort.Slice(rs.Deployments, func(i, j int) bool { return rs.Deployments[i].Name < rs.Deployments[j].Name })
+		if tc, ok := r.cred.(*tokenCache); ok {
+			rs.Credential = tc.status()
+		}
 		total += n
 		out = append(out, rs)
 	}

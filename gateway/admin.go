@@ -80,6 +80,7 @@ type RegionView struct {
 	Degraded        bool             `json:"degraded"`
 	DegradedReasons []string         `json:"degraded_reasons,omitempty"`
 	Deployments     []DeploymentView `json:"deployments"`
+	Entra           *EntraView       `json:"entra,omitempty"` // nil for an API-key region
 }
 
 // DeploymentView is one client-visible name in one region.
@@ -111,7 +112,7 @@ func (g *Gateway) Regions() RegionsView {
 		rv := RegionView{Name: r.Name, Endpoint: r.Endpoint, State: r.State.String(), StateCode: int(r.State),
 			Priority: r.Priority, Weight: r.Weight, ErrorRate: r.ErrorRate, Attempts: r.Attempts,
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, InFlight: r.InFlight, Share: r.Share, Ramp: r.Ramp,
-			OpenUntil: timePtr(r.OpenUntil), Trips: r.Trips, Deployments: []DeploymentView{}}
+			OpenUntil: timePtr(r.OpenUntil), Trips: r.Trips, Deployments: []DeploymentView{}, Entra: entraView(r.Credential)}
 		rv.DegradedReasons = degraded(r, gen.cfg.Policy.Breaker)
 		rv.Degraded = len(rv.DegradedReasons) > 0
 		for _, d := range r.Deployments {

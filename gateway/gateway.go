@@ -167,6 +167,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.transport = t
+	if err := reg.Register(entraCollector{g}); err != nil {
+		return nil, err
+	}
 	g.state.Store(newGeneration(cfg))
 	if err := reg.Register(regionCollector{g}); err != nil {
 		g.trace.shutdown()

@@ -132,7 +132,8 @@ func (a *Authority) Close() {
 	}
 }
 
-// Down closes the listener: token requests get connection refused until Up.
+// Down closes the listener and every connection (requests held by Hold are cut): token requests get connection
+// refused until Up.
 func (a *Authority) Down() {
 	a.mu.Lock()
 	srv := a.srv
@@ -141,6 +142,7 @@ func (a *Authority) Down() {
 	if srv != nil {
 		srv.Close()
 	}
+	a.Release() // the held handlers find the authority down and answer nothing
 }
 
 // Up listens again on the same address after Down.
@@ -160,6 +162,12 @@ func (a *Authority) Up() error {
 	}
 	a.serve(ln)
 	return nil
+}
+
+func (a *Authority) isDown() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.down
 }
 
 // Hold makes token requests wait (the authority accepts them and does not answer) until Release.
@@ -358,7 +366,7 @@ func (a *Authority) wait(ctx context.Context) bool {
 
 func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	a.count("token")
-	if !a.wait(r.Context()) {
+	if !a.wait(r.Context()) || a.isDown() {
 		return
 	}
 	tenant := r.PathValue("tenant")
