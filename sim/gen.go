@@ -298,6 +298,7 @@ const (
 	kindImage
 	kindTranscription
 	kindSpeech
+	kindRealtime
 )
 
 func modelKind(model string) int {
@@ -310,6 +311,8 @@ func modelKind(model string) int {
 		return kindTranscription
 	case strings.HasPrefix(model, "tts") || strings.Contains(model, "-tts"):
 		return kindSpeech
+	case strings.Contains(model, "realtime"):
+		return kindRealtime
 	}
 	return kindChat
 }

@@ -130,6 +130,10 @@ func (c *call) serve() {
 	if !c.checkAPIVersion() {
 		return
 	}
+	if c.rt.op == "realtime" && c.rt.deployment == "" && c.req.Method == http.MethodGet {
+		c.serveRealtime() // realtime.go: a WebSocket session
+		return
+	}
 	if c.rt.deployment != "" && (!deploymentOps[c.rt.op] || c.rt.op == "responses") {
 		writeJSON(c.w, http.StatusNotFound, resourceNotFound)
 		return

@@ -49,8 +49,10 @@ type Region struct {
 	gen      uint64
 	flapStop chan struct{}
 
-	store *store // files and fine-tuning jobs
-	stats counters
+	store    *store   // files and fine-tuning jobs
+	objects  *objects // responses, conversations, batches, vector stores
+	realtime sessions // open Realtime sessions, ended when the region goes down
+	stats    counters
 
 	// faultRand decides fault rates; it is the region's own (seeded from Config.Seed and the region's name), so
 	// a region's sequence of faulted requests replays whatever the other regions and ids draw.
@@ -88,6 +90,7 @@ func newRegion(s *Sim, rc RegionConfig) (*Region, error) {
 		}
 	}
 	r.store = newStore(r)
+	r.objects = newObjects(r)
 	r.session = s.randomID("d", 3, "0123456789") + "-" + s.now().UTC().Format("20060102150405")
 	h := fnv.New64a()
 	h.Write([]byte(rc.Name))
@@ -374,6 +377,7 @@ func (r *Region) down() {
 	for _, c := range held {
 		c.Close()
 	}
+	r.realtime.closeAll()
 	if srv != nil {
 		srv.SetKeepAlivesEnabled(false) // closes idle connections now; answers in flight end with Connection: close
 		go func() {

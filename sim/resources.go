@@ -38,6 +38,7 @@ func (c *call) serveResource() {
 		c.listJobs()
 	case len(parts) >= 3 && parts[0] == "fine_tuning" && parts[1] == "jobs":
 		c.jobRoute(parts[2], strings.Join(parts[3:], "/"))
+	case c.serveObject(parts):
 	default:
 		writeJSON(c.w, http.StatusNotFound, resourceNotFound)
 	}

@@ -9,6 +9,7 @@ import (
 
 type responseObject struct {
 	ContentFilters     json.RawMessage `json:"content_filters,omitempty"`
+	Conversation       json.RawMessage `json:"conversation,omitempty"`
 	CreatedAt          int64           `json:"created_at"`
 	Error              json.RawMessage `json:"error"`
 	ID                 string          `json:"id"`
@@ -75,11 +76,16 @@ func responseInput(g *genRequest) (all, last string, n int, errBody []byte) {
 
 func (c *call) serveResponses() {
 	g := c.gen
+	rc, ok := c.readResponseContext() // previous_response_id, conversation, store (objects.go)
+	if !ok {
+		return
+	}
 	all, last, pt, errBody := responseInput(g)
 	if errBody != nil {
 		writeJSON(c.w, http.StatusBadRequest, errBody)
 		return
 	}
+	all, pt = rc.history+all, pt+rc.tokens
 	if c.filtered(all) {
 		return
 	}
@@ -99,6 +105,7 @@ func (c *call) serveResponses() {
 	if g.Instructions != "" {
 		resp.Instructions, _ = json.Marshal(g.Instructions)
 	}
+	rc.annotate(&resp)
 	item := responseItem{Content: []responsePart{}, ID: c.r.sim.randomID("msg_", 48, "0123456789abcdef"), Role: "assistant", Status: "in_progress", Type: "message"}
 	finalUsage := &responseUsage{
 		InputTokens: pt, InputTokensDetails: map[string]int{"cached_tokens": 0},
@@ -118,13 +125,14 @@ func (c *call) serveResponses() {
 		if status == "incomplete" {
 			resp.IncompleteDetails = json.RawMessage(`{"reason":"max_output_tokens"}`)
 		}
+		c.keepResponse(rc, resp)
 		writeValue(c.w, http.StatusOK, resp)
 		return
 	}
-	c.streamResponse(a, resp, item, finalUsage, status)
+	c.streamResponse(a, resp, item, finalUsage, status, rc)
 }
 
-func (c *call) streamResponse(a answer, resp responseObject, item responseItem, u *responseUsage, status string) {
+func (c *call) streamResponse(a answer, resp responseObject, item responseItem, u *responseUsage, status string, rc responseContext) {
 	if !c.waitGeneration(len(a.words), true) {
 		return
 	}
@@ -179,5 +187,6 @@ func (c *call) streamResponse(a answer, resp responseObject, item responseItem, 
 		name = "response.incomplete"
 		resp.IncompleteDetails = json.RawMessage(`{"reason":"max_output_tokens"}`)
 	}
+	c.keepResponse(rc, resp)
 	emit(name, map[string]any{"response": resp})
 }
