@@ -27,8 +27,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context()}
 	rt.in = parseInbound(req, body)
+	pl, placed := PlacementFrom(rt.ctx) // placement.go: stored objects stay in their region
+	if placed && pl.Unnamed {
+		rt.in.name = ""
+	}
 	named := rt.in.shape != shapeOther && rt.in.name != ""
 	cands := tab.candidates(rt.in.name, named)
+	if placed && len(cands) > 0 {
+		if cands = place(cands, pl); len(cands) == 0 {
+			msg := "lifeline: region " + strconv.Quote(pl.Region) + " does not serve the name " + strconv.Quote(rt.in.name)
+			return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0), nil
+		}
+	}
 	if len(cands) == 0 {
 		msg := "lifeline: no region serves the name " + strconv.Quote(rt.in.name) +
 			"; known names: " + strings.Join(tab.sorted, ", ")

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -26,7 +27,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/lifeline-sre/lifeline/affinity"
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
 )
@@ -61,6 +64,9 @@ type Options struct {
 	// "STOPPING=1" when it starts draining). Nil: none. `lifeline serve` passes systemd's notification socket
 	// (internal/sdnotify).
 	Notify func(state string)
+	// Index records which region holds each stored object (SPEC 10). Nil: an in-memory index of
+	// affinity.DefaultIndexSize ids. Replicas that share state set a shared one (state.redis).
+	Index affinity.Index
 }
 
 // Gateway is a running gateway: the client handler, the admin handler and the engine under them.
@@ -78,6 +84,11 @@ type Gateway struct {
 	active    atomic.Int64 // client handlers running
 	draining  atomic.Bool  // Drain was called: /readyz fails
 	cert      atomic.Pointer[tls.Certificate]
+	index     affinity.Index     // stored object id -> region (stored.go)
+	locating  singleflight.Group // one search per unknown object id at a time
+	realtime  realtimeSessions   // open Realtime sessions (realtime.go)
+	wsOnce    sync.Once
+	ws        *http.Client // region handshakes of Realtime sessions
 
 	// hardStop ends every request context when a graceful shutdown runs out of time.
 	hardCtx  context.Context
@@ -130,6 +141,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.log = NewLogger(out, cfg.Logging.Format, g.level)
 	}
 	g.ids = newRequestIDs()
+	g.index = opts.Index
+	if g.index == nil {
+		g.index = affinity.NewMemoryIndex(0)
+	}
 	reg, gath := opts.Registerer, opts.Gatherer
 	if reg == nil {
 		r := prometheus.NewRegistry()

@@ -31,6 +31,7 @@ type metrics struct {
 	probes       *prometheus.CounterVec   // region, outcome
 	hedges       *prometheus.CounterVec   // region, outcome
 	inFlight     prometheus.Gauge
+	realtime     *prometheus.GaugeVec // region: open Realtime sessions
 
 	// Children resolved once per label set: the hot path does a map lookup, not a label hash.
 	mu       sync.RWMutex
@@ -101,9 +102,11 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Config reloads by result (ok, error)."}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lifeline_requests_in_flight",
 			Help: "Client requests being served."}),
+		realtime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lifeline_realtime_sessions",
+			Help: "Open Realtime (WebSocket) sessions, by the region that serves them."}, []string{"region"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -144,6 +144,14 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.client = client
+	if sr, ok := parseStored(r.Method, r.URL.Path); ok && r.URL.RawPath == "" && !strings.Contains(r.URL.Path, "/.") && !strings.Contains(r.URL.Path, "//") {
+		g.serveStored(w, r, x, gen, sr) // stored.go: stored objects and their affinity
+		return
+	}
+	if isRealtime(r.URL.Path) {
+		g.serveRealtime(w, r, x, gen) // realtime.go: Realtime over WebSocket
+		return
+	}
 	kind, name := route(r.URL.Path)
 	if r.URL.RawPath != "" {
 		kind = routeUnknown // escaped characters (%2F...) have no place in a name or an operation

@@ -281,7 +281,7 @@ func (w *response) writeNow(b []byte) {
 
 // finish completes the response after the handler returned; false ends the connection.
 func (w *response) finish() bool {
-	if w.failed != nil {
+	if w.failed != nil || w.c.handedOff { // handedOff: hijacked (hijack.go); the handler owns the connection
 		return false
 	}
 	if !w.wroteHeader {
