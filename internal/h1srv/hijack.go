@@ -13,12 +13,20 @@ var _ http.Hijacker = (*response)(nil)
 
 // Hijack takes the connection from the server, as net/http's does, for a protocol upgrade (a WebSocket): the
 // handler owns it from then on and must close it. Bytes the server had read beyond the request are replayed
-// first. It fails once the response has started.
+// first. A status the handler set (101) is sent first. It fails once the response has started.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.headSent || w.failed != nil || w.c.handedOff {
 		return nil, nil, errors.New("h1srv: Hijack after the response started")
 	}
 	w.stopWatch()
+	if w.wroteHeader {
+		// A handler that chose the status first (101 Switching Protocols) has it sent now, as net/http does.
+		w.closeAfter = false // Connection: Upgrade, not close
+		w.send(false)
+		if w.failed != nil {
+			return nil, nil, w.failed
+		}
+	}
 	c := w.c
 	var buffered []byte
 	if c.br != nil {
