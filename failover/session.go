@@ -33,28 +33,29 @@ type Session struct {
 	Region string
 	// Attempts is the number of regions tried (dials made).
 	Attempts int
-	a        *attempt
+	rt       *roundTrip
+	r        *region
+	tg       *target
 	ended    bool
 }
 
 // End records how the session ended: nil for an end the region did not cause (the client closed it), an error
-// when the region failed it (the connection broke or the region closed it abnormally).
+// when the region failed it (the connection broke or the region closed it abnormally). The handshake counted as
+// a success for the region when it opened; a failure during the session counts against the region as a broken
+// stream does.
 func (s *Session) End(regionErr error) {
-	if s == nil || s.ended {
+	if s == nil || s.ended || regionErr == nil {
 		return
 	}
 	s.ended = true
-	a := s.a
-	now := a.rt.t.clock.Now()
-	v := Verdict{Outcome: OutcomeOK}
-	if regionErr != nil {
-		v = Classify(Signal{Err: regionErr, Now: now})
-		if v.Scope != ScopeRegion {
-			v = Verdict{Outcome: OutcomeStreamError, Scope: ScopeRegion}
-		}
-		a.record(v, now)
+	now := s.rt.t.clock.Now()
+	tk, ok := s.r.h.breaker.acquire(now)
+	if !ok {
+		return // already out of service: nothing more to learn
 	}
-	a.finished(v, http.StatusSwitchingProtocols, 0, now.Sub(a.start), regionErr)
+	s.r.h.inflight.Add(1)
+	a := &attempt{rt: s.rt, r: s.r, tg: s.tg, tk: tk, n: s.Attempts, start: now}
+	a.end(Verdict{Outcome: OutcomeStreamError, Scope: ScopeRegion}, http.StatusSwitchingProtocols, 0, regionErr)
 }
 
 // ErrNoRegion is returned by Connect when no region could open the session; it is a *ConnectError.
@@ -87,11 +88,11 @@ func (t *Transport) Connect(req *http.Request, dial DialFunc) (*Session, error) 
 	var buf [maxCandidates]*region
 	for _, r := range t.order(buf[:0], tab.names[name], rt.p, name, t.clock.Now()) {
 		tg := r.targets[name]
-		probe, ok := rt.admit(r, tg)
+		tk, ok := rt.admit(r, tg)
 		if !ok {
 			continue
 		}
-		s, err := rt.dial(r, tg, probe, dial)
+		s, err := rt.dial(r, tg, tk, dial)
 		if s != nil || err != nil {
 			return s, err
 		}
@@ -110,62 +111,54 @@ func (t *Transport) Connect(req *http.Request, dial DialFunc) (*Session, error) 
 
 // dial makes one attempt to open the session in r: a session, a final error for the client, or neither (the
 // region failed and the next one may be tried).
-func (rt *roundTrip) dial(r *region, tg *target, probe bool, dial DialFunc) (*Session, error) {
+func (rt *roundTrip) dial(r *region, tg *target, tk ticket, dial DialFunc) (*Session, error) {
 	t := rt.t
 	rt.attempts++
-	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: probe})
+	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: tk.trial != 0})
 	r.h.inflight.Add(1)
 	r.h.attempts.Add(1)
-	a := &attempt{rt: rt, r: r, tg: tg, probe: probe, n: rt.attempts, start: t.clock.Now()}
+	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: rt.attempts, start: t.clock.Now()}
 	ctx, cancel := context.WithTimeout(rt.ctx, rt.p.Timeouts.Connect+rt.p.Timeouts.StreamFirstByte)
 	defer cancel()
 	u := sessionURL(r, tg.deployment, rt.req.URL)
 	h := http.Header{}
 	if err := r.cred.apply(ctx, h); err != nil {
-		a.giveUp(Verdict{Outcome: OutcomeConnectError, Scope: ScopeRegion}, 0, err)
+		a.end(Verdict{Outcome: OutcomeConnectError, Scope: ScopeRegion}, 0, 0, err)
 		rt.reasons = append(rt.reasons, r.cfg.Name+": credential: "+err.Error())
 		return nil, nil
 	}
 	resp, err := dial(ctx, Upstream{Region: r.cfg.Name, URL: u, Header: h})
 	now := t.clock.Now()
+	lat := now.Sub(a.start)
 	if err != nil && (resp == nil || resp.StatusCode == http.StatusSwitchingProtocols) {
 		if rt.ctx.Err() != nil {
-			a.giveUp(Verdict{Outcome: OutcomeCanceled}, 0, rt.ctx.Err())
+			a.end(Verdict{Outcome: OutcomeCanceled}, 0, lat, rt.ctx.Err())
 			return nil, rt.ctx.Err()
 		}
-		v := Classify(Signal{Err: err, Now: now, Waited: now.Sub(a.start)})
-		a.giveUp(v, 0, err)
+		v := Classify(Signal{Err: err, Now: now, Waited: lat})
+		a.end(v, 0, lat, err)
 		rt.reasons = append(rt.reasons, r.cfg.Name+": "+v.Outcome.String())
 		return nil, nil
 	}
+	r.h.observeLatency(lat)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		a.r.h.observeLatency(now.Sub(a.start))
-		t.emitState(r.cfg.Name, r.h.breaker.settle(now, probe), now)
-		return &Session{Region: r.cfg.Name, Attempts: rt.attempts, a: a}, nil
+		a.end(Verdict{Outcome: OutcomeOK}, resp.StatusCode, lat, nil)
+		return &Session{Region: r.cfg.Name, Attempts: rt.attempts, rt: rt, r: r, tg: tg}, nil
 	}
 	v := Classify(Signal{Status: resp.StatusCode, Header: resp.Header, Now: now})
+	a.end(v, resp.StatusCode, lat, nil)
 	if v.Final() {
-		a.record(v, now)
-		a.finished(v, resp.StatusCode, now.Sub(a.start), now.Sub(a.start), nil)
 		resp.Header.Set(HeaderRegion, r.cfg.Name)
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.attempts))
 		return nil, &ConnectError{Resp: resp, Status: resp.StatusCode, Message: "region " + r.cfg.Name + " refused the session"}
 	}
+	resp.Body.Close()
 	if v.Outcome == OutcomeThrottled {
 		rt.cooling = true
 		rt.coolNext = earliest(rt.coolNext, now.Add(max(v.RetryAfter, time.Millisecond)))
 	}
-	a.record(v, now)
-	a.finished(v, resp.StatusCode, now.Sub(a.start), now.Sub(a.start), nil)
 	rt.reasons = append(rt.reasons, r.cfg.Name+": "+v.Outcome.String())
 	return nil, nil
-}
-
-// giveUp records an attempt that got no usable answer.
-func (a *attempt) giveUp(v Verdict, status int, err error) {
-	now := a.rt.t.clock.Now()
-	a.record(v, now)
-	a.finished(v, status, now.Sub(a.start), now.Sub(a.start), err)
 }
 
 // sessionName reads the client-visible name of a session request from its query.
