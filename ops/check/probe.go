@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +75,8 @@ type DeploymentResult struct {
 	ID         aoai.ModelID `json:"model_id,omitzero"`
 	Source     string       `json:"source,omitempty"` // "probe" | "models" | "name": where the model came from
 	LatencyMs  float64      `json:"latency_ms,omitempty"`
+	Kind       ModelKind    `json:"kind,omitempty"`  // chat, completion, embedding, image, audio, realtime
+	Probe      string       `json:"probe,omitempty"` // what checked it: "exists", or the operation sent with --probe
 	Error      string       `json:"error,omitempty"`
 }
 
@@ -250,30 +253,35 @@ func probeAuth(ctx context.Context, c *aoai.Client, o *Options, res *RegionResul
 	sort.Strings(res.Models)
 }
 
+// probeDeployment checks one deployment with an operation its model supports. The first request is free for
+// every model: an empty chat request, which a deployment that exists refuses (400) before any tokens, a chat model
+// because the messages are empty, any other model with OperationNotSupported naming its model. With --probe the
+// deployment then does one cheap real request of its kind: a one-token chat completion (or, for a model that only
+// answers the Responses API, a response), a one-word embedding, a one-token completion. Image, audio and Realtime
+// models are never asked to generate (that costs money): that they exist is the check.
 func probeDeployment(ctx context.Context, c *aoai.Client, o *Options, res *RegionResult, d *DeploymentResult) {
 	rctx, cancel := context.WithTimeout(ctx, 3*o.Timeout)
 	defer cancel()
-	path := "/openai/deployments/" + url.PathEscape(d.Deployment) + "/chat/completions"
-	// Without --probe: an empty message list is rejected (400) by a deployment that exists, before any tokens.
-	body := `{"messages":[],"max_tokens":1}`
-	if o.Probe {
-		body = `{"messages":[{"role":"user","content":"ping"}],"max_tokens":1}`
-	}
+	base := "/openai/deployments/" + url.PathEscape(d.Deployment) + "/"
 	start := time.Now()
-	model, err := postModel(rctx, c, path, body)
-	// Not a chat model: an embeddings or a completions model answers on its own route.
-	for _, alt := range []struct{ op, body string }{{"embeddings", `{"input":"ping"}`}, {"completions", `{"prompt":"ping","max_tokens":1}`}} {
-		if !o.Probe || !isBadRequest(err) {
-			break
+	model, err := postModel(rctx, c, base+"chat/completions", `{"messages":[],"max_tokens":1}`)
+	d.Kind, d.Probe = ModelChat, "exists"
+	refused := modelFromRefusal(err)
+	if refused != "" {
+		model, d.Kind = refused, modelKind(refused)
+	}
+	if o.Probe && isBadRequest(err) {
+		model, err = probeKind(rctx, c, d, base, refused != "")
+		if refused != "" && model == "" {
+			model = refused
 		}
-		model, err = postModel(rctx, c, "/openai/deployments/"+url.PathEscape(d.Deployment)+"/"+alt.op, alt.body)
 	}
 	d.LatencyMs = *ms(time.Since(start))
 	switch e, _ := aoai.AsAPIError(err); {
 	case err == nil:
 		d.Status = StatusOK
 	case e != nil && e.Kind == aoai.KindDeploymentNotFound:
-		d.Status, d.Error = StatusMissing, e.Error()
+		d.Status, d.Error, d.Probe = StatusMissing, e.Error(), ""
 	case e != nil && e.Kind == aoai.KindThrottled:
 		d.Status, d.Error = StatusThrottled, e.Error()
 	case e != nil && e.Kind == aoai.KindBadRequest && !o.Probe:
@@ -282,6 +290,40 @@ func probeDeployment(ctx context.Context, c *aoai.Client, o *Options, res *Regio
 		d.Status, d.Error = StatusError, err.Error()
 	}
 	identify(d, model, res.Models)
+}
+
+// probeKind makes the one real request that --probe makes, by the deployment's model kind. refusedChat says the
+// model refused the chat operation by name (so a chat-kind model there answers the Responses API only).
+func probeKind(ctx context.Context, c *aoai.Client, d *DeploymentResult, base string, refusedChat bool) (string, error) {
+	switch d.Kind {
+	case ModelEmbedding:
+		d.Probe = "embeddings"
+		return postModel(ctx, c, base+"embeddings", `{"input":"ping"}`)
+	case ModelCompletion:
+		d.Probe = "completions"
+		return postModel(ctx, c, base+"completions", `{"prompt":"ping","max_tokens":1}`)
+	case ModelImage, ModelAudio, ModelRealtime:
+		return "", nil // exists; generating would cost money
+	}
+	if refusedChat {
+		d.Probe = "responses"
+		return postModel(ctx, c, "/openai/v1/responses", `{"model":`+strconv.Quote(d.Deployment)+`,"input":"ping","max_output_tokens":16}`)
+	}
+	d.Probe = "chat/completions"
+	model, err := postModel(ctx, c, base+"chat/completions", `{"messages":[{"role":"user","content":"ping"}],"max_tokens":1}`)
+	// A model whose kind its name did not tell: an embeddings or a completions model answers on its own route.
+	for _, alt := range []struct{ op, body string }{{"embeddings", `{"input":"ping"}`}, {"completions", `{"prompt":"ping","max_tokens":1}`}} {
+		if !isBadRequest(err) {
+			break
+		}
+		d.Probe = alt.op
+		model, err = postModel(ctx, c, base+alt.op, alt.body)
+	}
+	if isBadRequest(err) {
+		d.Probe = "exists" // every operation was refused as a bad request: the deployment exists, its kind is unknown
+		return "", nil
+	}
+	return model, err
 }
 
 // identify fills in the model: from the answer, else from the models list when the deployment is named after

@@ -142,7 +142,7 @@ func (r *Report) writeRegions(w io.Writer) {
 
 func (r *Report) writeDeployments(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tREGION\tDEPLOYMENT\tSTATUS\tMODEL\tVERSION")
+	fmt.Fprintln(tw, "NAME\tREGION\tDEPLOYMENT\tSTATUS\tMODEL\tVERSION\tCHECKED BY")
 	type line struct{ name, region, s string }
 	var lines []line
 	for _, g := range r.Regions {
@@ -157,8 +157,12 @@ func (r *Report) writeDeployments(w io.Writer) {
 					model = "? (--probe)"
 				}
 			}
-			lines = append(lines, line{d.Name, g.Name, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n",
-				d.Name, g.Name, d.Deployment, d.Status, model, orText(version, "-"))})
+			checked := d.Probe
+			if checked == "exists" && d.Kind != "" && d.Kind != ModelChat {
+				checked = "exists (" + string(d.Kind) + " model: not asked to generate)"
+			}
+			lines = append(lines, line{d.Name, g.Name, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				d.Name, g.Name, d.Deployment, d.Status, model, orText(version, "-"), orText(checked, "-"))})
 		}
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].name < lines[j].name })
