@@ -181,6 +181,7 @@ func serveDev(f serveFlags, env *Env) int {
 	simRegions := sim.DefaultRegions(regions...)
 	for i := range simRegions { // realistic enough to watch streams arrive
 		simRegions[i].TimeToFirstToken, simRegions[i].TokensPerSecond = 150*time.Millisecond, 60
+		simRegions[i].Deployments = devDeployments()
 	}
 	s, err := sim.Start(sim.Config{Regions: simRegions, APIKey: regionKey, ControlAddr: f.devControl, Seed: 1})
 	if err != nil {
@@ -213,15 +214,33 @@ func serveDev(f serveFlags, env *Env) int {
 		fmt.Fprintf(env.Stderr, "lifeline serve --dev: %v\n", err)
 		return 1
 	}
-	printDevSnippets(env.Stdout, devInfo{
+	info := devInfo{
 		URL: "http://" + ln.Addr().String(), AdminURL: "http://" + aln.Addr().String(),
 		Key: cfg.Clients[0].Key, AdminKey: cfg.Admin.Key, Regions: regions, Control: s.ControlURL(), Model: "gpt-4o",
-	})
+		RegionKey: regionKey,
+	}
+	for _, d := range devDeployments() {
+		info.Names = append(info.Names, d.Name)
+	}
+	for _, name := range regions {
+		info.RegionURLs = append(info.RegionURLs, devRegion{Env: strings.ToUpper(name), URL: s.Region(name).URL()})
+	}
+	printDevSnippets(env.Stdout, info)
 	if err := g.Serve(env.Context, ln, aln); err != nil {
 		fmt.Fprintf(env.Stderr, "lifeline serve --dev: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// devDeployments are what every dev region serves: chat, embeddings, images, audio and Realtime, so that every
+// route can be tried on a laptop.
+func devDeployments() []sim.Deployment {
+	return append(sim.DefaultDeployments(),
+		sim.Deployment{Name: "dall-e-3", Model: "dall-e-3", Version: "3.0"},
+		sim.Deployment{Name: "whisper", Model: "whisper", Version: "001"},
+		sim.Deployment{Name: "tts", Model: "tts-1", Version: "001"},
+		sim.Deployment{Name: "gpt-4o-realtime-preview", Model: "gpt-4o-realtime-preview", Version: "2024-12-17"})
 }
 
 func devConfig(s *sim.Sim, regions []string, regionKey string) *config.Config {
@@ -254,19 +273,30 @@ func randomHex(n int) string {
 }
 
 type devInfo struct {
-	URL, AdminURL, Key, AdminKey, Control, Model string
-	Regions                                      []string
+	URL, AdminURL, Key, AdminKey, Control, Model, RegionKey string
+	Regions, Names                                          []string
+	RegionURLs                                              []devRegion
 }
+
+// devRegion is a simulated region's URL and the prefix of its variables (AOAI_EASTUS_ENDPOINT, ...).
+type devRegion struct{ Env, URL string }
 
 var devSnippets = template.Must(template.New("dev").Parse(`
 Lifeline gateway (dev mode) on simulated regions {{range $i, $r := .Regions}}{{if $i}}, {{end}}{{$r}}{{end}}
 
   endpoint     {{.URL}}
   client key   {{.Key}}
-  model        {{.Model}}   (also gpt-4o-mini, text-embedding-3-small)
+  names        {{range $i, $n := .Names}}{{if $i}}, {{end}}{{$n}}{{end}}
   status page  {{.AdminURL}}/status?key={{.AdminKey}}
   admin key    {{.AdminKey}}
 {{if .Control}}  faults       curl -X POST {{.Control}}/regions/{{index .Regions 0}}/fault -d '{"mode":"down"}'   (then {"mode":"clear"})
+{{end}}
+Variables for the examples (examples/curl, examples/node, examples/library) and the SDKs' own:
+  export LIFELINE_URL={{.URL}} LIFELINE_KEY={{.Key}}
+  export LIFELINE_ADMIN_URL={{.AdminURL}} LIFELINE_ADMIN_KEY={{.AdminKey}}
+  export AZURE_OPENAI_ENDPOINT={{.URL}} AZURE_OPENAI_API_KEY={{.Key}} OPENAI_API_VERSION=2024-10-21
+  export OPENAI_BASE_URL={{.URL}}/v1 OPENAI_API_KEY={{.Key}}
+{{range .RegionURLs}}  export AOAI_{{.Env}}_ENDPOINT={{.URL}} AOAI_{{.Env}}_KEY={{$.RegionKey}}
 {{end}}
 curl:
   curl {{.URL}}/openai/deployments/{{.Model}}/chat/completions?api-version=2024-10-21 \
@@ -294,6 +324,11 @@ Node (openai):
   const client = new AzureOpenAI({ endpoint: "{{.URL}}", apiKey: "{{.Key}}", apiVersion: "2024-10-21" });
   const r = await client.chat.completions.create({ model: "{{.Model}}", messages: [{ role: "user", content: "Hello" }] });
   console.log(r.choices[0].message.content);
+
+Stored responses follow their region (retrieve, chain with previous_response_id, delete):
+  curl {{.URL}}/v1/responses -H "Authorization: Bearer {{.Key}}" -H "Content-Type: application/json" \
+    -d '{"model":"{{.Model}}","input":"Hello"}'
+Realtime over WebSocket: {{.URL}}/openai/v1/realtime?model=gpt-4o-realtime-preview (ws://, same key)
 
 Plain OpenAI clients: base URL {{.URL}}/v1 with the same key.
 Ctrl-C stops.

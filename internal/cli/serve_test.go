@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
@@ -160,15 +162,35 @@ func TestServeDev(t *testing.T) {
 		return true
 	})
 	out := stdout.String()
-	for _, want := range []string{"curl ", "openai.NewClient(", "from openai import AzureOpenAI", `import { AzureOpenAI } from "openai"`, "/status?key=", "swedencentral"} {
+	for _, want := range []string{"curl ", "openai.NewClient(", "from openai import AzureOpenAI", `import { AzureOpenAI } from "openai"`, "/status?key=", "swedencentral",
+		"export LIFELINE_URL=" + endpoint + " LIFELINE_KEY=" + key, "export AOAI_EASTUS_ENDPOINT=http://", "export OPENAI_BASE_URL=" + endpoint + "/v1",
+		"dall-e-3", "whisper", "tts", "text-embedding-3-small", "gpt-4o-realtime-preview"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dev banner lacks %q", want)
 		}
 	}
-	code, body := post(t, endpoint+"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", key, `{"messages":[{"role":"user","content":"Hello"}]}`)
-	if code != 200 || !strings.Contains(body, `"choices"`) {
-		t.Errorf("dev gateway: %d %s", code, body)
+	for path, body := range map[string]string{
+		"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21":           `{"messages":[{"role":"user","content":"Hello"}]}`,
+		"/openai/deployments/dall-e-3/images/generations?api-version=2024-10-21":       `{"prompt":"a lighthouse"}`,
+		"/openai/deployments/tts/audio/speech?api-version=2024-10-21":                  `{"input":"hi","voice":"alloy"}`,
+		"/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21": `{"input":"hi"}`,
+		"/v1/responses": `{"model":"gpt-4o","input":"hi"}`,
+	} {
+		if code, got := post(t, endpoint+path, key, body); code != 200 {
+			t.Errorf("dev gateway %s: %d %s", path, code, got)
+		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(endpoint, "http")+"/openai/v1/realtime?model=gpt-4o-realtime-preview",
+		&websocket.DialOptions{HTTPHeader: http.Header{"api-key": {key}}})
+	if err != nil {
+		t.Fatalf("dev realtime: %v", err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), "session.created") {
+		t.Errorf("dev realtime: %s %v", msg, err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
 }
 
 func waitFor(t *testing.T, what string, f func() bool) {
