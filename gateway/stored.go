@@ -249,13 +249,10 @@ func (g *Gateway) serveStored(w http.ResponseWriter, r *http.Request, x *exchang
 		g.holderDown(w, x, ref, holder, resp)
 		return
 	}
-	if region := resp.Header.Get(failover.HeaderRegion); resp.StatusCode < 300 && region != failover.SelfRegion {
-		switch {
-		case create:
-			resp.Body = &idRecorder{ReadCloser: resp.Body, g: g, region: region, sse: isSSE(resp.Header)}
-		case r.Method == http.MethodDelete && sr.pattern == "{id}":
-			g.index.Forget(context.WithoutCancel(ctx), sr.id)
-		}
+	// A deleted object's id stays in the index: a later request naming it goes to its region, whose 404 is the
+	// honest answer, instead of a search that an unreachable region would make inconclusive.
+	if region := resp.Header.Get(failover.HeaderRegion); create && resp.StatusCode < 300 && region != failover.SelfRegion {
+		resp.Body = &idRecorder{ReadCloser: resp.Body, g: g, region: region, sse: isSSE(resp.Header)}
 	}
 	g.respond(w, resp, x)
 }

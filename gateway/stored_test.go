@@ -68,7 +68,7 @@ func TestStoredResponseAffinity(t *testing.T) {
 			_, err = c.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o", PreviousResponseID: openai.String(second.ID),
 				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("And again?")}}, withRaw(&raw))
 			st, body := apiStatus(err)
-			if st != 503 || !strings.Contains(body, second.ID) || !strings.Contains(body, "eastus") || !strings.Contains(body, "object_region_unavailable") {
+			if st != 503 || !strings.Contains(body, "response "+second.ID+" is stored in region eastus") || !strings.Contains(body, "object_region_unavailable") {
 				t.Fatalf("follow-up with its region disabled: %d %s (%v)", st, body, err)
 			}
 			if raw.Header.Get("Retry-After") == "" {
@@ -177,7 +177,7 @@ func TestFilesAndBatches(t *testing.T) {
 			h.admin("POST", "/admin/regions/eastus/disable", adminKey)
 			_, err = c.Batches.New(ctx, openai.BatchNewParams{InputFileID: f.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
 				CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
-			if st, body := apiStatus(err); st != 503 || !strings.Contains(body, f.ID) || !strings.Contains(body, "eastus") {
+			if st, body := apiStatus(err); st != 503 || !strings.Contains(body, "file "+f.ID+" is stored in region eastus") {
 				t.Fatalf("batch with the file's region disabled: %d %s", st, body)
 			}
 			list, err = c.Files.List(ctx, openai.FileListParams{}, withRaw(&raw))
