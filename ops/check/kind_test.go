@@ -73,8 +73,8 @@ func TestModelKind(t *testing.T) {
 	}
 	for msg, want := range map[string]string{
 		"The chatCompletion operation does not work with the specified model, dall-e-3. Please choose different model and try again.": "dall-e-3",
-		"The chatCompletion operation does not work with the specified model, gpt-4.1-mini. Please choose": "gpt-4.1-mini",
-		"The embeddings operation does not work with the specified model, gpt-35-turbo.":                 "gpt-35-turbo",
+		"The chatCompletion operation does not work with the specified model, gpt-4.1-mini. Please choose":                            "gpt-4.1-mini",
+		"The embeddings operation does not work with the specified model, gpt-35-turbo.":                                              "gpt-35-turbo",
 		"Invalid 'messages': empty array.": "",
 	} {
 		if got := modelFromRefusal(&aoai.APIError{Status: 400, Message: msg}); got != want {
