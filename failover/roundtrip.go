@@ -36,7 +36,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if placed && len(cands) > 0 {
 		if cands = place(cands, pl); len(cands) == 0 {
 			msg := "lifeline: region " + strconv.Quote(pl.Region) + " does not serve the name " + strconv.Quote(rt.in.name)
-			return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0), nil
+			return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0, false), nil
 		}
 	}
 	if len(cands) == 0 {
