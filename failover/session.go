@@ -113,11 +113,11 @@ func (t *Transport) Connect(req *http.Request, dial DialFunc) (*Session, error) 
 // region failed and the next one may be tried).
 func (rt *roundTrip) dial(r *region, tg *target, tk ticket, dial DialFunc) (*Session, error) {
 	t := rt.t
-	rt.attempts++
-	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: rt.attempts, Probe: tk.trial != 0})
+	n := int(rt.attempts.Add(1))
+	t.obs.AttemptStarted(AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: n, Probe: tk.trial != 0})
 	r.h.inflight.Add(1)
 	r.h.attempts.Add(1)
-	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: rt.attempts, start: t.clock.Now()}
+	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: n, start: t.clock.Now()}
 	ctx, cancel := context.WithTimeout(rt.ctx, rt.p.Timeouts.Connect+rt.p.Timeouts.StreamFirstByte)
 	defer cancel()
 	u := sessionURL(r, tg.deployment, rt.req.URL)
@@ -143,13 +143,13 @@ func (rt *roundTrip) dial(r *region, tg *target, tk ticket, dial DialFunc) (*Ses
 	r.h.observeLatency(lat)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		a.end(Verdict{Outcome: OutcomeOK}, resp.StatusCode, lat, nil)
-		return &Session{Region: r.cfg.Name, Attempts: rt.attempts, rt: rt, r: r, tg: tg}, nil
+		return &Session{Region: r.cfg.Name, Attempts: n, rt: rt, r: r, tg: tg}, nil
 	}
 	v := Classify(Signal{Status: resp.StatusCode, Header: resp.Header, Now: now})
 	a.end(v, resp.StatusCode, lat, nil)
 	if v.Final() {
 		resp.Header.Set(HeaderRegion, r.cfg.Name)
-		resp.Header.Set(HeaderAttempts, strconv.Itoa(rt.attempts))
+		resp.Header.Set(HeaderAttempts, strconv.Itoa(n))
 		return nil, &ConnectError{Resp: resp, Status: resp.StatusCode, Message: "region " + r.cfg.Name + " refused the session"}
 	}
 	resp.Body.Close()
