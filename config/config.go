@@ -38,6 +38,8 @@ type Config struct {
 	Logging Logging `yaml:"logging"`
 	// Telemetry sends traces to an OpenTelemetry collector (config/telemetry.go).
 	Telemetry Telemetry `yaml:"telemetry"`
+	// Responses configures stored responses: rebuilding a conversation in another region (config/responses.go).
+	Responses Responses `yaml:"responses"`
 }
 
 // TLS names the certificate and key files of the client-facing listener.
@@ -251,6 +253,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, DefaultListen)
 	setDefault(&c.Admin.Listen, DefaultAdminListen)
 	setDefault(&c.Admin.StatusRefresh, Duration(DefaultStatusRefresh))
+	c.Responses.applyDefaults()
 	for i := range c.Regions {
 		setDefault(&c.Regions[i].Priority, 1)
 		setDefault(&c.Regions[i].Weight, 1)

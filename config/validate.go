@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	c.Policy.validate(&e)
 	c.Server.validate(&e)
 	c.Telemetry.validate(&e)
+	c.Responses.validate(&e)
 	switch c.Logging.Format {
 	case "", "json", "text":
 	default:

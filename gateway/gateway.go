@@ -67,6 +67,9 @@ type Options struct {
 	// Index records which region holds each stored object (SPEC 10). Nil: an in-memory index of
 	// affinity.DefaultIndexSize ids. Replicas that share state set a shared one (state.redis).
 	Index affinity.Index
+	// Items keeps the items of stored responses for responses.rebuild. Nil: in memory, bounded by
+	// responses.rebuild_max_bytes. Nothing is put in it while responses.rebuild is off.
+	Items affinity.Items
 }
 
 // Gateway is a running gateway: the client handler, the admin handler and the engine under them.
@@ -85,6 +88,7 @@ type Gateway struct {
 	draining  atomic.Bool  // Drain was called: /readyz fails
 	cert      atomic.Pointer[tls.Certificate]
 	index     affinity.Index     // stored object id -> region (stored.go)
+	items     affinity.Items     // items of stored responses, for responses.rebuild (rebuild.go)
 	locating  singleflight.Group // one search per unknown object id at a time
 	realtime  realtimeSessions   // open Realtime sessions (realtime.go)
 	wsOnce    sync.Once
@@ -144,6 +148,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.index = opts.Index
 	if g.index == nil {
 		g.index = affinity.NewMemoryIndex(0)
+	}
+	g.items = opts.Items
+	if g.items == nil {
+		g.items = affinity.NewMemoryItems(cfg.Responses.RebuildMaxBytes, g.now)
 	}
 	reg, gath := opts.Registerer, opts.Gatherer
 	if reg == nil {

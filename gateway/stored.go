@@ -246,15 +246,57 @@ func (g *Gateway) serveStored(w http.ResponseWriter, r *http.Request, x *exchang
 	}
 	defer resp.Body.Close()
 	if holder != "" && cannotServe(resp) {
+		if named && ref.field == "previous_response_id" && len(refs) == 1 && gen.cfg.Responses.Rebuild {
+			resp.Body.Close()
+			if g.rebuild(ctx, w, r, x, gen, sr, body, ref, holder) {
+				return
+			}
+		}
 		g.holderDown(w, x, ref, holder, resp)
 		return
 	}
 	// A deleted object's id stays in the index: a later request naming it goes to its region, whose 404 is the
 	// honest answer, instead of a search that an unreachable region would make inconclusive.
 	if region := resp.Header.Get(failover.HeaderRegion); create && resp.StatusCode < 300 && region != failover.SelfRegion {
-		resp.Body = &idRecorder{ReadCloser: resp.Body, g: g, region: region, sse: isSSE(resp.Header)}
+		prev, whole := g.history(ctx, gen, named, refs)
+		if !whole {
+			gen = gen.withoutRebuild()
+		}
+		g.recordCreated(resp, body, region, gen, prev)
 	}
 	g.respond(w, resp, x)
+}
+
+// history is the conversation before a new response, from the items kept for its previous response. whole is
+// false when the history is not all known to the gateway (a previous response whose items were not kept, or a
+// conversation object, which lives in its region): then nothing is kept for the new response either, so that a
+// rebuild never sends a conversation with a hole in it.
+func (g *Gateway) history(ctx context.Context, gen *generation, named bool, refs []objectRef) (prev []string, whole bool) {
+	if !named || !gen.cfg.Responses.Rebuild {
+		return nil, false
+	}
+	for _, ref := range refs {
+		switch ref.field {
+		case "previous_response_id":
+			kept, ok, err := g.items.Get(ctx, ref.id)
+			if err != nil || !ok {
+				return nil, false
+			}
+			prev = splitItems(kept)
+		default:
+			return nil, false
+		}
+	}
+	return prev, true
+}
+
+// withoutRebuild is gen as if responses.rebuild were off.
+func (gen *generation) withoutRebuild() *generation {
+	c := *gen.cfg
+	c.Responses.Rebuild = false
+	g2 := *gen
+	g2.cfg = &c
+	return &g2
 }
 
 // storedRequest is the request the engine gets: the client's, without its credential and hop-by-hop headers, on the
@@ -440,6 +482,7 @@ type idRecorder struct {
 	sse    bool
 	buf    []byte
 	done   bool
+	keep   *itemsCapture // responses.rebuild: the whole answer, for its items; nil: off
 }
 
 // idPrefixLimit bounds what is kept to find the id: Azure puts it near the start.
@@ -447,6 +490,13 @@ const idPrefixLimit = 64 << 10
 
 func (r *idRecorder) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
+	if r.keep != nil {
+		r.keep.add(p[:n])
+		if err == io.EOF {
+			r.keep.store(r.g, r.sse)
+			r.keep = nil
+		}
+	}
 	if !r.done {
 		if room := idPrefixLimit - len(r.buf); room > 0 {
 			r.buf = append(r.buf, p[:min(n, room)]...)
