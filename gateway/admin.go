@@ -62,20 +62,22 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 
 // RegionView is one region in GET /admin/regions.
 type RegionView struct {
-	Name      string     `json:"name"`
-	Endpoint  string     `json:"endpoint"`
-	State     string     `json:"state"`
-	StateCode int        `json:"state_code"` // the value of lifeline_region_state
-	Priority  int        `json:"priority"`
-	Weight    int        `json:"weight"`
-	ErrorRate float64    `json:"error_rate"`
-	Attempts  int        `json:"attempts"`
-	LatencyMS float64    `json:"latency_ms"`
-	InFlight  int        `json:"in_flight"`
-	Share     float64    `json:"share"`
-	Ramp      float64    `json:"ramp"`
-	OpenUntil *time.Time `json:"open_until,omitempty"`
-	Trips     int        `json:"trips"`
+	Name      string  `json:"name"`
+	Endpoint  string  `json:"endpoint"`
+	State     string  `json:"state"`
+	StateCode int     `json:"state_code"` // the value of lifeline_region_state
+	Priority  int     `json:"priority"`
+	Weight    int     `json:"weight"`
+	ErrorRate float64 `json:"error_rate"`
+	Attempts  int     `json:"attempts"`
+	LatencyMS float64 `json:"latency_ms"`
+	InFlight  int     `json:"in_flight"`
+	// RealtimeSessions are the open Realtime (WebSocket) sessions the region serves.
+	RealtimeSessions int        `json:"realtime_sessions"`
+	Share            float64    `json:"share"`
+	Ramp             float64    `json:"ramp"`
+	OpenUntil        *time.Time `json:"open_until,omitempty"`
+	Trips            int        `json:"trips"`
 	// Degraded is set when a healthy region is on its way out; DegradedReasons says why (errors, slow).
 	Degraded        bool             `json:"degraded"`
 	DegradedReasons []string         `json:"degraded_reasons,omitempty"`
@@ -112,7 +114,8 @@ func (g *Gateway) Regions() RegionsView {
 		rv := RegionView{Name: r.Name, Endpoint: r.Endpoint, State: r.State.String(), StateCode: int(r.State),
 			Priority: r.Priority, Weight: r.Weight, ErrorRate: r.ErrorRate, Attempts: r.Attempts,
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, InFlight: r.InFlight, Share: r.Share, Ramp: r.Ramp,
-			OpenUntil: timePtr(r.OpenUntil), Trips: r.Trips, Deployments: []DeploymentView{}, Entra: entraView(r.Credential)}
+			OpenUntil: timePtr(r.OpenUntil), Trips: r.Trips, Deployments: []DeploymentView{}, Entra: entraView(r.Credential),
+			RealtimeSessions: g.realtime.count(r.Name)}
 		rv.DegradedReasons = degraded(r, gen.cfg.Policy.Breaker)
 		rv.Degraded = len(rv.DegradedReasons) > 0
 		for _, d := range r.Deployments {

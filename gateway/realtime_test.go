@@ -104,6 +104,17 @@ func TestRealtimeProxied(t *testing.T) {
 				if !strings.Contains(h.metrics(), `lifeline_realtime_sessions{region="eastus"} 1`) {
 					t.Errorf("open session not in the metrics")
 				}
+				_, body := h.admin("GET", "/admin/regions", adminKey)
+				var view struct {
+					Regions []struct {
+						Name             string
+						RealtimeSessions int `json:"realtime_sessions"`
+					}
+				}
+				json.Unmarshal([]byte(body), &view)
+				if len(view.Regions) == 0 || view.Regions[0].Name != "eastus" || view.Regions[0].RealtimeSessions != 1 {
+					t.Errorf("open session not in /admin/regions (the status page): %+v", view)
+				}
 				c.Close(websocket.StatusNormalClosure, "")
 			}
 			eventually(t, "sessions to close", 5*time.Second, func() bool {

@@ -31,7 +31,7 @@
       }).join(", ");
       body.appendChild(row([el("td", r.name), state, el("td", r.priority, "num"), el("td", r.weight, "num"), share,
         el("td", pct(r.error_rate), "num"), el("td", r.attempts, "num"), el("td", r.latency_ms ? r.latency_ms.toFixed(1) + " ms" : "\u2014", "num"),
-        el("td", r.in_flight, "num"), el("td", names)]));
+        el("td", r.in_flight, "num"), el("td", r.realtime_sessions || 0, "num"), el("td", names)]));
     });
     var ev = document.querySelector("#events tbody");
     ev.replaceChildren();
