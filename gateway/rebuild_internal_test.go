@@ -3,7 +3,11 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/lifeline-sre/lifeline/affinity"
 )
+
+var validID = affinity.ValidID
 
 func TestPortableItems(t *testing.T) {
 	items := []string{
@@ -36,4 +40,27 @@ func TestPortableItems(t *testing.T) {
 	if got := string(joinItems(inputItems([]byte(`{"input":[{"role":"user","content":"x"}]}`)), nil)); got != `[{"role":"user","content":"x"}]` {
 		t.Errorf("list input: %s", got)
 	}
+}
+
+// FuzzParseStored: any path is either not a stored route, or one whose id (when it has one) is a valid id and
+// whose region path stays under /openai/.
+func FuzzParseStored(f *testing.F) {
+	for _, p := range []string{"/openai/v1/responses/resp_1", "/v1/files/file-1/content", "/openai/fine_tuning/jobs/ftjob-1/events",
+		"/openai/v1/vector_stores/vs_1/file_batches/b/files", "/openai/files", "/v1/conversations/c/items/i", "/openai/v1/responses//x",
+		"/openai/v1/batches/../../x", "/openai/deployments/x/responses"} {
+		f.Add("GET", p)
+	}
+	f.Fuzz(func(t *testing.T, method, path string) {
+		sr, ok := parseStored(method, path)
+		if !ok {
+			return
+		}
+		if sr.kind == 0 || !strings.HasPrefix(sr.path, "/openai/") {
+			t.Fatalf("%q: %+v", path, sr)
+		}
+		if sr.known && sr.id != "" && !validID(sr.id) {
+			t.Fatalf("%q: invalid id %q accepted", path, sr.id)
+		}
+		sr.refs("application/json", []byte(path))
+	})
 }
