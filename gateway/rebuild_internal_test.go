@@ -64,3 +64,18 @@ func FuzzParseStored(f *testing.F) {
 		sr.refs("application/json", []byte(path))
 	})
 }
+
+// BenchmarkStoredDispatch is what every request pays for the stored-object and Realtime checks before the usual
+// routing: a chat completion path (not stored) and a stored response retrieve.
+func BenchmarkStoredDispatch(b *testing.B) {
+	for _, p := range []string{"/openai/deployments/gpt-4o/chat/completions", "/openai/v1/responses/resp_0123456789abcdef0123456789abcdef"} {
+		b.Run(strings.Trim(p[:12], "/"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if sr, ok := parseStored("GET", p); !ok && isRealtime(p) {
+					b.Fatal(sr)
+				}
+			}
+		})
+	}
+}
