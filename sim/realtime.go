@@ -245,7 +245,7 @@ func (s *realtimeSession) respond(ctx context.Context, mods []string) bool {
 		audio = audio || m == "audio"
 	}
 	respID, itemID := s.c.r.sim.randomID("resp_", 24, idAlphabet), s.c.r.sim.randomID("item_", 24, idAlphabet)
-	words := s.c.defaultWords(s.last, s.last)
+	words := s.c.defaultWords(s.last, s.last, 0)
 	text := strings.Join(words, "")
 	response := map[string]any{"id": respID, "object": "realtime.response", "status": "in_progress", "output": []any{}, "usage": nil}
 	item := map[string]any{"id": itemID, "object": "realtime.item", "type": "message", "role": "assistant", "status": "in_progress", "content": []any{}}
