@@ -230,7 +230,9 @@ func proxySession(parent context.Context, client, region *websocket.Conn, name s
 	go pipe(client, region, true)
 	go keepAlive(ctx, client, region, ends)
 	e := <-ends
-	cancel()
+	// The close frames go out before ctx is canceled: a Read whose context ends closes its connection at once,
+	// which would race the close frame and leave the client with 1006 instead of the code meant for it.
+	defer cancel()
 	code := websocket.CloseStatus(e.err)
 	switch {
 	case parent.Err() != nil: // the client's request ended (it left) or the gateway is stopping
