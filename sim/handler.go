@@ -310,6 +310,9 @@ func (r *Region) setCommonHeaders(h http.Header, req *http.Request) {
 	}
 	h.Set("x-ms-region", r.display)
 	h.Set("azureml-model-session", r.session)
+	if r.sim.cfg.Now != nil { // a region whose clock is off says so in Date, as a real server would
+		h.Set("Date", r.sim.now().UTC().Format(http.TimeFormat))
+	}
 	h.Set("access-control-allow-origin", "*")
 	h.Set("cache-control", "no-cache, must-revalidate")
 	h.Set("x-accel-buffering", "no")

@@ -48,7 +48,8 @@ type Config struct {
 	// APIVersions lists the dated api-versions the classic surface accepts; others get 400 "API version not
 	// supported". Empty: any non-empty version.
 	APIVersions []string
-	// Now is the clock for quotas, timestamps and fine-tuning progress. Nil: time.Now.
+	// Now is the clock for quotas, timestamps, fine-tuning progress, Entra token validity and the Date header.
+	// Nil: time.Now.
 	Now func() time.Time
 	// Answers is the answer mode of every region that sets none: AnswersRegion (""), AnswersDeterministic or
 	// AnswersRandom.

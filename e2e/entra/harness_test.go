@@ -205,7 +205,9 @@ const (
 // serve starts `lifeline serve --config` with the given regions and policy YAML and waits until it listens.
 func (w *world) serve(regions, policy string, env ...string) *gateway {
 	w.t.Helper()
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nclients: [{name: e2e, key: %s}]\nadmin: {listen: 127.0.0.1:0, key: %s}\nregions:\n%s", clientKey, adminKey, regions)
+	// No shutdown delay: the tests stop the gateway, no load balancer needs to notice.
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nclients: [{name: e2e, key: %s}]\nadmin: {listen: 127.0.0.1:0, key: %s}\nserver: {shutdown_delay: -1s}\nregions:\n%s",
+		clientKey, adminKey, regions)
 	if policy != "" {
 		cfg += "policy:\n" + policy
 	}

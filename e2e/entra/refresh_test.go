@@ -39,13 +39,10 @@ func TestRefreshAndAuthorityOutage(t *testing.T) {
 	tokenHits := w.a.Hits("token")
 	served := 0
 	for time.Until(exp) > 2*time.Second {
-		start := time.Now()
+		// A request that waited on the held authority would give up after timeouts.connect and go to westus.
 		region, status, err := g.chat("gpt-4o")
 		if err != nil || status != 200 || region != "eastus" {
 			t.Fatalf("with a valid token held: %s %d %v (%s before expiry)\n%s", region, status, err, time.Until(exp), g.Logs())
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("a request took %s with a valid token held: it waited on the authority", d)
 		}
 		served++
 		time.Sleep(100 * time.Millisecond)

@@ -14,10 +14,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/internal/entra"
 	"github.com/lifeline-sre/lifeline/ops/aoai"
 	"github.com/lifeline-sre/lifeline/ops/check"
 )
@@ -196,15 +196,11 @@ func checkRegions(regions []config.Region) []check.Region {
 // entraCredential builds the credential a region's `entra:` asks for; a credential that cannot be built
 // reports its error when a token is requested, so check shows it against the region.
 func entraCredential(e *config.Entra) azcore.TokenCredential {
-	var cred azcore.TokenCredential
-	var err error
-	if e.TenantID == "" && e.ClientID == "" && e.ClientSecret == "" {
-		cred, err = azidentity.NewDefaultAzureCredential(nil)
-	} else {
-		cred, err = azidentity.NewClientSecretCredential(e.TenantID, e.ClientID, e.ClientSecret, nil)
-	}
+	// The same credential the gateway builds for the region (internal/entra), so that check proves what serve does.
+	cred, err := entra.New(entra.Spec{TenantID: e.TenantID, ClientID: e.ClientID, ClientSecret: e.ClientSecret,
+		ManagedIdentityClientID: e.ManagedIdentityClientID}, entra.Options{})
 	if err != nil {
-		return failedCredential{err}
+		return failedCredential{errors.New(entra.Redact(err.Error(), entra.Spec{ClientSecret: e.ClientSecret}))}
 	}
 	return cred
 }

@@ -144,7 +144,11 @@ const (
 	KindThrottled          Kind = "throttled"          // 429 rate limit
 	KindBadRequest         Kind = "bad_request"        // other 4xx
 	KindServer             Kind = "server_error"       // 5xx
+	KindWrongTenant        Kind = "wrong_tenant"       // 400: an Entra token from another tenant than the resource's
 )
+
+// tenantMismatchCode is the error code of Azure's 400 to an Entra token from another tenant (docs/wire-notes.md).
+const tenantMismatchCode = "tenant provided in token does not match resource token"
 
 // APIError is an error answer from a region.
 type APIError struct {
@@ -179,6 +183,8 @@ func (e *APIError) Explain() string {
 		return "the Entra token was rejected; check the tenant and that the endpoint is the resource the identity has access to"
 	case KindMissingRole:
 		return "the identity lacks a role on the resource; assign 'Cognitive Services OpenAI User' (inference) or 'Cognitive Services OpenAI Contributor' (fine-tuning)"
+	case KindWrongTenant:
+		return "the Entra token is from another tenant than the resource's; use an identity of the resource's tenant (tenant_id, or AZURE_TENANT_ID)"
 	case KindKeyAuthDisabled:
 		return "key authentication is disabled on this resource (disableLocalAuth); use `entra:` for this region instead of api_key"
 	case KindTokenUnavailable:
@@ -244,6 +250,8 @@ func classify(e *APIError) Kind {
 	switch {
 	case code == "authenticationtypedisabled" || strings.Contains(msg, "key based authentication is disabled"):
 		return KindKeyAuthDisabled
+	case code == tenantMismatchCode || strings.Contains(msg, "does not match resource tenant"):
+		return KindWrongTenant
 	case code == "permissiondenied" || strings.Contains(msg, "lacks the required data action") ||
 		strings.Contains(msg, "does not have access"):
 		return KindMissingRole

@@ -127,8 +127,15 @@ func oneRegion(r RegionResult) []Finding {
 		add(Warning, KindARM, "could not list deployments through Azure Resource Manager: "+r.ARM,
 			"check --arm-resource, that the token is current (az login, LIFELINE_ARM_TOKEN) and that the identity can read the resource (Reader role)")
 	}
+	if f, ok := clockFinding(r); ok {
+		out = append(out, f)
+	}
 	if !r.Auth.OK {
-		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, orText(string(r.Auth.Kind), r.Auth.Message)), r.Auth.Fix)
+		msg := orText(string(r.Auth.Kind), r.Auth.Message)
+		if r.Auth.Kind != "" && r.Auth.Message != "" {
+			msg += ": " + r.Auth.Message
+		}
+		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, msg), r.Auth.Fix)
 		return out
 	}
 	for _, d := range r.Deployments {

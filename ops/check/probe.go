@@ -33,7 +33,9 @@ type RegionResult struct {
 	Network string `json:"network_error,omitempty"`
 
 	// ARM is empty when Resource Manager was not asked, "listed" when it was, else its error.
-	ARM         string             `json:"arm,omitempty"`
+	ARM string `json:"arm,omitempty"`
+	// ClockSkewMs is the region's clock (its Date header) minus this host's, in milliseconds; nil: no answer.
+	ClockSkewMs *float64           `json:"clock_skew_ms,omitempty"`
 	Auth        AuthResult         `json:"auth"`
 	Models      []string           `json:"models,omitempty"` // ids from the models list
 	Deployments []DeploymentResult `json:"deployments"`
@@ -55,6 +57,8 @@ type AuthResult struct {
 	Kind    aoai.Kind `json:"kind,omitempty"` // wrong_key, key_auth_disabled, missing_role, ...
 	Message string    `json:"message,omitempty"`
 	Fix     string    `json:"fix,omitempty"`
+	// Entra is the region's Entra credential and token (method "entra"); never the token itself.
+	Entra *EntraResult `json:"entra,omitempty"`
 }
 
 // Deployment status values.
@@ -109,8 +113,16 @@ func probeRegion(ctx context.Context, r Region, o *Options) RegionResult {
 	if res.Cert != nil && res.Cert.Error != "" {
 		return res // every request would fail the same way; the certificate finding says why
 	}
-	c := &aoai.Client{Region: r.Name, Endpoint: r.Endpoint, APIKey: r.APIKey, Credential: r.Credential, HTTP: o.httpClient()}
+	hc := o.httpClient()
+	dates := &dateRecorder{next: hc.Transport, now: o.Now}
+	hc.Transport = dates
+	c := &aoai.Client{Region: r.Name, Endpoint: r.Endpoint, APIKey: r.APIKey, Credential: r.Credential, HTTP: hc}
+	if r.Credential != nil && !probeEntra(ctx, r, o, &res, c) {
+		return res // no token: the region cannot be asked anything
+	}
 	probeAuth(ctx, c, o, &res)
+	res.ClockSkewMs = dates.value()
+	explainEntra(&res)
 	if res.Auth.OK {
 		for i := range res.Deployments {
 			probeDeployment(ctx, c, o, &res, &res.Deployments[i])

@@ -80,6 +80,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if len(r.Regions) > 0 {
 		r.writeRegions(w)
+		r.writeEntra(w)
 		r.writeDeployments(w)
 		r.writeParity(w)
 	}
