@@ -111,7 +111,7 @@ func entraTransport(t *testing.T, cred *fakeCredential, clock Clock, obs Observe
 	p := fastPolicy()
 	p.Timeouts.Connect = connect
 	p.Timeouts.Response = max(p.Timeouts.Response, 2*connect) // the attempt's own deadline also bounds the wait
-	p.Breaker.Failures, p.Breaker.FailureRate = 1000, 2 // the tests count what reaches the credential
+	p.Breaker.Failures, p.Breaker.FailureRate = 1000, 2       // the tests count what reaches the credential
 	tr := mustNew(t, Config{Regions: []Region{r}, Policy: p}, WithClock(clock), WithObserver(obs))
 	t.Cleanup(tr.Close)
 	return tr, be
