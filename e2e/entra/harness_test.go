@@ -202,15 +202,14 @@ const (
 	adminKey  = "entra-e2e-admin-key"
 )
 
-// serve starts `lifeline serve --config` with the given regions and policy YAML and waits until it listens.
-func (w *world) serve(regions, policy string, env ...string) *gateway {
+// serve starts `lifeline serve --config` with the given regions and extra top-level YAML (policy, logging) and
+// waits until it listens.
+func (w *world) serve(regions, extra string, env ...string) *gateway {
 	w.t.Helper()
 	// No shutdown delay: the tests stop the gateway, no load balancer needs to notice.
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nclients: [{name: e2e, key: %s}]\nadmin: {listen: 127.0.0.1:0, key: %s}\nserver: {shutdown_delay: -1s}\nregions:\n%s",
 		clientKey, adminKey, regions)
-	if policy != "" {
-		cfg += "policy:\n" + policy
-	}
+	cfg += extra
 	path := w.writeConfig(cfg)
 	cmd := exec.Command(os.Args[0], "serve", "--config", path)
 	cmd.Env = append(w.env(env...), childVar+"=lifeline")

@@ -27,8 +27,9 @@ func TestRefreshAndAuthorityOutage(t *testing.T) {
 	s := w.sims(region("eastus", tenantA, "sp-east"), region("westus", tenantA, "uami-west"))
 	regions := regionYAML("eastus", s.Region("eastus").URL(), 1, "{tenant_id: "+tenantA+", client_id: sp-east, client_secret: \"${EAST}\"}") +
 		regionYAML("westus", s.Region("westus").URL(), 2, "{managed_identity_client_id: uami-west}")
-	// A short open_for so that failback fits in a test; everything else is the default policy.
-	g := w.serve(regions, "  breaker: {open_for: 2s}\n", "EAST=sp-secret-east")
+	// A short open_for so that failback fits in a test; everything else is the default policy. Debug logs, so
+	// that the per-attempt lines are checked for secrets too.
+	g := w.serve(regions, "policy: {breaker: {open_for: 2s}}\nlogging: {level: debug}\n", "EAST=sp-secret-east")
 	g.waitLog("entra: token obtained", map[string]string{"region": "eastus"}, 10*time.Second)
 	g.waitLog("entra: token obtained", map[string]string{"region": "westus"}, 10*time.Second)
 

@@ -93,6 +93,17 @@ func TestDefaultCredentialIMDS(t *testing.T) {
 	wayIn(t, w, s, "{}", "ManagedIdentityCredential (IMDS)")
 }
 
+// TestDefaultCredentialEnvironment: `entra: {}` with a service principal in AZURE_TENANT_ID, AZURE_CLIENT_ID and
+// AZURE_CLIENT_SECRET (EnvironmentCredential, first in the chain).
+func TestDefaultCredentialEnvironment(t *testing.T) {
+	w := newWorld(t)
+	w.a.AddApp(entratest.App{TenantID: tenantA, ClientID: "sp-env", Secret: "sp-secret-east"})
+	w.mi.SetSystem(&entratest.Identity{TenantID: tenantA, ClientID: "vm-mi"}) // there too, but later in the chain
+	s := w.sims(region("eastus", tenantA, "sp-env"))
+	wayIn(t, w, s, "{}", "EnvironmentCredential",
+		"AZURE_TENANT_ID="+tenantA, "AZURE_CLIENT_ID=sp-env", "AZURE_CLIENT_SECRET=sp-secret-east")
+}
+
 // TestDefaultCredentialWorkloadIdentity: `entra: {}` in an AKS pod with workload identity: the webhook's
 // variables and the projected service-account token.
 func TestDefaultCredentialWorkloadIdentity(t *testing.T) {
@@ -141,7 +152,7 @@ func TestIdentityPerRegion(t *testing.T) {
 	regions := regionYAML("eastus", s.Region("eastus").URL(), 1, "{tenant_id: "+tenantA+", client_id: sp-east, client_secret: \"${EAST}\"}") +
 		regionYAML("westus", s.Region("westus").URL(), 1, "{tenant_id: "+tenantB+", client_id: sp-west, client_secret: \"${WEST}\"}")
 	env := []string{"EAST=sp-secret-east", "WEST=sp-secret-west"}
-	g := w.serve(regions, "  routing: weighted\n", env...)
+	g := w.serve(regions, "policy: {routing: weighted}\n", env...)
 	seen := map[string]int{}
 	for range 20 {
 		region, status, err := g.chat("gpt-4o")
