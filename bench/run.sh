@@ -524,6 +524,13 @@ for path in $PATHS; do
 			-ramp-timeout "$STREAMS_RAMP" -out "$RAW/$path/streams.json"
 	fi
 done
+# Other benchmarks that live in bench/ (the shared-state staleness benchmark of issue 14): run when present;
+# each writes its own results file, which REPORT.md links.
+if [[ -x $BENCH/staleness.sh ]] && ((!QUICK)); then
+	say "scenario staleness (bench/staleness.sh)"
+	loadavg staleness
+	"$BENCH/staleness.sh" >>"$LOG" 2>&1 || say "bench/staleness.sh failed (see $LOG)"
+fi
 loadavg end
 
 # --- report ----------------------------------------------------------------------------------------

@@ -117,9 +117,10 @@ type meta struct {
 }
 
 type run struct {
-	meta    meta
-	paths   map[string]*pathRun
-	loadavg []struct{ Scenario, LoadAverage string }
+	meta      meta
+	staleness bool // results/STALENESS.md exists beside the report
+	paths     map[string]*pathRun
+	loadavg   []struct{ Scenario, LoadAverage string }
 }
 
 // pathRun is what one path's scenarios measured; a scenario that did not run is nil.
@@ -141,6 +142,9 @@ func main() {
 	r, err := load(*raw)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(*out, "STALENESS.md")); err == nil {
+		r.staleness = true
 	}
 	md, verdicts := r.markdown()
 	if err := os.WriteFile(filepath.Join(*out, "REPORT.md"), []byte(md), 0o644); err != nil {

@@ -72,6 +72,12 @@ func (r *run) markdown() (string, []verdict) {
 		p.sectionFailover(w)
 		p.sectionMemory(w, r.meta)
 	}
+	w("## Other benchmarks\n\n")
+	w("- Where Lifeline's time and memory go on the production path: [PROFILE.md](PROFILE.md).\n")
+	if r.staleness {
+		w("- Shared state across replicas (issue 14): [STALENESS.md](STALENESS.md), written by `bench/staleness.sh`.\n")
+	}
+	w("\n")
 	r.sectionConditions(w)
 	return b.String(), vs
 }
