@@ -7,10 +7,11 @@
 #
 # Variants of the working tree's gateway (bench/cmd/lifelinegw), each its own process:
 #   regions on HTTPS:  h2          protocol auto: net/http's HTTP/2 client (the default), own HTTP/1.x server
-#                      own-h1      protocol http1: Lifeline's own HTTP/1.1 client over TLS
+#                      http1       protocol http1: whatever HTTP/1.1 client this build gives such regions
+#                                  (Lifeline's own failover/h1.go up to issue 11's decision, net/http's after it)
 #                      nethttp-h1  net/http's Transport, HTTP/1.1 only (-region-client net/http-h1)
 #                      h2-srv      as h2, with server.http1: net/http (net/http's server for clients)
-#   regions on plain HTTP:  own-h1 (the default there), nethttp-h1, own-h1-srv (server.http1: net/http)
+#   regions on plain HTTP:  http1 (the default there), nethttp-h1, http1-srv (server.http1: net/http)
 # Prints per path: added p50 (one connection), closed-loop req/s and CPU per request (the process's CPU time
 # over the run from /proc, divided by the requests answered), and memory per open stream. About five minutes.
 set -euo pipefail
@@ -89,12 +90,12 @@ start nginx nginx -c "$WORK/cl-nginx.conf" -e "$WORK/cl-nginx-error.log"
 # name path port protocol server region-client
 VARIANTS=(
 	"h2 https 11 auto lifeline -"
-	"own-h1 https 12 http1 lifeline -"
+	"http1 https 12 http1 lifeline -"
 	"nethttp-h1 https 13 auto lifeline net/http-h1"
 	"h2-srv https 14 auto net/http -"
-	"own-h1 plain 21 auto lifeline -"
+	"http1 plain 21 auto lifeline -"
 	"nethttp-h1 plain 22 auto lifeline net/http-h1"
-	"own-h1-srv plain 23 auto net/http -"
+	"http1-srv plain 23 auto net/http -"
 )
 declare -A TARGETS=([https]="" [plain]="")
 for v in "${VARIANTS[@]}"; do

@@ -241,8 +241,8 @@ lifeline_config() { # lifeline_config OUT PORT ADMIN PRIMARY_URL SECONDARY_URL|"
 	awk -v sec="$sec" -v tlsb="$tlsb" '$0=="@SECONDARY_BLOCK@"{if(sec!="")print sec;next} $0=="@TLS_BLOCK@"{if(tlsb!="")print tlsb;next}{print}' "$1.tmp" >"$1"
 	rm -f "$1.tmp"
 }
-# Per path: lifeline (protocol auto: HTTP/2 to an HTTPS region, Lifeline's own HTTP/1.1 client to a plain one) and,
-# with HTTPS regions, lifeline-h1 (protocol http1: Lifeline's own HTTP/1.1 client over TLS).
+# Per path: lifeline (protocol auto: HTTP/2 to an HTTPS region, HTTP/1.1 to a plain one) and,
+# with HTTPS regions, lifeline-h1 (protocol http1: HTTP/1.1 over TLS).
 declare -A LL_VARIANTS=([plain]="lifeline" [https]="lifeline lifeline-h1" [tls]="lifeline lifeline-h1")
 for path in $PATHS; do
 	b=${PATH_BASE[$path]}

@@ -32,7 +32,7 @@ func (r *run) verdicts() []verdict {
 		if ll == "lifeline" {
 			return "Lifeline (HTTP/2 to the region, the default)"
 		}
-		return "Lifeline protocol: http1 (own HTTP/1.1 client)"
+		return "Lifeline protocol: http1 (HTTP/1.1 to the region)"
 	}
 
 	// CPU per request against nginx's, and throughput against Portkey's and the Go floor's.
