@@ -40,6 +40,9 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Responses configures stored responses: rebuilding a conversation in another region (config/responses.go).
 	Responses Responses `yaml:"responses"`
+	// State shares what replicas learn about regions through Redis (config/state.go). Zero: each replica keeps
+	// its state to itself.
+	State State `yaml:"state"`
 }
 
 // TLS names the certificate and key files of the client-facing listener.
@@ -254,6 +257,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Admin.Listen, DefaultAdminListen)
 	setDefault(&c.Admin.StatusRefresh, Duration(DefaultStatusRefresh))
 	c.Responses.applyDefaults()
+	c.State.applyDefaults()
 	for i := range c.Regions {
 		setDefault(&c.Regions[i].Priority, 1)
 		setDefault(&c.Regions[i].Weight, 1)

@@ -24,7 +24,7 @@ var exampleEnv = env(map[string]string{
 	"LIFELINE_CLIENT_KEY": "client-key", "WEB_FRONTEND_KEY": "web-key", "BATCH_JOBS_KEY": "batch-key",
 	"LIFELINE_ADMIN_KEY": "admin-key", "AOAI_EASTUS_KEY": "east-key", "AOAI_WESTUS_KEY": "west-key",
 	"AZURE_TENANT_ID": "tenant", "AZURE_CLIENT_ID": "client", "AZURE_CLIENT_SECRET": "secret",
-	"APP_KEY": "k", "AOAI_FRANCE_IDENTITY": "uami-client-id",
+	"APP_KEY": "k", "AOAI_FRANCE_IDENTITY": "uami-client-id", "REDIS_PASSWORD": "redis-secret",
 })
 
 func parseFile(t *testing.T, path string) (*config.Config, error) {

@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 	c.Server.validate(&e)
 	c.Telemetry.validate(&e)
 	c.Responses.validate(&e)
+	c.State.validate(&e)
 	switch c.Logging.Format {
 	case "", "json", "text":
 	default:
