@@ -245,6 +245,22 @@ func TestChartDefaults(t *testing.T) {
 	if !matches(svc.Spec.Selector, pod.Labels) {
 		t.Errorf("the Service's selector %v does not match the pods", svc.Spec.Selector)
 	}
+	// The bundled Redis for trials, and the config pointing at it.
+	if cfg.State.Redis == nil || cfg.State.Redis.Addr != "prod-lifeline-redis:6379" || cfg.State.Redis.KeyPrefix != "lifeline:" {
+		t.Errorf("state.redis %+v, want the bundled Redis", cfg.State.Redis)
+	}
+	rd := r.get(t, "Deployment", "prod-lifeline-redis").(*appsv1.Deployment)
+	rsvc := r.get(t, "Service", "prod-lifeline-redis").(*corev1.Service)
+	if !matches(rsvc.Spec.Selector, rd.Spec.Template.Labels) || matches(rsvc.Spec.Selector, pod.Labels) {
+		t.Errorf("the Redis Service's selector %v", rsvc.Spec.Selector)
+	}
+	if matches(svc.Spec.Selector, rd.Spec.Template.Labels) || matches(d.Spec.Selector.MatchLabels, rd.Spec.Template.Labels) ||
+		matches(pdb.Spec.Selector.MatchLabels, rd.Spec.Template.Labels) {
+		t.Error("the gateway's Service, Deployment or PodDisruptionBudget selects the Redis pod")
+	}
+	if rsc := rd.Spec.Template.Spec.Containers[0].SecurityContext; rsc == nil || !*rsc.ReadOnlyRootFilesystem {
+		t.Error("the bundled Redis may write its root filesystem")
+	}
 	for _, kind := range []string{"HorizontalPodAutoscaler", "ServiceMonitor", "Ingress"} {
 		if r.has(kind) {
 			t.Errorf("%s rendered though it is off by default", kind)
@@ -273,6 +289,11 @@ ingress:
   hosts: [{host: ai.example.com, paths: ["/"]}]
   tls: [{secretName: ai-tls, hosts: [ai.example.com]}]
 workloadIdentity: {enabled: true, clientId: 00000000-1111-2222-3333-444444444444}
+redis:
+  bundled: false
+  external: {addr: "contoso.redis.cache.windows.net:6380", tls: true}
+  passwordEnv: REDIS_PASSWORD
+  keyPrefix: "prod:"
 config:
   clients: [{name: app, key: "${APP_KEY}"}]
   admin: {key: "${LIFELINE_ADMIN_KEY}"}
@@ -320,7 +341,24 @@ config:
 	if len(ing.Spec.TLS) != 1 || ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port.Name != "http" {
 		t.Errorf("Ingress %+v", ing.Spec)
 	}
-	checkConfig(t, r, map[string]string{"APP_KEY": "a", "LIFELINE_ADMIN_KEY": "b"})
+	cfg := checkConfig(t, r, map[string]string{"APP_KEY": "a", "LIFELINE_ADMIN_KEY": "b", "REDIS_PASSWORD": "c"})
+	if rc := cfg.State.Redis; rc == nil || rc.Addr != "contoso.redis.cache.windows.net:6380" || rc.TLS == nil || rc.Password != "c" || rc.KeyPrefix != "prod:" {
+		t.Errorf("state.redis %+v", rc)
+	}
+	if r.objects["Deployment/prod-lifeline-redis"] != nil || len(r.objects) != 8 {
+		t.Errorf("objects %v: no bundled Redis expected with an external one", slices.Sorted(maps.Keys(r.objects)))
+	}
+}
+
+// TestChartWithoutRedis: redis.enabled false gives each replica its own state: no state key, no Redis.
+func TestChartWithoutRedis(t *testing.T) {
+	r := mustRender(t, prodSecrets+"redis: {enabled: false}\n")
+	if cfg := checkConfig(t, r, map[string]string{"APP_KEY": "a", "LIFELINE_ADMIN_KEY": "b", "AOAI_EASTUS_KEY": "c", "AOAI_WESTUS_KEY": "d"}); cfg.State.Redis != nil {
+		t.Errorf("state.redis %+v", cfg.State.Redis)
+	}
+	if _, ok := r.objects["Deployment/prod-lifeline-redis"]; ok {
+		t.Error("a Redis rendered though redis.enabled is false")
+	}
 }
 
 // TestChartRefuses: what would be a single point of failure, or a typo in the values, fails the render.
@@ -333,6 +371,9 @@ func TestChartRefuses(t *testing.T) {
 		{"listen set by hand", "config: {listen: ':9000', regions: [{name: a}]}", "listen"},
 		{"both secrets", "existingSecret: x\nsecretEnv: {A: b}", "not both"},
 		{"workload identity without a client id", "workloadIdentity: {enabled: true}", "clientId"},
+		{"external Redis without an address", "redis: {bundled: false}", "redis.external.addr"},
+		{"state set by hand", "config: {state: {}, regions: [{name: a}]}", "config.state"},
+		{"typo in redis", "redis: {bundeld: false}", "bundeld"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := render(loadChart(t), c.values)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
+	"github.com/lifeline-sre/lifeline/state"
 )
 
 // AdminHandler returns the operator handler: /healthz, /readyz and /metrics are open; /status and /admin/* need
@@ -103,6 +104,9 @@ type RegionsView struct {
 	Regions []RegionView `json:"regions"`
 	Events  []Event      `json:"events"`
 	Refresh float64      `json:"refresh_seconds"`
+	// Shared is the state shared with the other replicas (state.redis): whether Redis answers, every replica's
+	// view of the regions, and the manual switches in force with who and why. Absent without state.redis.
+	Shared *state.View `json:"shared,omitempty"`
 }
 
 // Regions is the snapshot behind GET /admin/regions and the status page.
@@ -110,6 +114,10 @@ func (g *Gateway) Regions() RegionsView {
 	gen := g.state.Load()
 	v := RegionsView{Ready: g.transport.Ready(), Now: g.now().UTC(), Uptime: time.Since(g.started).Round(time.Second).String(),
 		Names: gen.cfg.Names(), Events: g.events.snapshot(), Refresh: gen.cfg.Admin.StatusRefresh.D().Seconds()}
+	if g.shared != nil {
+		sv := g.shared.View()
+		v.Shared = &sv
+	}
 	for _, r := range g.transport.Regions() {
 		rv := RegionView{Name: r.Name, Endpoint: r.Endpoint, State: r.State.String(), StateCode: int(r.State),
 			Priority: r.Priority, Weight: r.Weight, ErrorRate: r.ErrorRate, Attempts: r.Attempts,
@@ -150,10 +158,14 @@ func (g *Gateway) serveEnable(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
 	name := r.PathValue("name")
+	note := readSwitchNote(r)
 	var err error
-	if on {
+	switch {
+	case g.shared != nil:
+		err = g.shared.Switch(name, !on, note.By, note.Reason) // here at once, and on every replica
+	case on:
 		err = g.transport.Enable(name)
-	} else {
+	default:
 		err = g.transport.Disable(name)
 	}
 	if errors.Is(err, failover.ErrUnknownRegion) {
@@ -168,7 +180,7 @@ func (g *Gateway) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
 	if on {
 		action = "enabled"
 	}
-	g.log.Warn("region "+action+" by hand", "region", name, "remote", r.RemoteAddr)
+	g.log.Warn("region "+action+" by hand", "region", name, "by", note.By, "reason", note.Reason, "remote", r.RemoteAddr)
 	for _, rv := range g.Regions().Regions {
 		if rv.Name == name {
 			writeJSON(w, http.StatusOK, rv)

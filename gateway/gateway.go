@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/lifeline-sre/lifeline/affinity"
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
+	"github.com/lifeline-sre/lifeline/state"
 )
 
 // Options are the gateway's hooks and dependencies. Every field may be left zero.
@@ -65,11 +67,15 @@ type Options struct {
 	// (internal/sdnotify).
 	Notify func(state string)
 	// Index records which region holds each stored object (SPEC 10). Nil: an in-memory index of
-	// affinity.DefaultIndexSize ids. Replicas that share state set a shared one (state.redis).
+	// affinity.DefaultIndexSize ids, shared with the other replicas through Redis with state.redis.
 	Index affinity.Index
 	// Items keeps the items of stored responses for responses.rebuild. Nil: in memory, bounded by
-	// responses.rebuild_max_bytes. Nothing is put in it while responses.rebuild is off.
+	// responses.rebuild_max_bytes (and shared through Redis with state.redis). Nothing is put in it while
+	// responses.rebuild is off.
 	Items affinity.Items
+	// OnSharedEvent, with state.redis, is called after an event from another replica has been applied here (the
+	// staleness benchmark times it). Nil: none.
+	OnSharedEvent func(state.Event)
 }
 
 // Gateway is a running gateway: the client handler, the admin handler and the engine under them.
@@ -84,8 +90,9 @@ type Gateway struct {
 	ids       requestIDs
 	now       func() time.Time
 	reloadMu  sync.Mutex
-	active    atomic.Int64 // client handlers running
-	draining  atomic.Bool  // Drain was called: /readyz fails
+	active    atomic.Int64  // client handlers running
+	draining  atomic.Bool   // Drain was called: /readyz fails
+	shared    *state.Shared // nil without state.redis
 	cert      atomic.Pointer[tls.Certificate]
 	index     affinity.Index     // stored object id -> region (stored.go)
 	items     affinity.Items     // items of stored responses, for responses.rebuild (rebuild.go)
@@ -173,7 +180,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
+	if g.shared, err = newShared(cfg, opts, g.log, reg); err != nil {
+		return nil, err
+	}
 	fopts := []failover.Option{failover.WithObserver(g.observer())}
+	if g.shared != nil {
+		fopts[0] = failover.WithObserver(failover.Observers{g.observer(), g.shared.Observer()})
+	}
 	if g.trace, err = newTracing(cfg, opts); err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
@@ -200,6 +213,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.hardCtx, g.hardStop = context.WithCancel(context.Background())
 	g.metrics.setStates(t.Regions())
+	if g.shared != nil {
+		g.shared.Start(t) // in the background: Redis is never waited for
+	}
 	return g, nil
 }
 
@@ -277,8 +293,8 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	g.metrics.setStates(g.transport.Regions())
 	g.metrics.reloads.WithLabelValues("ok").Inc()
 	if o := old.cfg; o.Listen != cfg.Listen || o.Admin.Listen != cfg.Admin.Listen || o.Server != cfg.Server ||
-		(o.TLS == nil) != (cfg.TLS == nil) {
-		g.log.Warn("config reloaded; listen, admin.listen, server.* and turning tls on or off take effect only on restart")
+		(o.TLS == nil) != (cfg.TLS == nil) || !reflect.DeepEqual(o.State, cfg.State) {
+		g.log.Warn("config reloaded; listen, admin.listen, server.*, state.* and turning tls on or off take effect only on restart")
 	}
 	g.log.Info("config reloaded", "regions", len(cfg.Regions), "names", len(cfg.Names()), "clients", len(cfg.Clients))
 	return nil
@@ -308,6 +324,9 @@ var errNoLoader = errors.New("gateway: no config source to reload from")
 func (g *Gateway) Close() {
 	g.hardStop()
 	g.transport.Close()
+	if g.shared != nil {
+		g.shared.Close()
+	}
 	g.trace.shutdown()
 }
 

@@ -38,7 +38,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 // event), closes the engine and returns nil. It returns early with an error if a listener fails.
 func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg := g.Config()
-	srv := g.server(g.closeWhenDraining(g.Handler()))
+	srv := g.server(g.front(g.Handler()))
 	if cfg.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -131,16 +131,27 @@ func (g *Gateway) drain(delay time.Duration, errc <-chan error) error {
 	}
 }
 
-// closeWhenDraining asks HTTP/1 clients (and load balancers' connection pools) to close their connection after
-// each answer while the gateway drains, so that no idle kept-alive connection is left to race with the shutdown.
-func (g *Gateway) closeWhenDraining(h http.Handler) http.Handler {
+// front is what Serve puts before the client handler. While the gateway drains it asks HTTP/1 clients (and load
+// balancers' connection pools) to close their connection after each answer, so that no idle kept-alive
+// connection is left to race with the shutdown. With state.redis it names the replica in x-lifeline-replica.
+func (g *Gateway) front(h http.Handler) http.Handler {
+	replica := ""
+	if g.shared != nil {
+		replica = g.shared.Replica()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if replica != "" {
+			w.Header().Set(HeaderReplica, replica)
+		}
 		if g.draining.Load() && r.ProtoMajor == 1 && r.Header.Get("Upgrade") == "" {
 			w.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// HeaderReplica names the replica that answered, on every answer of a gateway with state.redis.
+const HeaderReplica = "X-Lifeline-Replica"
 
 func (g *Gateway) notify(state string) {
 	if g.opts.Notify != nil {
@@ -199,6 +210,9 @@ func (g *Gateway) shutdown(servers []server, grace time.Duration) {
 	}
 	g.hardStop()
 	g.transport.Close()
+	if g.shared != nil {
+		g.shared.Close()
+	}
 	g.trace.shutdown()
 	g.log.Info("stopped")
 }

@@ -13,13 +13,31 @@
 {{- define "lifeline.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "lifeline.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
 {{- end -}}
 
-{{- define "lifeline.labels" -}}
-{{ include "lifeline.selectorLabels" . }}
+{{- define "lifeline.commonLabels" -}}
+app.kubernetes.io/name: {{ include "lifeline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "lifeline.labels" -}}
+{{ include "lifeline.commonLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "lifeline.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "lifeline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end -}}
+
+{{- define "lifeline.redisLabels" -}}
+{{ include "lifeline.commonLabels" . }}
+app.kubernetes.io/component: redis
 {{- end -}}
 
 {{- define "lifeline.serviceAccountName" -}}
@@ -51,6 +69,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $admin := deepCopy (default dict $cfg.admin) -}}
 {{- $_ := set $admin "listen" "0.0.0.0:8081" -}}
 {{- $_ := set $cfg "admin" $admin -}}
+{{- if hasKey $cfg "state" -}}{{- fail "config.state is set by the chart from redis.*: remove it" -}}{{- end -}}
+{{- $r := .Values.redis -}}
+{{- if $r.enabled -}}
+{{- $redis := dict "key_prefix" $r.keyPrefix -}}
+{{- if $r.bundled -}}
+{{- $_ := set $redis "addr" (printf "%s-redis:6379" (include "lifeline.fullname" .)) -}}
+{{- else -}}
+{{- $_ := set $redis "addr" (required "redis.external.addr is required when redis.bundled is false" $r.external.addr) -}}
+{{- if $r.external.tls }}{{ $_ := set $redis "tls" dict }}{{ end -}}
+{{- if $r.external.db }}{{ $_ := set $redis "db" $r.external.db }}{{ end -}}
+{{- if $r.external.sentinelMaster }}{{ $_ := set $redis "sentinel_master" $r.external.sentinelMaster }}{{ end -}}
+{{- if $r.external.cluster }}{{ $_ := set $redis "cluster" true }}{{ end -}}
+{{- end -}}
+{{- if $r.passwordEnv }}{{ $_ := set $redis "password" (printf "${%s}" $r.passwordEnv) }}{{ end -}}
+{{- $_ := set $cfg "state" (dict "redis" $redis "sync_interval" $r.syncInterval) -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
