@@ -16,6 +16,7 @@ type Sample struct {
 	Start   time.Duration `json:"start_ms"`   // since the drill started
 	Latency time.Duration `json:"latency_ms"` // until the full answer (or the error)
 	Region  string        `json:"region,omitempty"`
+	Replica string        `json:"replica,omitempty"` // x-lifeline-replica: the gateway replica that answered
 	Status  int           `json:"status,omitempty"`
 	Err     string        `json:"error,omitempty"` // "" when the client got a good answer
 }
@@ -65,6 +66,17 @@ type Analysis struct {
 	Passed       bool           `json:"passed"`
 	Problems     []string       `json:"problems,omitempty"` // why it did not pass
 	Notes        []string       `json:"notes,omitempty"`    // worth knowing, not a failure
+	// Replicas breaks the traffic down by the gateway replica that answered (x-lifeline-replica, sent by gateways
+	// that share state), for drills through a load balancer. Empty when no answer named a replica.
+	Replicas []ReplicaStats `json:"replicas,omitempty"`
+}
+
+// ReplicaStats is the traffic one gateway replica answered, by phase and region.
+type ReplicaStats struct {
+	Name     string                    `json:"name"`
+	Requests int                       `json:"requests"`
+	Errors   int                       `json:"errors"`
+	ByPhase  map[string]map[string]int `json:"by_phase"` // phase name -> region -> answers
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -107,8 +119,40 @@ func Analyze(samples []Sample, region string, t Timing, buckets int) Analysis {
 	a.FailoverMs = failover(samples, region, t)
 	a.FailbackMs = failback(samples, region, t)
 	a.Timeline, a.BucketMs = timeline(samples, t, buckets)
+	a.Replicas = replicas(samples, t, names)
 	a.verdict()
 	return a
+}
+
+// replicas groups the answers by the replica that gave them (errors without an answer have no replica).
+func replicas(samples []Sample, t Timing, names []string) []ReplicaStats {
+	by := map[string]*ReplicaStats{}
+	for _, s := range samples {
+		if s.Replica == "" {
+			continue
+		}
+		r := by[s.Replica]
+		if r == nil {
+			r = &ReplicaStats{Name: s.Replica, ByPhase: map[string]map[string]int{}}
+			by[s.Replica] = r
+		}
+		r.Requests++
+		if s.Err != "" {
+			r.Errors++
+			continue
+		}
+		p := names[phaseOf(s, t)]
+		if r.ByPhase[p] == nil {
+			r.ByPhase[p] = map[string]int{}
+		}
+		r.ByPhase[p][s.Region]++
+	}
+	out := make([]ReplicaStats, 0, len(by))
+	for _, r := range by {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func errorKind(s Sample) string {

@@ -84,6 +84,21 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(a.ErrorKinds) > 0 {
 		fmt.Fprintf(w, "\nErrors by kind: %s\n", byRegion(a.ErrorKinds))
 	}
+	if len(a.Replicas) > 0 {
+		fmt.Fprintf(w, "\n## Per replica\n\nWhich region answered each replica's share of the traffic (x-lifeline-replica).\n\n")
+		fmt.Fprintf(w, "| replica | requests | errors |")
+		for _, p := range a.Phases {
+			fmt.Fprintf(w, " %s |", p.Name)
+		}
+		fmt.Fprintf(w, "\n|---|---|---|%s\n", strings.Repeat("---|", len(a.Phases)))
+		for _, r := range a.Replicas {
+			fmt.Fprintf(w, "| %s | %d | %d |", r.Name, r.Requests, r.Errors)
+			for _, p := range a.Phases {
+				fmt.Fprintf(w, " %s |", byRegion(r.ByPhase[p.Name]))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintf(w, "\n## Timeline\n\n```\n%s```\n\n", r.TextTimeline())
 	fmt.Fprintf(w, "![timeline](timeline.svg)\n")
 	for _, n := range a.Notes {

@@ -393,6 +393,7 @@ func (tr *traffic) send(ctx context.Context, start time.Time) Sample {
 	s := Sample{Start: begin.Sub(start), Latency: time.Since(begin)}
 	if resp != nil {
 		s.Region, s.Status = resp.Header.Get("x-lifeline-region"), resp.StatusCode
+		s.Replica = resp.Header.Get("x-lifeline-replica")
 	}
 	if err != nil {
 		s.Err = err.Error()
