@@ -116,7 +116,7 @@ func startGW(t *testing.T, prefix, name string, o replicaOpts) *gw {
 		})
 	}
 	t.Cleanup(r.stop)
-	eventually(t, name+" to reach Redis", 5*time.Second, func() bool { return g.Shared().Up() })
+	eventually(t, name+" to reach Redis", 15*time.Second, func() bool { return g.Shared().Up() })
 	return r
 }
 

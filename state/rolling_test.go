@@ -19,6 +19,12 @@ import (
 // nginxLB runs Debian's nginx on a free loopback port as the load balancer in front of addrs, configured as
 // docs/deploy.md advises.
 func nginxLB(t *testing.T, addrs []string) string {
+	url, _ := startNginx(t, addrs)
+	return url
+}
+
+// startNginx is nginxLB, also returning the path of nginx's error log.
+func startNginx(t *testing.T, addrs []string) (string, string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -104,7 +110,7 @@ http {
 		}
 		return err == nil
 	})
-	return "http://" + lb
+	return "http://" + lb, filepath.Join(dir, "error.log")
 }
 
 func freeAddr(t *testing.T) string {
@@ -134,7 +140,7 @@ func TestRollingRestartBehindNginx(t *testing.T) {
 	for i := range rs {
 		rs[i] = start(i)
 	}
-	lb := nginxLB(t, listens)
+	lb, errLog := startNginx(t, listens)
 
 	var sent, streams, failed atomic.Int64
 	var mu sync.Mutex
@@ -204,13 +210,14 @@ func TestRollingRestartBehindNginx(t *testing.T) {
 			r.Body.Close()
 			return r.StatusCode == 200
 		})
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond) // past nginx's fail_timeout for the replica just restarted
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	if failed.Load() > 0 {
-		t.Errorf("%d of %d requests failed during the rolling restart: %q", failed.Load(), sent.Load(), failures)
+		log, _ := os.ReadFile(errLog)
+		t.Errorf("%d of %d requests failed during the rolling restart: %q\nnginx error log:\n%s", failed.Load(), sent.Load(), failures, log)
 	}
 	if streams.Load() == 0 || sent.Load() < 30 {
 		t.Errorf("too little traffic to judge: %d requests, %d streams", sent.Load(), streams.Load())

@@ -165,7 +165,7 @@ func startReplica(t *testing.T, prefix, name string, tweak ...func(*Options)) *r
 	s.Start(eng)
 	t.Cleanup(s.Close)
 	r := &replica{Shared: s, eng: eng, logs: logs, reg: reg}
-	eventually(t, name+" to reach Redis", 5*time.Second, s.Up)
+	eventually(t, name+" to reach Redis", 15*time.Second, s.Up)
 	return r
 }
 
