@@ -183,6 +183,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if g.shared, err = newShared(cfg, opts, g.log, reg); err != nil {
 		return nil, err
 	}
+	if g.shared != nil { // the stored-object index and rebuild items are shared too, unless the caller gave its own
+		if opts.Index == nil {
+			g.index = g.shared.Index(g.index)
+		}
+		if opts.Items == nil {
+			g.items = g.shared.Items(g.items, g.now)
+		}
+	}
 	fopts := []failover.Option{failover.WithObserver(g.observer())}
 	if g.shared != nil {
 		fopts[0] = failover.WithObserver(failover.Observers{g.observer(), g.shared.Observer()})

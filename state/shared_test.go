@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lifeline-sre/lifeline/affinity"
+	"github.com/lifeline-sre/lifeline/affinity/affinitytest"
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/failover"
 	"github.com/lifeline-sre/lifeline/internal/redistest"
@@ -408,4 +410,59 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// TestSharedIndexContract: the shared index and items keep affinity's contract (the same cases as the in-memory
+// ones), and what one replica records is found by another through Redis.
+func TestSharedIndexContract(t *testing.T) {
+	p := prefix(t)
+	a, b := startReplica(t, p, "a"), startReplica(t, p, "b")
+	affinitytest.Index(t, a.Index(affinity.NewMemoryIndex(100)))
+	now := time.Now()
+	clock := func() time.Time { return now }
+	affinitytest.Items(t, a.Items(affinity.NewMemoryItems(1<<20, clock), clock), &now)
+
+	ctx := context.Background()
+	ia, ib := a.Index(affinity.NewMemoryIndex(100)), b.Index(affinity.NewMemoryIndex(100))
+	ia.Record(ctx, "resp_shared", "westus")
+	eventually(t, "b to find a's object", time.Second, func() bool {
+		r, ok, _ := ib.Lookup(ctx, "resp_shared")
+		return ok && r == "westus"
+	})
+	ia.Forget(ctx, "resp_shared")
+	eventually(t, "the forgotten object to leave Redis", time.Second, func() bool {
+		_, ok, _ := b.Index(affinity.NewMemoryIndex(100)).Lookup(ctx, "resp_shared") // a replica that had not seen it
+		return !ok
+	})
+	xa := a.Items(affinity.NewMemoryItems(1<<20, nil), nil)
+	xb := b.Items(affinity.NewMemoryItems(1<<20, nil), nil)
+	xa.Put(ctx, "resp_items", []byte(`[{"role":"user"}]`), time.Minute)
+	eventually(t, "b to find a's items", time.Second, func() bool {
+		v, ok, _ := xb.Get(ctx, "resp_items")
+		return ok && string(v) == `[{"role":"user"}]`
+	})
+}
+
+// TestSharedIndexWithoutRedis: with Redis gone the index answers from local state at once.
+func TestSharedIndexWithoutRedis(t *testing.T) {
+	s, err := New(Options{Config: config.State{Redis: &config.Redis{Addr: deadAddr(t)}, Replica: "x"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(newFakeEngine("eastus"))
+	defer s.Close()
+	ix := s.Index(affinity.NewMemoryIndex(10))
+	ctx := context.Background()
+	start := time.Now()
+	ix.Record(ctx, "file-1", "eastus")
+	if r, ok, _ := ix.Lookup(ctx, "file-1"); !ok || r != "eastus" {
+		t.Errorf("local lookup: %q %v", r, ok)
+	}
+	if _, ok, _ := ix.Lookup(ctx, "file-2"); ok {
+		t.Error("unknown id found")
+	}
+	ix.Forget(ctx, "file-1")
+	if el := time.Since(start); el > 50*time.Millisecond {
+		t.Errorf("the index waited %s on a Redis that is not there", el)
+	}
 }
