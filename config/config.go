@@ -30,6 +30,9 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Regions are the Azure OpenAI resources, at least one.
 	Regions []Region `yaml:"regions"`
+	// Fallbacks lists, per client-visible name, other names to try in order when no region can serve it or a
+	// region answers 400 context_length_exceeded.
+	Fallbacks map[string][]string `yaml:"fallbacks"`
 	// Policy is routing, retries, breakers, timeouts and the body limit.
 	Policy Policy `yaml:"policy"`
 	// Server holds the HTTP server limits against slow or idle clients and the shutdown bound.

@@ -11,6 +11,12 @@ import (
 // applies the same defaults.
 func (c *Config) Failover() failover.Config {
 	out := failover.Config{Regions: make([]failover.Region, len(c.Regions))}
+	if len(c.Fallbacks) > 0 {
+		out.Fallbacks = make(map[string][]string, len(c.Fallbacks))
+		for name, fbs := range c.Fallbacks {
+			out.Fallbacks[name] = append([]string(nil), fbs...)
+		}
+	}
 	for i, r := range c.Regions {
 		fr := failover.Region{
 			Name:        r.Name,

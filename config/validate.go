@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 		e.add("admin.status_refresh", "must not be negative")
 	}
 	c.validateRegions(&e)
+	c.validateFallbacks(&e)
 	c.Policy.validate(&e)
 	c.Server.validate(&e)
 	c.Telemetry.validate(&e)
@@ -313,11 +314,37 @@ func nonNegative(e *Errors, field string, d Duration) {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sortStrings(keys)
 	return keys
+}
+
+func (c *Config) validateFallbacks(e *Errors) {
+	served := map[string]bool{}
+	for _, n := range c.Names() {
+		served[n] = true
+	}
+	for _, name := range sortedKeys(c.Fallbacks) {
+		f := "fallbacks." + name
+		if !served[name] {
+			e.add(f, "no region serves the name %q", name)
+		}
+		seen := map[string]bool{}
+		for i, fb := range c.Fallbacks[name] {
+			fi := fmt.Sprintf("%s[%d]", f, i)
+			switch {
+			case fb == name:
+				e.add(fi, "a name cannot fall back to itself")
+			case !served[fb]:
+				e.add(fi, "no region serves the name %q", fb)
+			case seen[fb]:
+				e.add(fi, "%q is listed twice", fb)
+			}
+			seen[fb] = true
+		}
+	}
 }

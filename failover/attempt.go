@@ -56,7 +56,7 @@ func (rt *roundTrip) streamed() bool { return rt.in.stream }
 // run sends the attempt and classifies what came back.
 func (a *attempt) run() attemptResult {
 	rt, r, t := a.rt, a.r, a.rt.t
-	start := AttemptStart{Region: r.cfg.Name, Name: rt.in.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge}
+	start := AttemptStart{Region: r.cfg.Name, Name: rt.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge}
 	t.obs.AttemptStarted(start)
 	out, err := rt.build(a.ctx, r, a.tg)
 	if err != nil {
@@ -80,7 +80,9 @@ func (a *attempt) run() attemptResult {
 	case !v.Final():
 		return a.failed(v, resp)
 	case resp.StatusCode >= 400:
-		return a.passThrough(v, resp)
+		res := a.passThrough(v, resp)
+		res.tooLong = resp.StatusCode == http.StatusBadRequest && ErrorCode(sig.Body) == contextTooLong
+		return res
 	}
 	return a.deliver(resp)
 }
@@ -204,7 +206,7 @@ func (a *attempt) end(v Verdict, status int, lat time.Duration, err error) bool 
 	a.markDeployment(v, now)
 	a.r.h.inflight.Add(-1)
 	res := AttemptResult{
-		Region: a.r.cfg.Name, Name: a.rt.in.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
+		Region: a.r.cfg.Name, Name: a.rt.name, Attempt: a.n, Outcome: v.Outcome, Status: status,
 		Latency: lat, Duration: now.Sub(a.start), RetryAfter: v.RetryAfter, Err: err,
 	}
 	a.rt.t.obs.AttemptFinished(res)

@@ -14,6 +14,10 @@ import (
 type Config struct {
 	Regions []Region
 	Policy  Policy
+	// Fallbacks lists, per client-visible name, other names to try in order when no region can serve
+	// it, or when a region answers 400 context_length_exceeded (`fallbacks: {gpt-4o: [gpt-4o-mini]}`).
+	// Every name must be one some region serves. Fallbacks of a fallback are not followed.
+	Fallbacks map[string][]string
 }
 
 // Region is one regional Azure OpenAI (or OpenAI-compatible) resource.
@@ -287,6 +291,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateFallbacks()...)
 	p := c.Policy
 	switch p.Routing {
 	case "", RoutingPriority, RoutingWeighted, RoutingLatency:
@@ -309,4 +314,32 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("policy.max_body_bytes: must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) validateFallbacks() []error {
+	served := map[string]bool{}
+	for _, r := range c.Regions {
+		for name := range r.Deployments {
+			served[name] = true
+		}
+	}
+	var errs []error
+	for name, fbs := range c.Fallbacks {
+		if !served[name] {
+			errs = append(errs, fmt.Errorf("fallbacks.%s: no region serves the name %q", name, name))
+		}
+		seen := map[string]bool{}
+		for i, fb := range fbs {
+			switch {
+			case fb == name:
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: a name cannot fall back to itself", name, i))
+			case !served[fb]:
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: no region serves the name %q", name, i, fb))
+			case seen[fb]:
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: %q is listed twice", name, i, fb))
+			}
+			seen[fb] = true
+		}
+	}
+	return errs
 }

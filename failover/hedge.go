@@ -148,7 +148,7 @@ func (rt *roundTrip) hedgeDelay(tg *target) time.Duration {
 
 // hedging reports whether this request may hedge at all.
 func (rt *roundTrip) hedging() bool {
-	return rt.p.Hedge.Delay >= 0 && rt.in.name != "" && hedgeOps[rt.in.op]
+	return rt.p.Hedge.Delay >= 0 && rt.name != "" && hedgeOps[rt.in.op]
 }
 
 // hedge is the second attempt of a request, running on its own goroutine.
@@ -218,7 +218,7 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 	var to *region
 	var tk ticket
 	for _, r := range rest {
-		if why, _ := r.check(r.targets[rt.in.name], now); why != isAvailable {
+		if why, _ := r.check(r.targets[rt.name], now); why != isAvailable {
 			continue
 		}
 		var ok bool
@@ -232,10 +232,10 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 	}
 	if !rt.t.hedges.take(now) {
 		tk.done(now, Verdict{Outcome: OutcomeCanceled})
-		rt.t.obs.Hedge(HedgeEvent{Name: rt.in.name, From: first.r.cfg.Name, To: to.cfg.Name, Delay: delay, Outcome: HedgeNoBudget})
+		rt.t.obs.Hedge(HedgeEvent{Name: rt.name, From: first.r.cfg.Name, To: to.cfg.Name, Delay: delay, Outcome: HedgeNoBudget})
 		return
 	}
-	h := &hedge{a: rt.newAttempt(to, to.targets[rt.in.name], tk, true), from: first.r, wait: delay, res: make(chan attemptResult, 1)}
+	h := &hedge{a: rt.newAttempt(to, to.targets[rt.name], tk, true), from: first.r, wait: delay, res: make(chan attemptResult, 1)}
 	rt.hrun = h
 	go func() {
 		res := h.a.run()
@@ -248,7 +248,7 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 
 // settleHedge decides between the first attempt's result and the hedge's.
 func (rt *roundTrip) settleHedge(first *attempt, res attemptResult, h *hedge) attemptResult {
-	ev := HedgeEvent{Name: rt.in.name, From: first.r.cfg.Name, To: h.a.r.cfg.Name, Delay: h.wait}
+	ev := HedgeEvent{Name: rt.name, From: first.r.cfg.Name, To: h.a.r.cfg.Name, Delay: h.wait}
 	if res.final && res.resp != nil && rt.winner.CompareAndSwap(0, 1) {
 		h.a.cancel(errHedgeSettled)
 		go discardResult(h.res)

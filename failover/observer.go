@@ -14,6 +14,8 @@ type Observer interface {
 	Probe(ProbeEvent)
 	// Hedge is called when a request's hedge is decided.
 	Hedge(HedgeEvent)
+	// NameFallback is called when a request moves on to a fallback name (Config.Fallbacks).
+	NameFallback(FallbackEvent)
 }
 
 // AttemptStart is sent before each upstream attempt.
@@ -74,6 +76,7 @@ func (NopObserver) Failover(FailoverEvent)        {}
 func (NopObserver) StateChanged(StateChange)      {}
 func (NopObserver) Probe(ProbeEvent)              {}
 func (NopObserver) Hedge(HedgeEvent)              {}
+func (NopObserver) NameFallback(FallbackEvent)    {}
 
 // Observers fans events out to several observers, in order.
 type Observers []Observer
@@ -111,5 +114,11 @@ func (os Observers) Probe(e ProbeEvent) {
 func (os Observers) Hedge(e HedgeEvent) {
 	for _, o := range os {
 		o.Hedge(e)
+	}
+}
+
+func (os Observers) NameFallback(e FallbackEvent) {
+	for _, o := range os {
+		o.NameFallback(e)
 	}
 }

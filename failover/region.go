@@ -111,6 +111,8 @@ type table struct {
 	all     []*region // by priority, for requests without a name
 	sorted  []string  // client-visible names, sorted
 	policy  Policy
+	// fallbacks: per client-visible name, the names to try when it cannot be served.
+	fallbacks map[string][]string
 }
 
 func (t *table) candidates(name string, named bool) []*region {

@@ -55,6 +55,8 @@ type roundTrip struct {
 	req *http.Request
 	ctx context.Context
 	in  inbound
+	// name is the client-visible name being served: the one asked for, or a fallback (Config.Fallbacks).
+	name string
 
 	attempts atomic.Int32   // attempts made (a hedge runs on its own goroutine)
 	kmu      sync.Mutex     // guards kept: a hedge may keep a 5xx too
@@ -78,6 +80,7 @@ type attemptResult struct {
 	err     error          // final error (caller's context)
 	final   bool
 	verdict Verdict
+	tooLong bool // resp is a 400 context_length_exceeded: a fallback name may take the request
 }
 
 // run tries the candidates in order (SPEC.md section 5). When every region that serves the name is
@@ -85,12 +88,28 @@ type attemptResult struct {
 // waits for the first to end and goes round once more: a throttle that lasts a second never reaches
 // a client whose SDK does not retry.
 func (rt *roundTrip) run(cands []*region) (*http.Response, error) {
+	rt.name = rt.in.name
+	res, final := rt.serveName(cands)
+	if final && !res.tooLong {
+		return res.resp, res.err
+	}
+	if len(rt.tab.fallbacks[rt.in.name]) == 0 || rt.ctx.Err() != nil {
+		if final {
+			return res.resp, nil
+		}
+		return rt.exhausted()
+	}
+	return rt.fallBack(res, final)
+}
+
+// serveName tries the candidates for the current name, and once more after a short cool-down.
+func (rt *roundTrip) serveName(cands []*region) (attemptResult, bool) {
 	for round := 0; ; round++ {
 		if res, final := rt.pass(cands); final {
-			return res.resp, res.err
+			return res, true
 		}
 		if round > 0 || !rt.waitCoolDown() {
-			return rt.exhausted()
+			return attemptResult{}, false
 		}
 	}
 }
@@ -117,28 +136,33 @@ func (rt *roundTrip) waitCoolDown() bool {
 			return false
 		}
 	}
-	rt.cooling, rt.coolNext, rt.openNext, rt.reasons, rt.skip = false, time.Time{}, time.Time{}, rt.reasons[:0], nil
+	rt.resetPass()
 	return true
+}
+
+// resetPass forgets what one pass over the regions learned, before another.
+func (rt *roundTrip) resetPass() {
+	rt.cooling, rt.coolNext, rt.openNext, rt.reasons, rt.skip = false, time.Time{}, time.Time{}, rt.reasons[:0], nil
 }
 
 // pass makes one pass over the candidates; final reports an answer (or the caller's error) to return.
 func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 	var buf [maxCandidates]*region
-	plan := rt.t.order(buf[:0], cands, rt.p, rt.in.name, rt.t.clock.Now())
+	plan := rt.t.order(buf[:0], cands, rt.p, rt.name, rt.t.clock.Now())
 	var from *region
 	var reason Outcome
 	for i, r := range plan {
 		if r == rt.skip {
 			continue
 		}
-		tg := r.targets[rt.in.name]
+		tg := r.targets[rt.name]
 		for k := 0; k < rt.p.Retry.AttemptsPerRegion; k++ {
 			tk, ok := rt.admit(r, tg)
 			if !ok {
 				break
 			}
 			if from != nil && from != r {
-				rt.t.obs.Failover(FailoverEvent{Name: rt.in.name, From: from.cfg.Name, To: r.cfg.Name, Reason: reason})
+				rt.t.obs.Failover(FailoverEvent{Name: rt.name, From: from.cfg.Name, To: r.cfg.Name, Reason: reason})
 				from = nil
 			}
 			res := rt.attemptHedged(r, tg, tk, plan[i+1:])
@@ -225,7 +249,7 @@ func (rt *roundTrip) retryInPlace(v Verdict, k int, rest []*region, tg *target) 
 	if v.Outcome == OutcomeTimeout {
 		now := rt.t.clock.Now()
 		for _, r := range rest {
-			if why, _ := r.check(r.targets[rt.in.name], now); why == isAvailable {
+			if why, _ := r.check(r.targets[rt.name], now); why == isAvailable {
 				return false
 			}
 		}
@@ -278,7 +302,7 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 	if rt.cooling {
 		rt.discardKept()
 		wait := max(rt.coolNext.Sub(now), time.Millisecond)
-		msg := "lifeline: every region that serves " + strconv.Quote(rt.in.name) + " is rate limited; retry after " + wait.Round(time.Millisecond).String()
+		msg := "lifeline: every region that serves " + strconv.Quote(rt.name) + " is rate limited; retry after " + wait.Round(time.Millisecond).String()
 		return errorResponse(rt.req, http.StatusTooManyRequests, "429", "rate_limit_exceeded", msg, wait, rt.nAttempts(), true), nil
 	}
 	rt.kmu.Lock()
@@ -296,8 +320,8 @@ func (rt *roundTrip) exhausted() (*http.Response, error) {
 		wait = max(rt.openNext.Sub(now), time.Second)
 	}
 	msg := "lifeline: no region is available"
-	if rt.in.name != "" {
-		msg += " for " + strconv.Quote(rt.in.name)
+	if rt.name != "" {
+		msg += " for " + strconv.Quote(rt.name)
 	}
 	if len(rt.reasons) > 0 {
 		msg += " (" + strings.Join(rt.reasons, "; ") + ")"

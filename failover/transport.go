@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -168,7 +169,10 @@ func (t *Transport) Reconfigure(cfg Config) error {
 	p := cfg.Policy.WithDefaults()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tab := &table{policy: p, byName: map[string]*region{}, names: map[string][]*region{}}
+	tab := &table{policy: p, byName: map[string]*region{}, names: map[string][]*region{}, fallbacks: map[string][]string{}}
+	for name, fbs := range cfg.Fallbacks {
+		tab.fallbacks[name] = slices.Clone(fbs)
+	}
 	healths := map[string]*health{}
 	owned := map[string]*ownedTransport{}
 	var old *table

@@ -30,6 +30,7 @@ type metrics struct {
 	reloads      *prometheus.CounterVec   // result
 	probes       *prometheus.CounterVec   // region, outcome
 	hedges       *prometheus.CounterVec   // region, outcome
+	fallbacks    *prometheus.CounterVec   // from, to, reason
 	inFlight     prometheus.Gauge
 	realtime     *prometheus.GaugeVec // region: open Realtime sessions
 
@@ -98,6 +99,8 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Active probes of regions out of service, by outcome (ok, or what failed)."}, []string{"region", "outcome"}),
 		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_hedges_total",
 			Help: "Hedges by the region they went to and outcome (won, lost, failed, no_budget)."}, []string{"region", "outcome"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_name_fallbacks_total",
+			Help: "Requests that moved on to a fallback name (fallbacks:), by reason (unavailable, context_length_exceeded)."}, []string{"from", "to", "reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_config_reloads_total",
 			Help: "Config reloads by result (ok, error)."}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lifeline_requests_in_flight",
@@ -106,7 +109,7 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Open Realtime (WebSocket) sessions, by the region that serves them."}, []string{"region"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime, m.fallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -181,6 +184,10 @@ func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
 func (o gatewayObserver) Failover(e failover.FailoverEvent) {
 	o.g.metrics.failovers.WithLabelValues(e.From, e.To, e.Reason.String()).Inc()
 	o.g.events.failover(o.g.now(), e)
+}
+
+func (o gatewayObserver) NameFallback(e failover.FallbackEvent) {
+	o.g.metrics.fallbacks.WithLabelValues(e.From, e.To, e.Reason).Inc()
 }
 
 func (o gatewayObserver) Hedge(e failover.HedgeEvent) {
