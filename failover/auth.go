@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -126,6 +127,9 @@ type tokenCache struct {
 	now      func() time.Time
 	notify   func(CredentialEvent)
 
+	// fresh is the token while it needs no renewal: the hot path reads it without the lock.
+	fresh atomic.Pointer[freshToken]
+
 	mu        sync.Mutex
 	wait      time.Duration
 	header    []string  // {"Bearer <token>"}
@@ -176,8 +180,17 @@ func (c *tokenCache) setWait(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// freshToken is a token and when it is due for renewal.
+type freshToken struct {
+	header    []string
+	refreshAt time.Time
+}
+
 func (c *tokenCache) get(ctx context.Context) ([]string, error) {
 	now := c.now()
+	if f := c.fresh.Load(); f != nil && now.Before(f.refreshAt) {
+		return f.header, nil
+	}
 	c.mu.Lock()
 	if c.header != nil && now.Before(c.expires) {
 		if !now.Before(c.refreshAt) && c.fetching == nil && !now.Before(c.retryAt) && !c.closed {
@@ -275,6 +288,7 @@ func (c *tokenCache) settle(tok azcore.AccessToken, err error) (CredentialEvent,
 			c.refreshAt = tok.RefreshOn
 		}
 		c.lastErr, c.backoff, c.retryAt = nil, 0, time.Time{}
+		c.fresh.Store(&freshToken{header: c.header, refreshAt: c.refreshAt})
 		st, next = CredentialOK, c.refreshAt
 	} else {
 		if err == nil {

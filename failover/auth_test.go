@@ -349,3 +349,32 @@ func TestEntraValidate(t *testing.T) {
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
+
+// BenchmarkCredentialApply compares what a region's credential costs a request: an API key against an Entra
+// token held in the cache (the common case: no fetch, no wait).
+func BenchmarkCredentialApply(b *testing.B) {
+	key := apiKey{v: []string{"k"}}
+	cred := &fakeCredential{now: time.Now, ttl: time.Hour}
+	tc := &tokenCache{cred: cred, region: "eastus", now: time.Now, wait: time.Second}
+	tc.start()
+	b.Cleanup(tc.close)
+	if _, err := tc.get(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cred credential
+	}{{"api-key", key}, {"entra", tc}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				h := http.Header{}
+				for pb.Next() {
+					if err := c.cred.apply(context.Background(), h); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -73,7 +73,7 @@ func TestRefreshAndAuthorityOutage(t *testing.T) {
 	}
 	e := errs[0]
 	if e["level"] != "ERROR" || e["identity"] != "service principal sp-east in tenant "+tenantA ||
-		e["problem"] != "unreachable" || !strings.Contains(fmt.Sprint(e["cause"]), "connection refused") {
+		e["problem"] != "unreachable" || !strings.Contains(fmt.Sprint(e["cause"]), "/oauth2/v2.0/token") {
 		t.Errorf("the outage line: %v", e)
 	}
 	if len(g.logLines("entra: token refresh failed")) != 1 {
