@@ -112,6 +112,8 @@ func (s *Sim) ControlHandler() http.Handler {
 	mux.HandleFunc("PUT "+arm+"/{deployment}", s.armHandler(s.armPut))
 	mux.HandleFunc("GET "+arm+"/{deployment}", s.armHandler(s.armGet))
 	mux.HandleFunc("GET "+arm, s.armHandler(s.armList))
+	mux.HandleFunc("GET /subscriptions", s.armSubscriptions)
+	mux.HandleFunc("GET /subscriptions/{sub}/providers/Microsoft.CognitiveServices/accounts", s.armAccounts)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, http.StatusNotFound, "no such control route: "+r.Method+" "+r.URL.Path+" (see docs/sim.md)")
 	})
@@ -183,18 +185,7 @@ type armCall struct {
 
 func (s *Sim) armHandler(h func(*armCall)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("api-version") == "" {
-			writeJSON(w, http.StatusBadRequest, azureError("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
-			return
-		}
-		authz := r.Header.Get("Authorization")
-		if authz == "" {
-			writeJSON(w, http.StatusUnauthorized, azureError("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."))
-			return
-		}
-		token, ok := cutBearer(authz)
-		if !ok || s.cfg.VerifyToken == nil || !s.cfg.VerifyToken(token) {
-			writeJSON(w, http.StatusUnauthorized, azureError("InvalidAuthenticationToken", "The access token is invalid."))
+		if !s.armAuthorized(w, r) {
 			return
 		}
 		c := &armCall{w: w, r: r, sub: r.PathValue("sub"), rg: r.PathValue("rg"), account: r.PathValue("account"), depName: r.PathValue("deployment")}
@@ -205,6 +196,25 @@ func (s *Sim) armHandler(h func(*armCall)) http.HandlerFunc {
 		}
 		h(c)
 	}
+}
+
+// armAuthorized answers ARM's errors for a request without api-version or without a valid token.
+func (s *Sim) armAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Query().Get("api-version") == "" {
+		writeJSON(w, http.StatusBadRequest, azureError("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
+		return false
+	}
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		writeJSON(w, http.StatusUnauthorized, azureError("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."))
+		return false
+	}
+	token, ok := cutBearer(authz)
+	if !ok || s.cfg.VerifyToken == nil || !s.cfg.VerifyToken(token) {
+		writeJSON(w, http.StatusUnauthorized, azureError("InvalidAuthenticationToken", "The access token is invalid."))
+		return false
+	}
+	return true
 }
 
 // accountRegion maps an ARM account name to a region: the region's name itself, or a name ending in "-<region>".

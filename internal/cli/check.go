@@ -7,8 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,11 +24,14 @@ import (
 
 const checkUsage = `Usage: lifeline check --config FILE [--probe] [--json] [--arm-resource REGION=RESOURCE_ID ...]
 
-Validates the config (every problem at once, each naming its field), then probes every region: DNS, TCP
+Validates the config (every problem at once, each naming its field, and nothing is probed until the config
+is valid), then probes every region: DNS, TCP
 connect and TLS handshake time, the certificate, auth (the exact failure: wrong key, key auth disabled,
-missing role), and each mapped deployment: whether it exists and which model and version it serves (with
---probe from one minimal request, which costs tokens; with --arm-resource from Azure Resource Manager, which
-does not; else when the deployment is named after a model). Ends with a parity table across regions:
+missing role), and each mapped deployment: whether it exists and which model and version it serves: from
+Azure Resource Manager, which costs no tokens (each region's resource is found by its endpoint among the
+accounts your Azure sign-in can see: --arm, by default for regions on Azure hosts; or named with
+--arm-resource), else with --probe from one minimal request, which costs tokens, else when the deployment
+is named after a model. Ends with a parity table across regions:
 names served by one region only, model versions that differ, fine-tuned models missing in a region, names
 with no backup priority level.
 
@@ -47,7 +50,8 @@ func runCheck(args []string, env *Env) int {
 	caFile := fs.String("ca-file", "", "PEM `FILE` of extra certificates to trust (e.g. the simulator's with --tls)")
 	armResources := resourceFlag{}
 	fs.Var(armResources, "arm-resource", "`REGION=RESOURCE_ID` (repeatable): list that region's deployments through Azure Resource Manager\nto learn every model and version without tokens; RESOURCE_ID is /subscriptions/.../accounts/NAME")
-	armEndpoint := fs.String("arm-endpoint", aoai.DefaultARMEndpoint, "Azure Resource Manager `URL` (with --arm-resource)")
+	armEndpoint := fs.String("arm-endpoint", aoai.DefaultARMEndpoint, "Azure Resource Manager `URL`")
+	armMode := fs.String("arm", "auto", "find each region's resource in Azure Resource Manager by its endpoint, to read every model and\nversion without tokens: auto (for regions on Azure hosts, or with --arm-endpoint), on, off")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, checkUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,41 +75,76 @@ func runCheck(args []string, env *Env) int {
 			return 2
 		}
 	}
-	if len(armResources) > 0 {
-		opts.ARM = &check.ARM{Endpoint: *armEndpoint, Credential: armCredential(env), Resources: armResources}
+	switch *armMode {
+	case "auto", "on", "off":
+	default:
+		fmt.Fprintf(env.Stderr, "lifeline check: --arm %q: use auto, on or off\n", *armMode)
+		return 2
 	}
 	cfg, err := config.Parse(data, env.Getenv)
-	rep := &check.Report{}
-	var regions []config.Region
-	switch {
-	case err == nil:
-		regions = cfg.Regions
-	default:
+	if err != nil {
 		var ce *config.Errors
 		if !errors.As(err, &ce) {
 			fmt.Fprintf(env.Stderr, "lifeline check: %s: %v\n", *cfgPath, err)
 			return 2
 		}
-		var problems []config.Problem
-		problems, regions = lenient(data, env.Getenv, ce)
-		for _, p := range problems {
-			rep.AddConfigError(p.Field, p.String())
+		// A config with errors is not probed: the regions it names may not be the ones meant, and findings about
+		// them (a single point of failure because a region was left out) would only mislead.
+		rep := &check.Report{}
+		for _, p := range lenient(data, env.Getenv, ce) {
+			rep.AddConfigError(p.Field, p.String(), configFix(p, *cfgPath))
 		}
+		return writeCheckReport(env, rep, *asJSON)
 	}
-	if len(regions) > 0 {
-		probed := check.Run(env.Context, checkRegions(regions), opts)
-		probed.Config = rep.Config
-		rep = probed
+	if discover := armDiscovery(*armMode, *armEndpoint != aoai.DefaultARMEndpoint, cfg.Regions); discover || len(armResources) > 0 {
+		opts.ARM = &check.ARM{Endpoint: *armEndpoint, Credential: armCredential(env), Resources: armResources, Discover: discover}
 	}
+	rep := check.Run(env.Context, checkRegions(cfg.Regions), opts)
 	for i := range rep.Findings { // the fixes can name the real file
 		rep.Findings[i].Fix = strings.ReplaceAll(rep.Findings[i].Fix, "--config FILE", "--config "+*cfgPath)
 	}
-	if *asJSON {
+	return writeCheckReport(env, rep, *asJSON)
+}
+
+// armDiscovery decides whether check looks for the regions' resources in Resource Manager: always with --arm on,
+// never with off; with auto when the user named a Resource Manager or some region is on an Azure host (anything
+// else, a simulator or a proxy, has no resource to find).
+func armDiscovery(mode string, endpointGiven bool, regions []config.Region) bool {
+	switch mode {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	if endpointGiven {
+		return true
+	}
+	for _, r := range regions {
+		if u, err := url.Parse(r.Endpoint); err == nil && aoai.IsAzureHost(u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeCheckReport(env *Env, rep *check.Report, asJSON bool) int {
+	if asJSON {
 		rep.WriteJSON(env.Stdout)
 	} else {
 		rep.WriteText(env.Stdout)
 	}
 	return rep.ExitCode()
+}
+
+// configFix says what to do about a config problem.
+func configFix(p config.Problem, file string) string {
+	switch {
+	case strings.Contains(p.Message, "environment variable"):
+		return "set the variable in the environment of lifeline check (and of lifeline serve), or write the value in " + file
+	case p.Field == "":
+		return "correct " + file + " (docs/config.md describes every key), then run lifeline check again"
+	}
+	return "correct " + p.Field + " in " + file + " (docs/config.md describes every key), then run lifeline check again"
 }
 
 // resourceFlag collects --arm-resource REGION=RESOURCE_ID.
@@ -137,17 +176,16 @@ func trustFile(path string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// lenient reads a config that did not load, as far as it can: it adds the validation problems that the strict
-// decoder did not get to (so that one run shows every problem), and returns the regions without a problem of
-// their own, so that they can still be probed.
-func lenient(data []byte, getenv func(string) (string, bool), ce *config.Errors) ([]config.Problem, []config.Region) {
+// lenient reads a config that did not load, as far as it can, and adds the validation problems that the strict
+// decoder did not get to, so that one run shows every problem.
+func lenient(data []byte, getenv func(string) (string, bool), ce *config.Errors) []config.Problem {
 	problems := append([]config.Problem(nil), ce.Problems...)
 	expanded := os.Expand(string(data), func(k string) string { v, _ := getenv(k); return v })
 	var c config.Config
 	if err := yaml.Unmarshal([]byte(expanded), &c); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return problems, nil
+			return problems
 		}
 	}
 	c.ApplyDefaults()
@@ -159,13 +197,7 @@ func lenient(data []byte, getenv func(string) (string, bool), ce *config.Errors)
 			}
 		}
 	}
-	var out []config.Region
-	for i, r := range c.Regions {
-		if !related("regions["+strconv.Itoa(i)+"]", problems) && r.Name != "" && r.Endpoint != "" {
-			out = append(out, r)
-		}
-	}
-	return problems, out
+	return problems
 }
 
 // related reports whether a problem was already reported for field, a field inside it, or a field around it.

@@ -100,19 +100,39 @@ func TestCheckExitCodes(t *testing.T) {
 	}
 }
 
-func TestCheckReportsEveryConfigErrorAndStillProbes(t *testing.T) {
+// A config with errors is not probed: every problem is reported, each with what to do, and nothing else.
+func TestCheckStopsAfterConfigErrors(t *testing.T) {
 	s := opsTwoRegions(t, "2024-11-20")
 	cfg := strings.Replace(opsCheckConfig(s, opsSimKey), "clients: [{name: app, key: client-key}]\n", "", 1) +
 		"  - name: broken\n    endpoint: ftp://x\n    api_key: k\n    deployments: {gpt-4o: gpt-4o}\nbogus_key: 1\n"
-	code, out, _ := opsRun(t, nil, "check", "--config", opsConfigFile(t, cfg))
+	file := opsConfigFile(t, cfg)
+	code, out, _ := opsRun(t, nil, "check", "--config", file)
 	for _, want := range []string{"regions[0].api_key", "EAST_KEY", "regions[2].endpoint", "bogus_key", "clients",
-		"westus", "ok (api-key)"} {
+		"no region was probed", "fix: set the variable", "fix: correct regions[2].endpoint in " + file} {
 		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if code != 2 || strings.Contains(out, "broken  ") {
-		t.Errorf("exit %d, or the broken region was probed:\n%s", code, out)
+	for _, not := range []string{"ok (api-key)", "REGION", "single point of failure", "FINDINGS"} {
+		if strings.Contains(out, not) {
+			t.Errorf("a config with errors was probed (%q in the output):\n%s", not, out)
+		}
+	}
+	if code != 2 || s.Region("eastus").Stats().Requests != 0 || s.Region("westus").Stats().Requests != 0 {
+		t.Errorf("exit %d; requests to the regions: %d, %d", code, s.Region("eastus").Stats().Requests, s.Region("westus").Stats().Requests)
+	}
+	code, out, _ = opsRun(t, nil, "check", "--config", file, "--json")
+	var rep struct {
+		ConfigErrors []struct{ Field, Message, Fix string } `json:"config_errors"`
+		Regions      []any
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 2 || len(rep.Regions) != 0 || len(rep.ConfigErrors) < 4 {
+		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
+	}
+	for _, c := range rep.ConfigErrors {
+		if c.Fix == "" {
+			t.Errorf("config error without a fix: %+v", c)
+		}
 	}
 }
 
@@ -141,5 +161,42 @@ func TestCheckWithARMResources(t *testing.T) {
 	}
 	if code, _, errOut := opsRun(t, nil, "check", "--config", "x", "--arm-resource", "eastus"); code != 2 || !strings.Contains(errOut, "want REGION=") {
 		t.Errorf("bad --arm-resource: %d %s", code, errOut)
+	}
+}
+
+// Without --probe and without --arm-resource, check finds each region's resource in Resource Manager by its
+// endpoint and shows every model and version, so a version drift is found without spending a token.
+func TestCheckFindsResourcesThroughARM(t *testing.T) {
+	s := opsTwoRegions(t, "2024-08-06")
+	arm := httptest.NewServer(s.ControlHandler())
+	defer arm.Close()
+	env := map[string]string{"EAST_KEY": opsSimKey, "LIFELINE_ARM_TOKEN": "cli-test-token"}
+	file := opsConfigFile(t, opsCheckConfig(s, opsSimKey))
+	code, out, errOut := opsRun(t, env, "check", "--config", file, "--arm-endpoint", arm.URL)
+	for _, want := range []string{"westus: gpt-4o 2024-08-06", "eastus: gpt-4o 2024-11-20", "Resource Manager: found the resource of 2 of 2 region(s)",
+		"gpt-4o 2024-11-20"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != 1 || errOut != "" || strings.Contains(out, "? (--probe") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	if got := s.Region("eastus").Stats().Requests; got > 3 { // the models list and one free existence check
+		t.Errorf("eastus got %d requests", got)
+	}
+	// --arm off: back to what the data plane alone can tell.
+	_, out, _ = opsRun(t, env, "check", "--config", file, "--arm-endpoint", arm.URL, "--arm", "off")
+	if !strings.Contains(out, "? (--probe or ARM)") || strings.Contains(out, "Resource Manager:") {
+		t.Errorf("--arm off:\n%s", out)
+	}
+	// A token Resource Manager refuses: said once, not a finding, and the rest of the check goes on.
+	env["LIFELINE_ARM_TOKEN"] = "expired"
+	code, out, _ = opsRun(t, env, "check", "--config", file, "--arm-endpoint", arm.URL)
+	if code != 0 || !strings.Contains(out, "Resource Manager: not used: ") || !strings.Contains(out, "InvalidAuthenticationToken") {
+		t.Errorf("bad ARM token: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := opsRun(t, env, "check", "--config", file, "--arm", "maybe"); code != 2 || !strings.Contains(errOut, "use auto, on or off") {
+		t.Errorf("--arm maybe: %d %s", code, errOut)
 	}
 }

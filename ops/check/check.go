@@ -7,6 +7,7 @@ package check
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"sort"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/lifeline-sre/lifeline/ops/aoai"
 )
 
 // Region is what check needs to know about one configured region.
@@ -54,6 +57,10 @@ type ARM struct {
 	// Resources maps a region name to its resource ID,
 	// /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}.
 	Resources map[string]string
+	// Discover finds the resource of each region that Resources does not name, among the accounts of the
+	// subscriptions the credential can see, by its endpoint. Regions whose resource is not found are not an error:
+	// their model is then known only with Probe.
+	Discover bool
 }
 
 func (o *Options) defaults() {
@@ -81,11 +88,10 @@ func (o *Options) httpClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 3 * o.Timeout}
 }
 
-// Run probes every region concurrently and analyses the results. configErrors, when not empty, are reported
-// first (they come from config validation, each naming its field); regions are probed anyway so that one run
-// shows every problem.
+// Run probes every region concurrently and analyses the results.
 func Run(ctx context.Context, regions []Region, opts Options) *Report {
 	opts.defaults()
+	discovery := discoverARM(ctx, regions, &opts)
 	results := make([]RegionResult, len(regions))
 	var wg sync.WaitGroup
 	for i, r := range regions {
@@ -96,9 +102,48 @@ func Run(ctx context.Context, regions []Region, opts Options) *Report {
 		}()
 	}
 	wg.Wait()
-	rep := &Report{Regions: results, Probed: opts.Probe}
+	rep := &Report{Regions: results, Probed: opts.Probe, ARMDiscovery: discovery}
 	rep.Parity = ParityTable(results)
 	rep.Findings = append(regionFindings(results), Analyze(results)...)
 	sort.SliceStable(rep.Findings, func(i, j int) bool { return rep.Findings[i].Severity > rep.Findings[j].Severity })
 	return rep
+}
+
+// discoverARM fills opts.ARM.Resources for the regions it does not name, from the accounts Resource Manager lists,
+// and says what it found (for the report).
+func discoverARM(ctx context.Context, regions []Region, o *Options) string {
+	if o.ARM == nil || !o.ARM.Discover {
+		return ""
+	}
+	var missing []Region
+	for _, r := range regions {
+		if o.ARM.Resources[r.Name] == "" {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*o.Timeout)
+	defer cancel()
+	accounts, err := aoai.ListARMAccounts(dctx, o.httpClient(), o.ARM.Endpoint, o.ARM.Credential)
+	if err != nil {
+		return "not used: " + err.Error()
+	}
+	res := make(map[string]string, len(o.ARM.Resources)+len(missing))
+	for k, v := range o.ARM.Resources {
+		res[k] = v
+	}
+	var found []string
+	for _, r := range missing {
+		for _, a := range accounts {
+			if a.Serves(r.Endpoint) {
+				res[r.Name] = a.ID
+				found = append(found, r.Name)
+				break
+			}
+		}
+	}
+	o.ARM.Resources = res
+	return fmt.Sprintf("found the resource of %d of %d region(s) among %d account(s)", len(found), len(missing), len(accounts))
 }

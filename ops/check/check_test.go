@@ -55,6 +55,9 @@ func TestRunFindsDeliberateGaps(t *testing.T) {
 		got := map[string]Finding{}
 		for _, f := range rep.Findings {
 			got[f.Kind+"/"+f.Region+"/"+f.Name] = f
+			if f.Fix == "" {
+				t.Errorf("probe=%v: finding without a fix: %+v", probe, f)
+			}
 		}
 		want := []string{
 			KindAuth + "/swedencentral/", KindAuth + "/francecentral/",

@@ -135,7 +135,11 @@ func oneRegion(r RegionResult) []Finding {
 		if r.Auth.Kind != "" && r.Auth.Message != "" {
 			msg += ": " + r.Auth.Message
 		}
-		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, msg), r.Auth.Fix)
+		fix := r.Auth.Fix
+		if fix == "" {
+			fix = "the models list (GET /openai/models) failed with this credential: check api_key or entra for this region, and that the endpoint is this resource's"
+		}
+		add(Error, KindAuth, fmt.Sprintf("auth (%s) failed: %s", r.Auth.Method, msg), fix)
 		return out
 	}
 	for _, d := range r.Deployments {
@@ -151,6 +155,7 @@ func oneRegion(r RegionResult) []Finding {
 			}
 		case StatusError:
 			f.Severity, f.Message = Error, "deployment does not answer: "+d.Error
+			f.Fix = "check the deployment's state in the Azure portal (Deployments) and the region's service health; run lifeline check again when it answers"
 		case StatusThrottled:
 			f.Severity, f.Kind, f.Message = Warning, KindDeploymentBusy, "deployment answered 429 (rate limited): "+d.Error
 			f.Fix = "it exists, but has no spare capacity for failover traffic; raise its TPM"

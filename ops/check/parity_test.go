@@ -101,7 +101,7 @@ func TestExitCodes(t *testing.T) {
 	if r.ExitCode() != 1 {
 		t.Error("warning should exit 1")
 	}
-	r.AddConfigError("regions[0].endpoint", "regions[0].endpoint: required")
+	r.AddConfigError("regions[0].endpoint", "regions[0].endpoint: required", "fix it")
 	if r.ExitCode() != 2 {
 		t.Error("config error should exit 2")
 	}

@@ -11,16 +11,19 @@ import (
 
 // Report is the outcome of a check: config problems, each region's probes, the parity table and every finding.
 type Report struct {
-	Config   []Finding      `json:"config_errors"` // from config validation, each naming its field
-	Probed   bool           `json:"probed"`        // deployments answered a real request (--probe)
-	Regions  []RegionResult `json:"regions"`
-	Parity   []ParityRow    `json:"parity"`
-	Findings []Finding      `json:"findings"`
+	Config []Finding `json:"config_errors"` // from config validation, each naming its field
+	Probed bool      `json:"probed"`        // deployments answered a real request (--probe)
+	// ARMDiscovery says what finding the regions' resources in Resource Manager came to ("" when not tried).
+	ARMDiscovery string         `json:"arm_discovery,omitempty"`
+	Regions      []RegionResult `json:"regions"`
+	Parity       []ParityRow    `json:"parity"`
+	Findings     []Finding      `json:"findings"`
 }
 
-// AddConfigError records a config validation problem; message names the field ("regions[1].endpoint: ...").
-func (r *Report) AddConfigError(field, message string) {
-	r.Config = append(r.Config, Finding{Severity: Error, Kind: KindConfig, Field: field, Message: message})
+// AddConfigError records a config validation problem; message names the field ("regions[1].endpoint: ...") and
+// fix says what to do.
+func (r *Report) AddConfigError(field, message, fix string) {
+	r.Config = append(r.Config, Finding{Severity: Error, Kind: KindConfig, Field: field, Message: message, Fix: fix})
 }
 
 // Worst is the highest severity found, Info when nothing is wrong.
@@ -72,15 +75,21 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report as tables for people.
 func (r *Report) WriteText(w io.Writer) error {
 	if len(r.Config) > 0 {
-		fmt.Fprintf(w, "CONFIG: %d error(s)\n", len(r.Config))
+		fmt.Fprintf(w, "CONFIG: %d error(s); no region was probed: fix the config first\n", len(r.Config))
 		for _, f := range r.Config {
 			fmt.Fprintf(w, "  %s\n", f.Message)
+			if f.Fix != "" {
+				fmt.Fprintf(w, "          fix: %s\n", f.Fix)
+			}
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.Regions) > 0 {
 		r.writeRegions(w)
 		r.writeEntra(w)
+		if r.ARMDiscovery != "" {
+			fmt.Fprintf(w, "Resource Manager: %s\n\n", r.ARMDiscovery)
+		}
 		r.writeDeployments(w)
 		r.writeParity(w)
 	}
@@ -155,7 +164,7 @@ func (r *Report) writeDeployments(w io.Writer) {
 			if model == "" {
 				model = "?"
 				if !r.Probed && d.Status == StatusOK {
-					model = "? (--probe)"
+					model = "? (--probe or ARM)"
 				}
 			}
 			checked := d.Probe
