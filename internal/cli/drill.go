@@ -16,8 +16,11 @@ const drillUsage = `Usage: lifeline drill --admin URL --admin-key K --region NAM
 
 Rehearses a region outage through a running gateway: sends steady synthetic traffic (openai-go, no SDK
 retries, so every error the gateway lets through is counted), takes --region out, holds, brings it back,
-and measures client-visible errors, the time until traffic left the region, the time until it came back,
-and latency p50/p99 before, during and after. Writes report.md (with a small timeline chart), report.json
+waits until failback has finished (the region healthy again and back to its full share of traffic, read
+from the admin API, or from the traffic without --admin-key), and measures client-visible errors, the time
+until traffic left the region, until it answered again and until failback finished, and latency p50/p99
+before, during, while failing back and after. A failback that does not finish within --failback-timeout
+fails the drill, and the report says where the region was. Writes report.md (with a small timeline chart), report.json
 and timeline.svg to --out.
 
 By default the region is taken out with the gateway's admin switch (POST /admin/regions/NAME/disable, then
@@ -38,7 +41,8 @@ region answer a prompt with the same text, so that a stream cut in one region ca
 
 Against real regions keep it cheap: --max-tokens 1 and a low --rate.
 
-Exit status: 0 no client saw an error, 1 clients saw errors (or traffic never left the region),
+Exit status: 0 no client saw an error and failback finished, 1 clients saw errors (or traffic never left
+the region, or failback did not finish),
 2 the drill could not run (bad flags, gateway or simulator unreachable).
 
 Flags:
@@ -57,7 +61,8 @@ func runDrill(args []string, env *Env) int {
 	fs.Float64Var(&o.Rate, "rate", 5, "requests per second")
 	fs.DurationVar(&o.Before, "before", 10*time.Second, "steady traffic before the region goes out")
 	fs.DurationVar(&o.Hold, "hold", 20*time.Second, "how long the region stays out")
-	fs.DurationVar(&o.After, "after", 20*time.Second, "traffic after the region is back")
+	fs.DurationVar(&o.FailbackTimeout, "failback-timeout", 3*time.Minute, "how long to wait, once the region is restored, for failback to finish\n(the region healthy and back to its full share); a drill whose failback does not finish fails")
+	fs.DurationVar(&o.After, "after", 20*time.Second, "steady traffic after failback finished")
 	fs.IntVar(&o.MaxTokens, "max-tokens", 8, "max_tokens of each request (1 against real regions)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.StringVar(&o.Fault, "fault", "", "take the region out with a simulator `FAULT` instead of the admin switch (above)")
@@ -117,8 +122,8 @@ func drillFlagError(fs *flag.FlagSet, o *drill.Options, env *Env) string {
 		return fmt.Sprintf("--answers %q: use deterministic, random or region", o.Answers)
 	case o.Fault == "" && o.AdminKey == "":
 		return "--admin-key (or $LIFELINE_ADMIN_KEY) is required to use the admin switch"
-	case o.Before <= 0 || o.Hold <= 0 || o.After <= 0:
-		return "--before, --hold and --after must be positive"
+	case o.Before <= 0 || o.Hold <= 0 || o.After <= 0 || o.FailbackTimeout <= 0:
+		return "--before, --hold, --failback-timeout and --after must be positive"
 	}
 	return ""
 }

@@ -28,6 +28,7 @@ regions:
     api_key: ` + opsSimKey + `
     priority: 2
     deployments: {` + westDeployments + `}
+policy: {breaker: {slow_start: 300ms}}
 `
 	cfg, err := config.Parse([]byte(yaml), nil)
 	if err != nil {

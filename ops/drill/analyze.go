@@ -28,7 +28,15 @@ func (s Sample) End() time.Duration { return s.Start + s.Latency }
 type Timing struct {
 	Disable time.Duration
 	Enable  time.Duration
-	End     time.Duration
+	// Recovered is when failback finished: the region was healthy and took its full share of traffic again
+	// (0: not seen). A running drill measures it; for samples alone Analyze works it out from the traffic.
+	Recovered time.Duration
+	// FailbackWait is how long a running drill waited for failback after Enable (0: no drill waited, and
+	// Analyze judges failback from the traffic). FailbackState is what the region was doing when the wait ended
+	// without failback ("open, next probe in 12s").
+	FailbackWait  time.Duration
+	FailbackState string
+	End           time.Duration
 }
 
 // PhaseStats describes the requests that started in one phase.
@@ -56,7 +64,10 @@ type Analysis struct {
 	// FailoverMs is the time from the disable until every later request of the outage was answered by another
 	// region; nil when that never happened.
 	FailoverMs *float64 `json:"failover_ms"`
-	// FailbackMs is the time from the enable until the region answered again; nil when it did not come back.
+	// FirstAnswerMs is the time from the enable until the region answered a request again: failback began.
+	FirstAnswerMs *float64 `json:"first_answer_ms"`
+	// FailbackMs is the time from the enable until failback finished: the region healthy and back to its full
+	// share of traffic; nil when that did not happen before the drill stopped waiting.
 	FailbackMs   *float64       `json:"failback_ms"`
 	CarriedFirst bool           `json:"region_carried_traffic_before"`
 	Phases       []PhaseStats   `json:"phases"`
@@ -87,16 +98,21 @@ func phaseOf(s Sample, t Timing) int {
 		return 0
 	case s.Start < t.Enable:
 		return 1
+	case t.Recovered == 0 || s.Start < t.Recovered:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // Analyze computes the drill's verdict from its samples. buckets is the number of timeline slots (0: 40).
 func Analyze(samples []Sample, region string, t Timing, buckets int) Analysis {
 	sort.Slice(samples, func(i, j int) bool { return samples[i].Start < samples[j].Start })
 	a := Analysis{Region: region, Requests: len(samples), ErrorKinds: map[string]int{}}
-	names := []string{"before", "during", "after"}
-	lat := make([][]time.Duration, 3)
+	if t.Recovered == 0 && t.FailbackWait == 0 {
+		t.Recovered = settledBack(samples, region, t) // no drill measured it: judge by the traffic
+	}
+	names := []string{"before", "during", "failback", "after"}
+	lat := make([][]time.Duration, len(names))
 	for i := range names {
 		a.Phases = append(a.Phases, PhaseStats{Name: names[i], ByRegion: map[string]int{}})
 	}
@@ -117,10 +133,14 @@ func Analyze(samples []Sample, region string, t Timing, buckets int) Analysis {
 	}
 	a.CarriedFirst = a.Phases[0].ByRegion[region] > 0
 	a.FailoverMs = failover(samples, region, t)
-	a.FailbackMs = failback(samples, region, t)
+	a.FirstAnswerMs = firstAnswer(samples, region, t)
+	if t.Recovered > 0 {
+		v := msf(t.Recovered - t.Enable)
+		a.FailbackMs = &v
+	}
 	a.Timeline, a.BucketMs = timeline(samples, t, buckets)
 	a.Replicas = replicas(samples, t, names)
-	a.verdict()
+	a.verdict(t)
 	return a
 }
 
@@ -165,7 +185,7 @@ func errorKind(s Sample) string {
 	return "connection error"
 }
 
-func (a *Analysis) verdict() {
+func (a *Analysis) verdict(t Timing) {
 	if a.Errors > 0 {
 		a.Problems = append(a.Problems, fmt.Sprintf("clients saw %d error(s) out of %d requests", a.Errors, a.Requests))
 	}
@@ -184,7 +204,14 @@ func (a *Analysis) verdict() {
 		a.Notes = append(a.Notes, fmt.Sprintf("%s carried no traffic before the drill (is it the primary for this name?), so the failover was not exercised", a.Region))
 	}
 	if a.CarriedFirst && a.FailbackMs == nil {
-		a.Notes = append(a.Notes, fmt.Sprintf("%s did not take traffic back before the drill ended; lengthen --after (the breaker may keep it out for policy.breaker.open_for)", a.Region))
+		msg := fmt.Sprintf("failback did not finish: %s did not take its traffic back before the drill ended", a.Region)
+		if t.FailbackWait > 0 {
+			msg = fmt.Sprintf("failback did not finish within %s", t.FailbackWait)
+			if t.FailbackState != "" {
+				msg += " (" + a.Region + " was " + t.FailbackState + ")"
+			}
+		}
+		a.Problems = append(a.Problems, msg+"; raise --failback-timeout, or look at policy.breaker.open_for and slow_start")
 	}
 	a.Passed = len(a.Problems) == 0
 }
@@ -226,8 +253,8 @@ func failover(samples []Sample, region string, t Timing) *float64 {
 	return &v
 }
 
-// failback: the first answer from the region to a request sent after the enable.
-func failback(samples []Sample, region string, t Timing) *float64 {
+// firstAnswer: the first answer from the region to a request sent after the enable.
+func firstAnswer(samples []Sample, region string, t Timing) *float64 {
 	first := time.Duration(-1)
 	for _, s := range samples {
 		if s.Start >= t.Enable && s.Err == "" && s.Region == region && (first < 0 || s.End() < first) {
@@ -239,6 +266,34 @@ func failback(samples []Sample, region string, t Timing) *float64 {
 	}
 	v := msf(first - t.Enable)
 	return &v
+}
+
+// settledBack is when traffic settled back in the region after the enable, judged from the samples alone: the end
+// of the first request from which every later good answer came from the region, when it had carried all the
+// traffic before the outage (0 otherwise: traffic alone cannot tell a shared region's full share).
+func settledBack(samples []Sample, region string, t Timing) time.Duration {
+	all := true
+	for _, s := range samples {
+		if s.Start < t.Disable && s.Err == "" && s.Region != region {
+			all = false
+		}
+	}
+	if !all {
+		return 0
+	}
+	settled := time.Duration(0)
+	for _, s := range samples {
+		if s.Start < t.Enable || s.Err != "" {
+			continue
+		}
+		switch {
+		case s.Region != region:
+			settled = 0
+		case settled == 0:
+			settled = s.End()
+		}
+	}
+	return settled
 }
 
 // percentile is the nearest-rank percentile in milliseconds, 0 for no data.

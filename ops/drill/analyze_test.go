@@ -101,7 +101,8 @@ func TestAnalyzeOneStrayAnswerIsNotAFailover(t *testing.T) {
 	}
 }
 
-func TestAnalyzeNoFailbackIsANote(t *testing.T) {
+// A region that does not take its traffic back fails the drill, and says so plainly.
+func TestAnalyzeNoFailbackFails(t *testing.T) {
 	s := steady(3000*ms, func(at time.Duration) (string, string) {
 		if at >= 1000*ms {
 			return "westus", ""
@@ -109,8 +110,40 @@ func TestAnalyzeNoFailbackIsANote(t *testing.T) {
 		return "eastus", ""
 	})
 	a := Analyze(s, "eastus", timing, 0)
-	if !a.Passed || a.FailbackMs != nil || len(a.Notes) != 1 {
-		t.Fatalf("want pass with a note, got %+v", a)
+	if a.Passed || a.FailbackMs != nil || a.FirstAnswerMs != nil || len(a.Problems) != 1 ||
+		!strings.Contains(a.Problems[0], "failback did not finish: eastus did not take its traffic back") {
+		t.Fatalf("want a failure that names the failback, got %+v", a)
+	}
+	// A running drill that waited says how long, and where the region was.
+	w := timing
+	w.FailbackWait, w.FailbackState = 3*time.Minute, "open, next probe in 12s"
+	a = Analyze(s, "eastus", w, 0)
+	if a.Passed || len(a.Problems) != 1 || a.Problems[0] != "failback did not finish within 3m0s (eastus was open, next probe in 12s); "+
+		"raise --failback-timeout, or look at policy.breaker.open_for and slow_start" {
+		t.Fatalf("problems %q", a.Problems)
+	}
+}
+
+// The first answer is not the end of failback: a drill that saw failback finish later (slow start) reports both,
+// and the requests in between are their own phase.
+func TestAnalyzeFirstAnswerAndFailback(t *testing.T) {
+	s := steady(4000*ms, func(at time.Duration) (string, string) {
+		switch {
+		case at >= 1000*ms && at < 2000*ms, at >= 2000*ms && at < 3000*ms && at%(300*ms) != 0:
+			return "westus", "" // after the enable only one request in three goes back to eastus at first
+		}
+		return "eastus", ""
+	})
+	w := Timing{Disable: 1000 * ms, Enable: 2000 * ms, Recovered: 3000 * ms, FailbackWait: time.Minute, End: 4000 * ms}
+	a := Analyze(s, "eastus", w, 0)
+	if !a.Passed || a.FirstAnswerMs == nil || *a.FirstAnswerMs != 120 || a.FailbackMs == nil || *a.FailbackMs != 1000 {
+		t.Fatalf("first answer %v, failback %v: %+v", a.FirstAnswerMs, a.FailbackMs, a)
+	}
+	if p := a.Phases[2]; p.Name != "failback" || p.Requests != 10 || p.ByRegion["eastus"] == 0 || p.ByRegion["westus"] == 0 {
+		t.Errorf("failback phase %+v", p)
+	}
+	if p := a.Phases[3]; p.Name != "after" || p.Requests != 10 || p.ByRegion["eastus"] != 10 {
+		t.Errorf("after phase %+v", p)
 	}
 }
 
@@ -141,7 +174,7 @@ func TestReportRendering(t *testing.T) {
 	if !strings.Contains(js.String(), `"failover_ms": 20`) || !strings.Contains(js.String(), `"start_ms": 2900`) {
 		t.Errorf("json: %s", js.String()[:400])
 	}
-	if !strings.HasPrefix(svg.String(), "<svg") || strings.Count(svg.String(), "stroke-dasharray") != 2 {
+	if !strings.HasPrefix(svg.String(), "<svg") || strings.Count(svg.String(), "stroke-dasharray") != 2 /* no failback line: Timing.RecoveredMs is nil */ {
 		t.Errorf("svg: %s", svg.String())
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Analyze turns the samples of a drill into its verdict: eastus was out from 1s to 2s, one client request
-// failed while the gateway noticed.
+// failed while the gateway noticed, and traffic was all back in eastus 220 ms after it was restored.
 func ExampleAnalyze() {
 	ms := time.Millisecond
 	var samples []drill.Sample
@@ -33,5 +33,6 @@ func ExampleAnalyze() {
 	// failover 120 ms, failback 220 ms
 	// before 10 0 map[eastus:10]
 	// during 10 1 map[westus:9]
-	// after 10 0 map[eastus:8 westus:2]
+	// failback 3 0 map[eastus:1 westus:2]
+	// after 7 0 map[eastus:7]
 }

@@ -21,10 +21,13 @@ type Report struct {
 	Before    time.Duration `json:"before_ns"`
 	Hold      time.Duration `json:"hold_ns"`
 	After     time.Duration `json:"after_ns"`
-	Timing    struct {
-		DisableMs float64 `json:"disable_ms"`
-		EnableMs  float64 `json:"enable_ms"`
-		EndMs     float64 `json:"end_ms"`
+	// FailbackTimeout is how long the drill was ready to wait for failback.
+	FailbackTimeout time.Duration `json:"failback_timeout_ns"`
+	Timing          struct {
+		DisableMs   float64  `json:"disable_ms"`
+		EnableMs    float64  `json:"enable_ms"`
+		RecoveredMs *float64 `json:"recovered_ms"` // failback finished; null: not within the timeout
+		EndMs       float64  `json:"end_ms"`
 	} `json:"timing"`
 	Analysis Analysis `json:"analysis"`
 	Samples  []Sample `json:"samples"`
@@ -69,10 +72,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "**%s**\n\n", verdict)
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| gateway | %s |\n| name | %s |\n| region taken out | %s (%s) |\n", r.Gateway, r.Name, r.Region, r.Method)
-	fmt.Fprintf(w, "| traffic | %.1f req/s for %s (before %s, out %s, after %s) |\n", r.Rate,
-		r.Before+r.Hold+r.After, r.Before, r.Hold, r.After)
+	fmt.Fprintf(w, "| traffic | %.1f req/s for %s (before %s, out %s, failback, after %s) |\n", r.Rate,
+		time.Duration(r.Timing.EndMs*float64(time.Millisecond)).Round(100*time.Millisecond), r.Before, r.Hold, r.After)
 	fmt.Fprintf(w, "| requests | %d |\n| client-visible errors | %d |\n", a.Requests, a.Errors)
-	fmt.Fprintf(w, "| time until traffic left %s | %s |\n| time until it came back | %s |\n\n", r.Region, fmtMs(a.FailoverMs), fmtMs(a.FailbackMs))
+	failback := fmtMs(a.FailbackMs)
+	if a.FailbackMs == nil {
+		failback = "did not finish"
+		if r.FailbackTimeout > 0 {
+			failback += " within " + r.FailbackTimeout.String()
+		}
+	}
+	fmt.Fprintf(w, "| time until traffic left %s | %s |\n| time until %s answered again | %s |\n| time until failback finished (healthy, full share) | %s |\n\n",
+		r.Region, fmtMs(a.FailoverMs), r.Region, fmtMs(a.FirstAnswerMs), failback)
 	fmt.Fprintf(w, "| phase | requests | errors | p50 | p99 | answered by |\n|---|---|---|---|---|---|\n")
 	for _, p := range a.Phases {
 		p50, p99 := "-", "-"
@@ -173,13 +184,14 @@ func (r *Report) TextTimeline() string {
 		for _, m := range []struct {
 			at float64
 			c  rune
-		}{{r.Timing.DisableMs, 'v'}, {r.Timing.EnableMs, '^'}} {
-			if i := int(m.at / w); i >= 0 && i < len(marks) {
+		}{{r.Timing.DisableMs, 'v'}, {r.Timing.EnableMs, '^'}, {recovered(r), '|'}} {
+			if i := int(m.at / w); m.at >= 0 && i >= 0 && i < len(marks) {
 				marks[i] = m.c
 			}
 		}
 	}
-	fmt.Fprintf(&sb, "%-14s|%s|\n", "v out ^ back", string(marks))
+	fmt.Fprintf(&sb, "%-14s|%s|\n", "v out ^ back |", string(marks))
+	fmt.Fprintf(&sb, "%-14s (| failback finished)\n", "")
 	fmt.Fprintf(&sb, "%-14s 0s%*s\n", "", len(tl)-1, fmt.Sprintf("%.0fs", r.Timing.EndMs/1000))
 	return sb.String()
 }
@@ -202,7 +214,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	bw := float64(width-left-10) / float64(max(1, len(tl)))
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
-	fmt.Fprintf(&sb, `<text x="%d" y="16">%s</text>`+"\n", left, html.EscapeString(fmt.Sprintf("requests per %.0f ms; %s out between the dashed lines", a.BucketMs, r.Region)))
+	fmt.Fprintf(&sb, `<text x="%d" y="16">%s</text>`+"\n", left, html.EscapeString(fmt.Sprintf("requests per %.0f ms; %s out between the first two dashed lines; failback finished at the third", a.BucketMs, r.Region)))
 	regs := r.regions()
 	for i, b := range tl {
 		y := float64(height - bottom)
@@ -218,7 +230,10 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		}
 	}
 	if a.BucketMs > 0 {
-		for _, m := range []float64{r.Timing.DisableMs, r.Timing.EnableMs} {
+		for _, m := range []float64{r.Timing.DisableMs, r.Timing.EnableMs, recovered(r)} {
+			if m < 0 {
+				continue
+			}
 			x := float64(left) + m/a.BucketMs*bw
 			fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333" stroke-dasharray="4 3"/>`+"\n", x, top, x, height-bottom)
 		}
@@ -239,4 +254,12 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	sb.WriteString("</svg>\n")
 	_, err := io.WriteString(w, sb.String())
 	return err
+}
+
+// recovered is when failback finished, in ms (-1: it did not).
+func recovered(r *Report) float64 {
+	if r.Timing.RecoveredMs == nil {
+		return -1
+	}
+	return *r.Timing.RecoveredMs
 }

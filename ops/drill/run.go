@@ -20,18 +20,22 @@ import (
 
 // Options configure a drill. Zero values mean the defaults in brackets.
 type Options struct {
-	URL       string        // gateway client base URL, e.g. http://127.0.0.1:8080
-	Key       string        // client key of the gateway
-	Name      string        // client-visible model name ["": the first name the gateway lists]
-	Admin     string        // gateway admin base URL, e.g. http://127.0.0.1:8081
-	AdminKey  string        // admin key
-	Region    string        // the region to take out
-	Rate      float64       // requests per second [5]
-	Before    time.Duration // steady traffic before the outage [10s]
-	Hold      time.Duration // how long the region stays out [20s]
-	After     time.Duration // traffic after the region is back [20s]
-	MaxTokens int           // max_tokens per request [8]
-	Timeout   time.Duration // per request [30s]
+	URL      string        // gateway client base URL, e.g. http://127.0.0.1:8080
+	Key      string        // client key of the gateway
+	Name     string        // client-visible model name ["": the first name the gateway lists]
+	Admin    string        // gateway admin base URL, e.g. http://127.0.0.1:8081
+	AdminKey string        // admin key
+	Region   string        // the region to take out
+	Rate     float64       // requests per second [5]
+	Before   time.Duration // steady traffic before the outage [10s]
+	Hold     time.Duration // how long the region stays out [20s]
+	// FailbackTimeout bounds the wait, after the region is restored, until failback finished: the region healthy
+	// again and taking its full share of traffic (slow start done) [3m]. A drill whose failback did not finish
+	// in time fails and says where the region was.
+	FailbackTimeout time.Duration
+	After           time.Duration // steady traffic after failback finished [20s]
+	MaxTokens       int           // max_tokens per request [8]
+	Timeout         time.Duration // per request [30s]
 	// Fault, when set, takes the region out with a real simulator fault through SimControl instead of the admin
 	// switch, so the automatic failover path is rehearsed: a mode ("down"), a mode with fields
 	// ("stall_stream,after_events=3"), or the control API's JSON body (see ParseFault).
@@ -58,6 +62,9 @@ func (o *Options) defaults() {
 	}
 	if o.After <= 0 {
 		o.After = 20 * time.Second
+	}
+	if o.FailbackTimeout <= 0 {
+		o.FailbackTimeout = 3 * time.Minute
 	}
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 8
@@ -116,7 +123,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	go func() { tr.run(trafficCtx, start); close(done) }()
 	var t Timing
 	fmt.Fprintf(o.Progress, "drill: %.1f req/s to %q through %s; %s goes out after %s\n", o.Rate, o.Name, o.URL, o.Region, o.Before)
-	err := phases(ctx, &o, sw, start, &t)
+	err := phases(ctx, &o, sw, start, &t, tr)
 	stop()
 	<-done
 	if err != nil {
@@ -127,6 +134,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	t.End = time.Since(start)
 	rep.Samples = tr.samples()
 	rep.Timing.DisableMs, rep.Timing.EnableMs, rep.Timing.EndMs = msf(t.Disable), msf(t.Enable), msf(t.End)
+	if t.Recovered > 0 {
+		v := msf(t.Recovered)
+		rep.Timing.RecoveredMs = &v
+	}
+	rep.FailbackTimeout = o.FailbackTimeout
 	rep.Analysis = Analyze(rep.Samples, o.Region, t, 0)
 	if o.Fault != "" && !takesRegionOut(fault) {
 		rep.Analysis.regionMayServe()
@@ -134,7 +146,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Timing) error {
+func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Timing, tr *traffic) error {
 	if err := sleep(ctx, o.Before); err != nil {
 		return err
 	}
@@ -152,8 +164,114 @@ func phases(ctx context.Context, o *Options, sw switcher, start time.Time, t *Ti
 	if err := sw.back(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s back; watching for %s\n", t.Enable.Seconds(), o.Region, o.After)
+	fmt.Fprintf(o.Progress, "drill: [%5.1fs] %s back; waiting for failback (at most %s)\n", t.Enable.Seconds(), o.Region, o.FailbackTimeout)
+	if err := waitFailback(ctx, o, start, t, tr); err != nil {
+		return err
+	}
+	if t.Recovered == 0 {
+		fmt.Fprintf(o.Progress, "drill: [%5.1fs] failback did not finish within %s (%s was %s); stopping\n",
+			time.Since(start).Seconds(), o.FailbackTimeout, o.Region, t.FailbackState)
+		return nil
+	}
+	fmt.Fprintf(o.Progress, "drill: [%5.1fs] failback finished: %s healthy and at its full share; watching for %s\n",
+		t.Recovered.Seconds(), o.Region, o.After)
 	return sleep(ctx, o.After)
+}
+
+// waitFailback waits until the restored region is healthy again and takes its full share of traffic, or until
+// o.FailbackTimeout. With the admin API it reads the region's state and slow-start ramp; without it (a --fault
+// drill without --admin-key) it judges from the traffic: the region answers the share it had before the outage.
+// It sets t.Recovered (0: not in time), t.FailbackWait and t.FailbackState.
+func waitFailback(ctx context.Context, o *Options, start time.Time, t *Timing, tr *traffic) error {
+	t.FailbackWait = o.FailbackTimeout
+	deadline := time.Now().Add(o.FailbackTimeout)
+	before := share(tr.samples(), o.Region, 0, t.Disable)
+	lastSaid := time.Now()
+	for {
+		now := time.Since(start)
+		back, state := false, ""
+		samples := tr.samples()
+		answered := before == 0 || share(samples, o.Region, t.Enable, now) > 0
+		if o.AdminKey != "" {
+			v, err := regionView(ctx, o)
+			if err != nil {
+				return err
+			}
+			back, state = v.State == "healthy" && v.Ramp >= 1 && answered, v.describe(time.Now())
+		} else {
+			recent := share(samples, o.Region, max(t.Enable, now-2*time.Second), now)
+			back, state = before == 0 || recent >= 0.9*before, fmt.Sprintf("answering %.0f%% of requests (%.0f%% before the outage)", 100*recent, 100*before)
+		}
+		if back {
+			t.Recovered = now
+			return nil
+		}
+		t.FailbackState = state
+		if time.Now().After(deadline) {
+			return nil
+		}
+		if time.Since(lastSaid) >= 5*time.Second {
+			fmt.Fprintf(o.Progress, "drill: [%5.1fs] waiting for failback: %s %s\n", now.Seconds(), o.Region, state)
+			lastSaid = time.Now()
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// share is the region's share of the good answers to requests that started in [from, to).
+func share(samples []Sample, region string, from, to time.Duration) float64 {
+	n, mine := 0, 0
+	for _, s := range samples {
+		if s.Start < from || s.Start >= to || s.Err != "" {
+			continue
+		}
+		n++
+		if s.Region == region {
+			mine++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(mine) / float64(n)
+}
+
+// adminRegion is what the drill reads of a region in GET /admin/regions.
+type adminRegion struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Ramp      float64    `json:"ramp"`
+	OpenUntil *time.Time `json:"open_until"`
+}
+
+func (v adminRegion) describe(now time.Time) string {
+	switch {
+	case v.State == "open" && v.OpenUntil != nil:
+		return fmt.Sprintf("open, next probe in %s", max(0, v.OpenUntil.Sub(now)).Round(time.Second))
+	case v.State == "healthy" && v.Ramp < 1:
+		return fmt.Sprintf("healthy, ramping up at %.0f%% of its share (slow start)", 100*v.Ramp)
+	case v.State == "healthy":
+		return "healthy, but had not answered a request yet"
+	}
+	return v.State
+}
+
+// regionView reads the drilled region's state from the admin API.
+func regionView(ctx context.Context, o *Options) (adminRegion, error) {
+	var view struct {
+		Regions []adminRegion `json:"regions"`
+	}
+	if err := adminGet(ctx, o, "/admin/regions", &view); err != nil {
+		return adminRegion{}, err
+	}
+	for _, r := range view.Regions {
+		if r.Name == o.Region {
+			return r, nil
+		}
+	}
+	return adminRegion{}, fmt.Errorf("the gateway no longer has a region %q", o.Region)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -250,6 +368,30 @@ func adminCall(ctx context.Context, o *Options, method, path string, out *[]stru
 			return fmt.Errorf("admin API %s: unexpected answer: %w", path, err)
 		}
 		*out = wrapped.Regions
+	}
+	return nil
+}
+
+// adminGet reads an admin API route as JSON into out.
+func adminGet(ctx context.Context, o *Options, path string, out any) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, strings.TrimRight(o.Admin, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.AdminKey)
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin API GET %s: HTTP %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("admin API GET %s: unexpected answer: %w", path, err)
 	}
 	return nil
 }

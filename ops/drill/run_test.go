@@ -33,6 +33,13 @@ func startStack(t *testing.T, policy string, deployments map[string]string) *sta
 		yaml += "  - name: " + n + "\n    endpoint: " + s.Region(n).URL() + "\n    api_key: " + simtest.Key +
 			"\n    priority: " + string(rune('1'+i)) + "\n    deployments: {" + deployments[n] + "}\n"
 	}
+	if policy == "" {
+		policy = "policy: {}\n"
+	}
+	// Failback within the tests' patience: a short slow start and open time (the defaults take a minute).
+	if !strings.Contains(policy, "breaker") {
+		policy = strings.Replace(policy, "policy: {", "policy: {breaker: {slow_start: 400ms, open_for: 300ms}, ", 1)
+	}
 	yaml += policy
 	cfg, err := config.Parse([]byte(yaml), nil)
 	if err != nil {
@@ -53,7 +60,7 @@ func startStack(t *testing.T, policy string, deployments map[string]string) *sta
 func (st *stack) options() Options {
 	return Options{URL: st.client, Key: "client-key", Admin: st.admin, AdminKey: "admin-key", Region: "eastus",
 		Rate: 25, Before: 500 * time.Millisecond, Hold: 1200 * time.Millisecond, After: 1200 * time.Millisecond,
-		MaxTokens: 1, Timeout: 10 * time.Second, SimControl: st.control}
+		FailbackTimeout: 20 * time.Second, MaxTokens: 1, Timeout: 10 * time.Second, SimControl: st.control}
 }
 
 var both = map[string]string{"eastus": "gpt-4o: gpt-4o", "westus": "gpt-4o: gpt-4o"}
@@ -79,6 +86,10 @@ func TestDrillPassesWithTheAdminSwitch(t *testing.T) {
 	}
 	if a.FailoverMs == nil || *a.FailoverMs > 1000 {
 		t.Errorf("failover %v", a.FailoverMs)
+	}
+	// Failback is waited for: the slow start (400ms) ends after the first answer, and the report has both.
+	if a.FirstAnswerMs == nil || a.FailbackMs == nil || *a.FailbackMs < 300 || *a.FailbackMs < *a.FirstAnswerMs || rep.Timing.RecoveredMs == nil {
+		t.Errorf("first answer %v, failback %v", a.FirstAnswerMs, a.FailbackMs)
 	}
 	if a.Requests < 20 { // 25/s for 2.9s; generous for a busy machine
 		t.Errorf("only %d requests", a.Requests)
@@ -222,5 +233,36 @@ func TestDrillFlap(t *testing.T) {
 	}
 	if !st.sim.Region("eastus").Up() {
 		t.Error("the drill left eastus down")
+	}
+}
+
+// The issue this guards against: a drill that reported PASSED while failback had not finished. Here the breaker
+// keeps eastus out for 30s after the fault is cleared; the drill waits 1.5s for failback, then fails and says
+// where eastus was.
+func TestDrillFailsWhenFailbackDoesNotFinish(t *testing.T) {
+	st := startStack(t, "policy: {breaker: {open_for: 30s, failures: 2}, timeouts: {response: 300ms}}\n", both)
+	o := st.options()
+	o.Fault, o.FailbackTimeout = "down", 1500*time.Millisecond
+	var progress strings.Builder
+	o.Progress = &progress
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Analysis
+	if a.Passed || a.FailbackMs != nil || rep.Timing.RecoveredMs != nil {
+		t.Fatalf("want a failed drill without failback: %+v", a)
+	}
+	if len(a.Problems) == 0 || !strings.Contains(a.Problems[len(a.Problems)-1], "failback did not finish within 1.5s (eastus was open, next probe in") {
+		t.Errorf("problems %q", a.Problems)
+	}
+	if !strings.Contains(progress.String(), "failback did not finish within 1.5s") {
+		t.Errorf("progress:\n%s", progress.String())
+	}
+	var md strings.Builder
+	rep.WriteMarkdown(&md)
+	if !strings.Contains(md.String(), "| time until failback finished (healthy, full share) | did not finish within 1.5s |") ||
+		!strings.Contains(md.String(), "FAILED: ") {
+		t.Errorf("markdown:\n%s", md.String())
 	}
 }
