@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,10 +42,22 @@ func TestDemoOutage(t *testing.T) {
 	if sum.Baseline == 0 || sum.DirectP50 <= 0 || sum.GatewayP50 <= 0 {
 		t.Errorf("no added-latency baseline: %+v", sum)
 	}
-	for _, want := range []string{"eastus down", "failover eastus -> westus", "region eastus: healthy -> open"} {
+	for _, want := range []string{"eastus down", "failover eastus -> westus", "region eastus: healthy -> open", "westus throttled 0/s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("live view never showed %q", want)
 		}
+	}
+	// The live view (not a terminal here: one line a second) reads in time order, events included.
+	last := -1.0
+	for _, line := range strings.Split(out.String(), "\n") {
+		var at float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "%fs", &at); err != nil || !strings.Contains(line, "s ") {
+			continue
+		}
+		if at < last {
+			t.Errorf("line out of time order (%.1fs after %.1fs): %s", at, last, line)
+		}
+		last = at
 	}
 }
 

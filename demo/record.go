@@ -56,13 +56,14 @@ func (r *recorder) event(e Event) {
 	r.mu.Unlock()
 }
 
-// snapshot returns copies of what was recorded so far, samples ordered by start time.
+// snapshot returns copies of what was recorded so far, samples ordered by start time and events by time.
 func (r *recorder) snapshot() ([]Sample, []Event) {
 	r.mu.Lock()
 	s := append([]Sample(nil), r.samples...)
 	e := append([]Event(nil), r.events...)
 	r.mu.Unlock()
 	sort.Slice(s, func(i, j int) bool { return s[i].Start < s[j].Start })
+	sort.SliceStable(e, func(i, j int) bool { return e[i].At < e[j].At })
 	return s, e
 }
 

@@ -144,10 +144,28 @@ func (st *stack) fault(region, mode string, retryAfter time.Duration) error {
 	return st.sim.Fault(region, sim.Fault{Mode: mode, RetryAfter: sim.Duration(retryAfter)})
 }
 
+// state is what the live view shows for a region: the engine's state, or "throttled" for a healthy region
+// whose every deployment is cooling down after a 429 (it takes no traffic, and is not healthy at 0/s).
 func (st *stack) state(region string) string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.states[region].String()
+	for _, r := range st.gw.Transport().Regions() {
+		if r.Name != region {
+			continue
+		}
+		if r.State == failover.Healthy && len(r.Deployments) > 0 && allCooling(r.Deployments) {
+			return "throttled"
+		}
+		return r.State.String()
+	}
+	return "unknown"
+}
+
+func allCooling(ds []failover.DeploymentStatus) bool {
+	for _, d := range ds {
+		if d.CoolingUntil.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 // openedAt returns when region's breaker first opened at or after t, relative to the run's begin, or -1.

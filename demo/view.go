@@ -25,8 +25,8 @@ type view struct {
 	tty       bool
 	regions   []string
 	statusURL string
-	lines     int // lines drawn last time (tty)
-	events    int // events already printed (non-tty)
+	lines     int            // lines drawn last time (tty)
+	printed   map[Event]bool // events already printed (non-tty)
 }
 
 func isTerminal(w io.Writer) bool {
@@ -62,15 +62,21 @@ func (v *view) draw(f frame) {
 		}
 	}
 	if !v.tty {
+		// Events first: they happened before this line's time, so the log reads in time order.
+		if v.printed == nil {
+			v.printed = map[Event]bool{}
+		}
+		for _, e := range f.events {
+			if !v.printed[e] {
+				v.printed[e] = true
+				fmt.Fprintf(v.w, "%5.1fs   event: %s\n", e.At.Seconds(), e.Text)
+			}
+		}
 		var parts []string
 		for _, r := range v.regions {
 			parts = append(parts, fmt.Sprintf("%s %s %d/s", r, f.state(r), perRegion[r]))
 		}
 		fmt.Fprintf(v.w, "%5.1fs %-28s %s | client errors %d (total %d of %d)\n", f.now.Seconds(), f.phase, strings.Join(parts, " | "), errs, totalErrs, total)
-		for ; v.events < len(f.events); v.events++ {
-			e := f.events[v.events]
-			fmt.Fprintf(v.w, "%5.1fs   event: %s\n", e.At.Seconds(), e.Text)
-		}
 		return
 	}
 	var b strings.Builder

@@ -24,6 +24,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /status", g.serveStatus)
 	mux.HandleFunc("GET /status.js", serveStatusJS)
 	mux.HandleFunc("GET /admin/regions", g.admin(g.serveRegions))
+	mux.HandleFunc("GET /admin/regions/{name}", g.admin(g.serveRegion))
 	mux.HandleFunc("POST /admin/regions/{name}/disable", g.admin(g.serveDisable))
 	mux.HandleFunc("POST /admin/regions/{name}/enable", g.admin(g.serveEnable))
 	mux.HandleFunc("POST /admin/reload", g.admin(g.serveReload))
@@ -146,6 +147,19 @@ func timePtr(t time.Time) *time.Time {
 func (g *Gateway) serveRegions(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, g.Regions())
+}
+
+// serveRegion answers GET /admin/regions/{name}: one region's view, as in GET /admin/regions.
+func (g *Gateway) serveRegion(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	name := r.PathValue("name")
+	for _, rv := range g.Regions().Regions {
+		if rv.Name == name {
+			writeJSON(w, http.StatusOK, rv)
+			return
+		}
+	}
+	writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+quote(name)+"; GET /admin/regions lists them")
 }
 
 func (g *Gateway) serveDisable(w http.ResponseWriter, r *http.Request) {

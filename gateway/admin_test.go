@@ -26,7 +26,7 @@ func TestAdminAuth(t *testing.T) {
 		}
 	}
 	guarded := []struct{ method, path string }{
-		{"GET", "/admin/regions"}, {"POST", "/admin/regions/eastus/disable"}, {"POST", "/admin/regions/eastus/enable"},
+		{"GET", "/admin/regions"}, {"GET", "/admin/regions/eastus"}, {"POST", "/admin/regions/eastus/disable"}, {"POST", "/admin/regions/eastus/enable"},
 		{"POST", "/admin/reload"}, {"GET", "/status"},
 	}
 	for _, g := range guarded {
@@ -45,6 +45,29 @@ func TestAdminAuth(t *testing.T) {
 	// The client key is not an admin key, and the admin key is not a client key.
 	resp, _ := h.do("POST", "/v1/chat/completions", chatBody, "api-key", adminKey)
 	wantStatus(t, resp, "", 401)
+}
+
+// GET /admin/regions/{name} is one region's entry of GET /admin/regions; an unknown name is 404.
+func TestAdminOneRegion(t *testing.T) {
+	h := startHarness(t, harnessOpts{})
+	h.admin("POST", "/admin/regions/westus/disable", adminKey)
+	resp, body := h.admin("GET", "/admin/regions/westus", adminKey)
+	wantStatus(t, resp, body, 200)
+	var one gateway.RegionView
+	if err := json.Unmarshal([]byte(body), &one); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if one.Name != "westus" || one.State != "disabled" || one.Priority != 2 || len(one.Deployments) != 3 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET /admin/regions/westus: %+v", one)
+	}
+	resp, body = h.admin("GET", "/admin/regions/mars", adminKey)
+	wantStatus(t, resp, body, 404)
+	wantOpenAIError(t, body, "unknown_region")
+	resp, body = h.admin("GET", "/admin/regions/%3Cscript%3E", adminKey)
+	wantStatus(t, resp, body, 404)
+	if strings.Contains(body, "<script>") {
+		t.Errorf("the name is echoed unescaped: %s", body)
+	}
 }
 
 func TestAdminWithoutKeyIsOff(t *testing.T) {

@@ -3,12 +3,17 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/lifeline-sre/lifeline/internal/version"
 )
 
 // Env is what a subcommand may touch of the outside world; tests fill it with buffers.
@@ -43,11 +48,16 @@ func commands() map[string]command {
 	}
 }
 
-// Version is set at build time with -ldflags "-X github.com/lifeline-sre/lifeline/internal/cli.Version=...".
-var Version = "dev"
+// Version, when set at build time with -ldflags "-X github.com/lifeline-sre/lifeline/internal/cli.Version=v1.2.3",
+// overrides the module version from the binary's build information (a container build without .git, a packager).
+// The commit and Go version still come from the build information.
+var Version = ""
 
 // Run runs the lifeline command with args (without the program name) and returns the exit code.
 func Run(args []string, env *Env) int {
+	if Version != "" {
+		version.Override = Version // the one place it is set: lifeline version and the traces' service.version read it
+	}
 	if env.Context == nil {
 		env.Context = context.Background()
 	}
@@ -85,6 +95,30 @@ func usage(w io.Writer, cmds map[string]command) {
 }
 
 func runVersion(args []string, env *Env) int {
-	fmt.Fprintf(env.Stdout, "lifeline %s\n", Version)
+	fs := flag.NewFlagSet("lifeline version", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	asJSON := fs.Bool("json", false, "print version, commit, commit_time, modified, go_version and module as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "Usage: lifeline version [--json]\n\nPrints the version, the commit it was built from and the Go version, from the binary's build information.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "lifeline version: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	in := version.Get()
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(in)
+		return 0
+	}
+	fmt.Fprintln(env.Stdout, in.String())
 	return 0
 }

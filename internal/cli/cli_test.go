@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -25,8 +27,16 @@ func TestDispatch(t *testing.T) {
 	if code, _, errs := run("frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d, %q", code, errs)
 	}
-	if code, out, _ := run("version"); code != 0 || !strings.HasPrefix(out, "lifeline ") {
+	if code, out, _ := run("version"); code != 0 || !strings.HasPrefix(out, "lifeline ") || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("version: exit %d, %q", code, out)
+	}
+	code, out, _ = run("version", "--json")
+	var v struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"go_version"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Version == "" || v.GoVersion != runtime.Version() {
+		t.Errorf("version --json: exit %d, %v, %q", code, err, out)
 	}
 	if code, _, _ := run(); code != 2 {
 		t.Errorf("no arguments: exit %d, want 2", code)
@@ -37,9 +47,6 @@ func TestDispatch(t *testing.T) {
 func TestEveryCommandHasHelp(t *testing.T) {
 	for name := range commands() {
 		code, out, errs := run(name, "--help")
-		if name == "version" {
-			continue
-		}
 		if code != 0 || !strings.Contains(out+errs, "Usage") {
 			t.Errorf("lifeline %s --help: exit %d, output:\n%s%s", name, code, out, errs)
 		}

@@ -190,9 +190,9 @@ func (r *Report) TextTimeline() string {
 			}
 		}
 	}
-	fmt.Fprintf(&sb, "%-14s|%s|\n", "v out ^ back |", string(marks))
-	fmt.Fprintf(&sb, "%-14s (| failback finished)\n", "")
+	fmt.Fprintf(&sb, "%-14s|%s|\n", "", string(marks))
 	fmt.Fprintf(&sb, "%-14s 0s%*s\n", "", len(tl)-1, fmt.Sprintf("%.0fs", r.Timing.EndMs/1000))
+	fmt.Fprintf(&sb, "%-14s v: out, ^: back, |: failback finished\n", "")
 	return sb.String()
 }
 
