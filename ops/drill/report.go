@@ -76,7 +76,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		time.Duration(r.Timing.EndMs*float64(time.Millisecond)).Round(100*time.Millisecond), r.Before, r.Hold, r.After)
 	fmt.Fprintf(w, "| requests | %d |\n| client-visible errors | %d |\n", a.Requests, a.Errors)
 	failback := fmtMs(a.FailbackMs)
-	if a.FailbackMs == nil {
+	switch {
+	case !a.CarriedFirst:
+		failback = "not exercised: " + r.Region + " carried no traffic before the outage"
+	case a.FailbackMs == nil:
 		failback = "did not finish"
 		if r.FailbackTimeout > 0 {
 			failback += " within " + r.FailbackTimeout.String()
