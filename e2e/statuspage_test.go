@@ -3,17 +3,21 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/lifeline-sre/lifeline/internal/stacktest"
+	"github.com/lifeline-sre/lifeline/sim"
 )
 
 // chromium finds Debian's Chromium (or Chrome). Its absence fails the test: scripts/setup.sh installs it, and the
@@ -28,12 +32,220 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+func browser(t *testing.T, width, height int) (context.Context, context.CancelFunc) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	return ctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
+}
+
+// traffic sends requests through the gateway until stop: a chat completion every 60ms, every third one streamed,
+// as a client with SDK retries off would.
+func traffic(t *testing.T, st *stacktest.Stack) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(60 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ctx.Err() == nil; i++ {
+			body := `{"model":"gpt-4o","max_tokens":16,"messages":[{"role":"user","content":"status page test"}]}`
+			if i%3 == 0 {
+				body = `{"model":"gpt-4o","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"status page test"}]}`
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(rctx, "POST", st.URL+"/openai/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("api-key", stacktest.ClientKey)
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+// field reads what a region's card shows in one of its fields (state, reason, since, probe, stream_errors...).
+func field(region, name string) string {
+	return fmt.Sprintf(`(() => { const c = document.querySelector('.card[data-region=%q]');
+		const f = c && c.querySelector('[data-field=%q]'); return f ? f.textContent : ""; })()`, region, name)
+}
+
+// waitJS polls a JavaScript condition until it holds or the step's time runs out, and fails the test with what the
+// page shows.
+func waitJS(t *testing.T, ctx context.Context, what, cond string, within time.Duration) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
+		t.Fatalf("the status page never showed %s (%v); it shows:\n%s", what, err, pageText(ctx))
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
+
+// screenshot saves the page to dir/name. With LIFELINE_UPDATE_SCREENSHOTS=1 dir is docs/img (the pictures in the
+// docs), else $LIFELINE_SCREENSHOT_DIR or e2e/out.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 means PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("LIFELINE_SCREENSHOT_DIR")
+	switch {
+	case os.Getenv("LIFELINE_UPDATE_SCREENSHOTS") == "1":
+		dir = filepath.Join("..", "docs", "img")
+	case dir == "":
+		dir = "out"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(png) < 10_000 {
+		t.Errorf("screenshot %s is suspiciously small: %d bytes", name, len(png))
+	}
+	t.Logf("screenshot: %s (%d bytes)", filepath.Join(dir, name), len(png))
+}
+
+// noOverflow checks that nothing sticks out sideways at the window's width.
+func noOverflow(t *testing.T, ctx context.Context, width int) {
+	t.Helper()
+	w := eval[int](t, ctx, `document.documentElement.scrollWidth`)
+	if w > width {
+		t.Errorf("the page is %d px wide in a %d px window: something overflows", w, width)
+	}
+}
+
+// TestStatusPageIncident drives an incident through real sockets while headless Chromium watches the status page:
+// a black hole in eastus (the page shows it open, why, for how long and when the next probe is, and its failed
+// attempts), then westus cutting streams (stream errors on its card, in the charts), then recovery (both healthy
+// again). It checks the loading state, the stale-data warning when polling fails, and the layout at 1280 px and on
+// a phone, and takes the screenshots of docs/img.
+func TestStatusPageIncident(t *testing.T) {
+	st := stacktest.StartWith(t, []string{"eastus", "westus", "swedencentral"}, stacktest.Options{
+		StatusRefresh: 500 * time.Millisecond,
+		Policy: "  breaker: {failures: 3, open_for: 4s, max_open_for: 4s, slow_start: 2s}\n" +
+			"  timeouts: {response: 400ms, stream_first_byte: 400ms, stream_idle: 400ms}\n",
+	})
+	stop := traffic(t, st)
+	defer stop()
+
+	// Before any data arrives the page says it is loading, not "updated never" over an empty table.
+	jar, _ := cookiejar.New(nil)
+	resp, err := (&http.Client{Jar: jar}).Get(st.AdminURL + "/status?key=" + stacktest.AdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(html), `<div id="loading">Loading the gateway's state`) || !strings.Contains(string(html), `id="regions-section" hidden`) {
+		t.Errorf("the page does not start in a loading state:\n%s", html)
+	}
+
+	ctx, cancel := browser(t, 1280, 1000)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(st.AdminURL+"/status?key="+stacktest.AdminKey)); err != nil {
+		t.Fatalf("opening the status page: %v", err)
+	}
+	waitJS(t, ctx, "three healthy regions", `["eastus","westus","swedencentral"].every(r => `+
+		`(document.querySelector('.card[data-region="'+r+'"] [data-field="state"]')||{}).textContent === "healthy")`, 20*time.Second)
+	if !eval[bool](t, ctx, `document.getElementById("loading").hidden && document.getElementById("banner").hidden`) {
+		t.Error("the loading note or the stale banner is still shown with fresh data")
+	}
+	waitJS(t, ctx, "a requests line for eastus", `!!document.querySelector('svg[data-chart="requests"] polyline[data-region="eastus"]')`, 15*time.Second)
+
+	// 1. A black hole: eastus accepts and never answers. The page must not show it green.
+	if err := st.Sim.Fault("eastus", sim.Fault{Mode: sim.ModeBlackhole}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "eastus open", field("eastus", "state")+` === "open"`, 20*time.Second)
+	waitJS(t, ctx, "why eastus opened and when it is probed next",
+		field("eastus", "reason")+`.includes("timeout") && /next probe (in \d+s|: now)/.test(`+field("eastus", "probe")+`) && `+
+			field("eastus", "since")+`.startsWith("open for")`, 10*time.Second)
+	waitJS(t, ctx, "eastus's failed attempts", `Number(`+field("eastus", "failed_attempts")+`) >= 3`, 10*time.Second)
+	waitJS(t, ctx, "failed attempts of eastus in the errors chart",
+		`Number((document.querySelector('svg[data-chart="errors"] polyline[data-region="eastus failed attempts"]')||{getAttribute:()=>0}).getAttribute("data-max")) > 0`, 15*time.Second)
+	noOverflow(t, ctx, 1280)
+	screenshot(t, ctx, "status-blackhole.png")
+
+	// 2. Stream cuts: westus, which now carries the traffic, breaks streams after three events.
+	if err := st.Sim.Fault("westus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "westus's broken streams", `Number(`+field("westus", "stream_errors")+`) > 0 && Number(`+field("westus", "client_errors")+`) > 0`, 20*time.Second)
+	waitJS(t, ctx, "westus taken out or degraded for its broken streams",
+		`["open","half-open","degraded"].includes(`+field("westus", "state")+`)`, 20*time.Second)
+	screenshot(t, ctx, "status-stream-cuts.png")
+
+	// 3. Recovery: both faults cleared; probes and trials bring the regions back.
+	for _, r := range []string{"eastus", "westus"} {
+		if err := st.Sim.Fault(r, sim.Fault{Mode: sim.ModeClear}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJS(t, ctx, "eastus and westus healthy again", field("eastus", "state")+` === "healthy" && `+field("westus", "state")+` === "healthy"`, 40*time.Second)
+	waitJS(t, ctx, "the recovery in the events", `document.querySelector("#events tbody").textContent.includes("open \u2192 half-open")`, 5*time.Second)
+	screenshot(t, ctx, "status-recovered.png")
+
+	// Polling fails (the network to the gateway is gone): the page keeps the last data and says it is stale.
+	eval[bool](t, ctx, `(window.fetch = () => Promise.reject(new Error("network down")), true)`)
+	waitJS(t, ctx, "the stale-data warning", `!document.getElementById("banner").hidden && `+
+		`document.getElementById("banner").textContent.includes("Stale data: the last update failed (network down)")`, 10*time.Second)
+	if eval[string](t, ctx, field("eastus", "state")) != "healthy" {
+		t.Error("the last known state is gone while polling fails")
+	}
+	screenshot(t, ctx, "status-stale.png")
+
+	// A phone: one column, nothing sideways.
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the regions on a phone", field("swedencentral", "state")+` !== ""`, 15*time.Second)
+	noOverflow(t, ctx, 390)
+	screenshot(t, ctx, "status-phone.png")
+}
+
 // TestStatusPage opens the live status page in headless Chromium, disables a region through the admin API, and
-// waits for the page to show the new state without a reload. It saves a screenshot to
-// $LIFELINE_SCREENSHOT (default: e2e/out/status-page.png).
+// waits for the page to show the new state without a reload.
 func TestStatusPage(t *testing.T) {
 	st := stacktest.Start(t, []string{"eastus", "westus", "swedencentral"}, "")
-	// Some traffic, so the page has shares and latencies to show.
 	for i := 0; i < 20; i++ {
 		req, _ := http.NewRequest("POST", st.URL+"/openai/v1/chat/completions",
 			strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
@@ -45,36 +257,12 @@ func TestStatusPage(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := browser(t, 1280, 900)
 	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-
-	statusURL := st.AdminURL + "/status?key=" + stacktest.AdminKey
-	if err := chromedp.Do(ctx, chromedp.Navigate(statusURL)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(st.AdminURL+"/status?key="+stacktest.AdminKey)); err != nil {
 		t.Fatalf("opening the status page: %v", err)
 	}
-	if err := waitState(ctx, "eastus", "healthy"); err != nil {
-		t.Fatalf("status page never showed eastus healthy: %v\npage text:\n%s", err, pageText(ctx))
-	}
-	if text := pageText(ctx); !strings.Contains(text, "westus") || !strings.Contains(text, "swedencentral") {
-		t.Errorf("status page lacks regions:\n%s", text)
-	}
+	waitJS(t, ctx, "eastus healthy", field("eastus", "state")+` === "healthy"`, 20*time.Second)
 
 	req, _ := http.NewRequest("POST", st.AdminURL+"/admin/regions/eastus/disable", nil)
 	req.Header.Set("Authorization", "Bearer "+stacktest.AdminKey)
@@ -86,42 +274,9 @@ func TestStatusPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("disable: status %d", resp.StatusCode)
 	}
-
-	// The page polls the admin API: the row must change without a reload.
-	if err := waitState(ctx, "eastus", "disabled"); err != nil {
-		t.Fatalf("status page never showed eastus disabled without a reload: %v\npage text:\n%s", err, pageText(ctx))
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 means PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := os.Getenv("LIFELINE_SCREENSHOT")
-	if out == "" {
-		out = filepath.Join("out", "status-page.png")
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the status page: %s (%d bytes)", out, len(png))
-	if len(png) < 10_000 {
-		t.Errorf("screenshot is suspiciously small: %d bytes", len(png))
-	}
-}
-
-// waitState waits until the status page's row for region shows state in its state cell.
-func waitState(ctx context.Context, region, state string) error {
-	expr := fmt.Sprintf(`(() => {
-		for (const tr of document.querySelectorAll("tr")) {
-			const td = tr.querySelectorAll("td");
-			if (td.length > 1 && td[0].textContent.trim() === %q && td[1].textContent.trim() === %q) return true;
-		}
-		return false;
-	})()`, region, state)
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr))
-	return err
+	// The page polls the admin API: the card must change without a reload, and say who did it.
+	waitJS(t, ctx, "eastus disabled by hand", field("eastus", "state")+` === "disabled" && `+field("eastus", "reason")+`.includes("disabled by hand")`, 20*time.Second)
+	screenshot(t, ctx, "status-page.png")
 }
 
 func pageText(ctx context.Context) string {

@@ -34,6 +34,7 @@ func (g *Gateway) finish(r *http.Request, x *exchange) {
 	if x.span != nil {
 		g.trace.end(x)
 	}
+	g.hist.request(x.start.Add(elapsed), x.region, x.status, x.streamErr != "", x.hedged, elapsed)
 	ctx := context.Background()
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return

@@ -25,6 +25,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /status.js", serveStatusJS)
 	mux.HandleFunc("GET /admin/regions", g.admin(g.serveRegions))
 	mux.HandleFunc("GET /admin/regions/{name}", g.admin(g.serveRegion))
+	mux.HandleFunc("GET /admin/history", g.admin(g.serveHistory))
 	mux.HandleFunc("POST /admin/regions/{name}/disable", g.admin(g.serveDisable))
 	mux.HandleFunc("POST /admin/regions/{name}/enable", g.admin(g.serveEnable))
 	mux.HandleFunc("POST /admin/reload", g.admin(g.serveReload))
@@ -81,10 +82,20 @@ type RegionView struct {
 	OpenUntil        *time.Time `json:"open_until,omitempty"`
 	Trips            int        `json:"trips"`
 	// Degraded is set when a healthy region is on its way out; DegradedReasons says why (errors, slow).
-	Degraded        bool             `json:"degraded"`
-	DegradedReasons []string         `json:"degraded_reasons,omitempty"`
-	Deployments     []DeploymentView `json:"deployments"`
-	Entra           *EntraView       `json:"entra,omitempty"` // nil for an API-key region
+	Degraded        bool     `json:"degraded"`
+	DegradedReasons []string `json:"degraded_reasons,omitempty"`
+	// Display is the state people see: healthy, degraded, throttled (every deployment cooling down after 429),
+	// half_open, open or disabled. Reason says in words what put the region there; StateReason is the engine's
+	// word for it (an outcome such as timeout, or failure_rate, probe_ok, manual, shared...).
+	Display     string     `json:"display_state"`
+	Reason      string     `json:"reason,omitempty"`
+	StateReason string     `json:"state_reason,omitempty"`
+	StateSince  *time.Time `json:"state_since,omitempty"`
+	// NextProbe is when the region may next be tried (a trial request or an active probe), while it is open.
+	NextProbe   *time.Time       `json:"next_probe,omitempty"`
+	Last15m     Recent           `json:"last_15m"`
+	Deployments []DeploymentView `json:"deployments"`
+	Entra       *EntraView       `json:"entra,omitempty"` // nil for an API-key region
 }
 
 // DeploymentView is one client-visible name in one region.
@@ -108,6 +119,9 @@ type RegionsView struct {
 	// Shared is the state shared with the other replicas (state.redis): whether Redis answers, every replica's
 	// view of the regions, and the manual switches in force with who and why. Absent without state.redis.
 	Shared *state.View `json:"shared,omitempty"`
+	// Gateway15m counts the gateway's own answers of the last 15 minutes (503 no region could serve, 504 the
+	// client's deadline, 429 every region throttled...): errors no region is to blame for.
+	Gateway15m Recent `json:"gateway_last_15m"`
 }
 
 // Regions is the snapshot behind GET /admin/regions and the status page.
@@ -127,13 +141,42 @@ func (g *Gateway) Regions() RegionsView {
 			RealtimeSessions: g.realtime.count(r.Name)}
 		rv.DegradedReasons = degraded(r, gen.cfg.Policy.Breaker)
 		rv.Degraded = len(rv.DegradedReasons) > 0
+		rv.StateReason, rv.StateSince, rv.NextProbe = r.StateReason, timePtr(r.StateSince), timePtr(r.OpenUntil)
+		rv.Display, rv.Reason = describeRegion(r, rv.DegradedReasons, gen.cfg.Policy.Breaker, v.Now)
+		rv.Last15m = g.hist.recent(r.Name, v.Now)
 		for _, d := range r.Deployments {
 			rv.Deployments = append(rv.Deployments, DeploymentView{Name: d.Name, Deployment: d.Deployment,
 				CoolingUntil: timePtr(d.CoolingUntil), BrokenUntil: timePtr(d.BrokenUntil), BrokenBy: d.BrokenBy})
 		}
 		v.Regions = append(v.Regions, rv)
 	}
+	v.Gateway15m = g.hist.recent(failover.SelfRegion, v.Now)
 	return v
+}
+
+// HistoryView is the body of GET /admin/history: each region's last 15 minutes, one value per StepSeconds,
+// oldest first, the last slot holding End.
+type HistoryView struct {
+	StepSeconds float64   `json:"step_seconds"`
+	End         time.Time `json:"end"`
+	Started     time.Time `json:"started"` // when the gateway started: slots before it are empty, not quiet
+	Regions     []Series  `json:"regions"`
+	Gateway     Series    `json:"gateway"` // the gateway's own answers
+}
+
+// History is the snapshot behind GET /admin/history and the status page's charts.
+func (g *Gateway) History() HistoryView {
+	now := g.now()
+	v := HistoryView{StepSeconds: historyStep.Seconds(), End: now.UTC(), Started: g.started.UTC(), Gateway: g.hist.series(failover.SelfRegion, now)}
+	for _, r := range g.state.Load().cfg.Regions {
+		v.Regions = append(v.Regions, g.hist.series(r.Name, now))
+	}
+	return v
+}
+
+func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, g.History())
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -107,6 +107,7 @@ type Gateway struct {
 	started  time.Time
 
 	trace *tracing // nil: no tracing
+	hist  history  // the status page's last 15 minutes
 }
 
 // generation is what a config decides for the gateway itself (the engine keeps its own). A request loads it

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lifeline-sre/lifeline/config"
@@ -69,4 +73,76 @@ func (c regionCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(coolingDesc, prometheus.GaugeValue, v, d.Name, r.Name)
 		}
 	}
+}
+
+// describeRegion is the state people see and, in words, why the region is in it.
+func describeRegion(r failover.RegionStatus, why []string, b config.Breaker, now time.Time) (display, reason string) {
+	switch r.State {
+	case failover.Disabled:
+		return "disabled", "disabled by hand (POST /admin/regions/" + r.Name + "/enable brings it back)"
+	case failover.Open:
+		switch r.StateReason {
+		case failover.ReasonFailureRate:
+			reason = fmt.Sprintf("opened: %.0f%% or more of its attempts failed within %s", 100*b.FailureRate, b.Window.D())
+		case failover.ReasonProbeFailed:
+			reason = "kept out: an active probe failed"
+		case failover.ReasonShared:
+			reason = "opened on another replica"
+		case "":
+			reason = "opened"
+		default:
+			reason = "opened after failed attempts; the last one: " + r.StateReason
+		}
+		return "open", reason
+	case failover.HalfOpen:
+		switch r.StateReason {
+		case failover.ReasonProbeOK:
+			return "half_open", "an active probe got an answer: the next request is the trial"
+		default:
+			return "half_open", "open_for passed: the next request is the trial that decides"
+		}
+	}
+	if cooling, until := throttled(r.Deployments); cooling {
+		return "throttled", "every deployment answered 429 and cools down (until " + until.UTC().Format("15:04:05") + " UTC)"
+	}
+	if len(why) > 0 {
+		var parts []string
+		for _, w := range why {
+			switch w {
+			case DegradedErrors:
+				parts = append(parts, fmt.Sprintf("%.0f%% of its last %d attempts failed", 100*r.ErrorRate, r.Attempts))
+			case DegradedSlow:
+				parts = append(parts, fmt.Sprintf("its response headers take %s on average (abandoned_after %s)",
+					r.Latency.Round(10*time.Millisecond), b.AbandonedAfter.D()))
+			}
+		}
+		return "degraded", "degraded: " + strings.Join(parts, "; ")
+	}
+	switch r.StateReason {
+	case failover.ReasonManual:
+		reason = "enabled by hand"
+	case failover.ReasonShared:
+		reason = "back on another replica's news"
+	case "":
+	default:
+		reason = "back: the trial request succeeded"
+	}
+	if r.Ramp < 1 {
+		reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("taking its traffic back (%.0f%% of its share)", 100*r.Ramp)
+	}
+	return "healthy", reason
+}
+
+// throttled reports whether every deployment of a region cools down after a 429, and until when the first ends.
+func throttled(ds []failover.DeploymentStatus) (bool, time.Time) {
+	var first time.Time
+	for _, d := range ds {
+		if d.CoolingUntil.IsZero() {
+			return false, time.Time{}
+		}
+		if first.IsZero() || d.CoolingUntil.Before(first) {
+			first = d.CoolingUntil
+		}
+	}
+	return len(ds) > 0, first
 }

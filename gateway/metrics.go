@@ -168,6 +168,7 @@ func (g *Gateway) observer() failover.Observer {
 func (o gatewayObserver) AttemptStarted(failover.AttemptStart) {}
 
 func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
+	o.g.hist.attempt(o.g.now(), e.Region, againstRegion(e.Outcome))
 	s := o.g.metrics.attempt(e.Region, e.Outcome)
 	s.attempts.Inc()
 	s.latency.Observe(e.Latency.Seconds())
@@ -179,6 +180,17 @@ func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
 		}
 		o.g.log.LogAttrs(context.Background(), slog.LevelDebug, "attempt failed", attrs...)
 	}
+}
+
+// againstRegion reports whether an attempt's outcome counts against its region's health (SPEC section 5): the
+// failed attempts of the status page.
+func againstRegion(o failover.Outcome) bool {
+	switch o {
+	case failover.OutcomeConnectError, failover.OutcomeTimeout, failover.OutcomeReset, failover.OutcomeServerError,
+		failover.OutcomeStreamError, failover.OutcomeAbandoned:
+		return true
+	}
+	return false
 }
 
 func (o gatewayObserver) Failover(e failover.FailoverEvent) {

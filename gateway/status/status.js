@@ -1,57 +1,304 @@
-// Lifeline status page: polls /admin/regions (same origin, the status cookie authenticates) and renders it
-// with textContent only, so nothing from the server is ever parsed as HTML.
+// Lifeline status page: polls /admin/regions and /admin/history (same origin, the status cookie authenticates)
+// and renders them with textContent and SVG elements only, so nothing from the server is ever parsed as HTML.
+// The charts are drawn here, from the history's 5-second slots: no external script, style or font.
 (function () {
   "use strict";
   var refresh = Number(document.currentScript.getAttribute("data-refresh")) || 2000;
+  var historyEvery = Math.max(refresh, 5000);
+  var SVG = "http://www.w3.org/2000/svg";
+  var palette = ["#0969da", "#1a7f37", "#8250df", "#bc4c00", "#bf3989", "#1b7c83", "#9a6700", "#57606a"];
+  var view = null;      // the last /admin/regions answer
+  var hist = null;      // the last /admin/history answer
+  var lastOK = 0;       // when view last arrived (client clock)
+  var failure = "";     // why the last poll failed ("" when it worked)
+  var offset = 0;       // server clock minus client clock, from view.now
+
+  function $(id) { return document.getElementById(id); }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
-    if (text !== undefined) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = String(text);
     if (cls) e.className = cls;
     return e;
   }
-  function pct(x) { return (100 * (x || 0)).toFixed(1) + " %"; }
-  function row(cells) {
-    var tr = document.createElement("tr");
-    cells.forEach(function (c) { tr.appendChild(c); });
-    return tr;
+  function svg(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
   }
-  function render(v) {
-    var body = document.querySelector("#regions tbody");
-    body.replaceChildren();
-    (v.regions || []).forEach(function (r) {
-      var state = el("td"); state.appendChild(el("span", r.state, "state " + r.state));
-      var share = el("td", "", "num");
-      var bar = el("span", undefined, "bar"); bar.style.width = Math.round(80 * (r.share || 0)) + "px";
-      share.appendChild(bar); share.appendChild(document.createTextNode(pct(r.share)));
-      var names = (r.deployments || []).map(function (d) {
-        var s = d.name + " \u2192 " + d.deployment;
-        if (d.cooling_until) s += " (cooling down)";
-        if (d.broken_until) s += " (broken: " + d.broken_by + ")";
-        return s;
-      }).join(", ");
-      body.appendChild(row([el("td", r.name), state, el("td", r.priority, "num"), el("td", r.weight, "num"), share,
-        el("td", pct(r.error_rate), "num"), el("td", r.attempts, "num"), el("td", r.latency_ms ? r.latency_ms.toFixed(1) + " ms" : "\u2014", "num"),
-        el("td", r.in_flight, "num"), el("td", r.realtime_sessions || 0, "num"), el("td", names)]));
+  function pct(x) { return (100 * (x || 0)).toFixed(1) + "%"; }
+  function dur(ms) {
+    if (!(ms >= 0)) return "\u2013";
+    if (ms > 0 && ms < 1000) return (ms / 1000).toFixed(1) + "s";
+    var s = Math.floor(ms / 1000);
+    if (s < 60) return s + "s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + "m" + (s % 60 ? " " + (s % 60) + "s" : "");
+    var h = Math.floor(m / 60);
+    return h + "h" + (m % 60 ? " " + (m % 60) + "m" : "");
+  }
+  function serverNow() { return Date.now() + offset; }
+  function utc(t) { return new Date(t).toISOString().slice(11, 19) + " UTC"; }
+  function color(i) { return palette[i % palette.length]; }
+  function stateLabel(s) { return String(s || "unknown").replace("_", "-"); }
+
+  // --- regions -------------------------------------------------------------------------------------------
+
+  function figure(parent, label, value, field, bad) {
+    var d = el("div");
+    d.appendChild(el("dt", label));
+    var v = el("dd", value, bad ? "bad" : "");
+    if (field) v.setAttribute("data-field", field);
+    d.appendChild(v);
+    parent.appendChild(d);
+  }
+
+  function card(r) {
+    var c = el("div", null, "card state-" + r.display_state);
+    c.setAttribute("data-region", r.name);
+    var h = el("h2");
+    h.appendChild(el("span", r.name));
+    var b = el("span", stateLabel(r.display_state), "badge " + r.display_state);
+    b.setAttribute("data-field", "state");
+    h.appendChild(b);
+    c.appendChild(h);
+    var why = el("p", r.reason || (r.display_state === "healthy" ? "serving normally" : ""), "why");
+    why.setAttribute("data-field", "reason");
+    c.appendChild(why);
+    var when = el("p", null, "when");
+    var since = el("span");
+    since.setAttribute("data-field", "since");
+    when.appendChild(since);
+    var probe = el("span");
+    probe.setAttribute("data-field", "probe");
+    when.appendChild(probe);
+    c.appendChild(when);
+    var dl = el("dl");
+    figure(dl, "traffic share", pct(r.share), "share");
+    figure(dl, "error rate (window)", pct(r.error_rate), "error_rate", r.error_rate > 0);
+    figure(dl, "latency to headers", r.latency_ms ? r.latency_ms.toFixed(r.latency_ms < 10 ? 1 : 0) + " ms" : "\u2013", "latency");
+    figure(dl, "in flight", r.in_flight, "in_flight");
+    figure(dl, "priority / weight", r.priority + " / " + r.weight, "priority");
+    figure(dl, "trips in a row", r.trips, "trips", r.trips > 0);
+    figure(dl, "realtime sessions", r.realtime_sessions || 0, "realtime_sessions");
+    c.appendChild(dl);
+    var l = r.last_15m || {};
+    c.appendChild(el("div", "last 15 minutes", "last-title"));
+    var last = el("dl", null, "last");
+    figure(last, "answered", l.requests || 0, "requests");
+    figure(last, "failed attempts", l.failed_attempts || 0, "failed_attempts", l.failed_attempts > 0);
+    figure(last, "client errors", l.client_errors || 0, "client_errors", l.client_errors > 0);
+    figure(last, "stream errors", l.stream_errors || 0, "stream_errors", l.stream_errors > 0);
+    figure(last, "hedges", l.hedges || 0, "hedges");
+    figure(last, "resumes", l.resumes || 0, "resumes");
+    c.appendChild(last);
+    var names = el("ul", null, "names");
+    (r.deployments || []).forEach(function (d) {
+      var s = d.name + " \u2192 " + d.deployment;
+      if (d.cooling_until) s += " (cooling down after 429)";
+      if (d.broken_until) s += " (broken: " + d.broken_by + ")";
+      names.appendChild(el("li", s));
     });
+    c.appendChild(names);
+    return c;
+  }
+
+  // clocks updates what changes by the second: time in state, time until the next probe, the header's age.
+  function clocks() {
+    if (!view) return;
+    var now = serverNow();
+    (view.regions || []).forEach(function (r) {
+      var c = document.querySelector('.card[data-region="' + CSS.escape(r.name) + '"]');
+      if (!c) return;
+      var since = c.querySelector('[data-field="since"]');
+      since.textContent = r.state_since ? stateLabel(r.state) + " for " + dur(now - Date.parse(r.state_since)) : "";
+      var probe = c.querySelector('[data-field="probe"]');
+      var text = "";
+      if (r.next_probe) {
+        var left = Date.parse(r.next_probe) - now;
+        text = left > 0 ? "next probe in " + dur(left + 999) : "next probe: now (waiting for a request or a probe)";
+      }
+      probe.textContent = (since.textContent && text ? " \u00b7 " : "") + text;
+    });
+    $("updated").textContent = utc(Date.parse(view.now)) + " (" + dur(Date.now() - lastOK) + " ago)";
+    stale();
+  }
+
+  function stale() {
+    var banner = $("banner");
+    var old = lastOK ? Date.now() - lastOK : 0;
+    var isStale = failure !== "" || (lastOK && old > 3 * refresh + 2000);
+    if (!isStale) { banner.hidden = true; return; }
+    banner.hidden = false;
+    if (!view) {
+      banner.textContent = "Cannot load the gateway's state (" + (failure || "no answer") + "); retrying every " + dur(refresh) + ".";
+      return;
+    }
+    banner.textContent = "Stale data: " + (failure ? "the last update failed (" + failure + ")" : "no update arrived") +
+      "; showing the state of " + utc(Date.parse(view.now)) + ", " + dur(old) + " old. Retrying every " + dur(refresh) + ".";
+  }
+
+  function render(v) {
+    $("loading").hidden = true;
+    ["regions-section", "charts-section", "events-section"].forEach(function (id) { $(id).hidden = false; });
+    var ready = $("ready");
+    ready.textContent = v.ready ? "ready" : "NOT READY: no region can serve";
+    ready.className = "badge " + (v.ready ? "ready" : "notready");
+    $("uptime").textContent = v.uptime;
+    var cards = $("regions");
+    cards.replaceChildren();
+    (v.regions || []).forEach(function (r) { cards.appendChild(card(r)); });
     var ev = document.querySelector("#events tbody");
     ev.replaceChildren();
     var events = v.events || [];
-    if (events.length === 0) ev.appendChild(row([el("td", "\u2014"), el("td", "none yet"), el("td", "")]));
+    if (events.length === 0) {
+      var tr = el("tr");
+      tr.appendChild(el("td", "\u2013"));
+      tr.appendChild(el("td", "none yet"));
+      tr.appendChild(el("td", ""));
+      ev.appendChild(tr);
+    }
     events.forEach(function (e) {
       var what = e.kind === "failover" ? "failover " + e.from + " \u2192 " + e.to + " (" + e.reason + ")"
-        : e.region + ": " + e.from + " \u2192 " + e.to;
-      ev.appendChild(row([el("td", new Date(e.at).toISOString().replace("T", " ").slice(0, 23)), el("td", what), el("td", e.count, "num")]));
+        : e.region + ": " + stateLabel(e.from) + " \u2192 " + stateLabel(e.to) + (e.reason ? " (" + e.reason + ")" : "");
+      var row = el("tr");
+      row.appendChild(el("td", new Date(e.at).toISOString().replace("T", " ").slice(0, 23)));
+      row.appendChild(el("td", what));
+      row.appendChild(el("td", e.count, "num"));
+      ev.appendChild(row);
     });
-    document.getElementById("updated").textContent = new Date(v.now).toISOString().slice(11, 19) + " UTC";
-    document.getElementById("ready").textContent = v.ready ? "ready" : "NOT READY: no region can serve";
-    document.getElementById("uptime").textContent = v.uptime;
+    clocks();
   }
+
+  // --- charts --------------------------------------------------------------------------------------------
+
+  var W = 360, H = 150, L = 40, R = 6, T = 8, B = 20;
+  var span = 900; // seconds the charts cover
+
+  function nice(max) {
+    if (!(max > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(max)));
+    var f = max / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+  }
+  function label(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1).replace(/\.0$/, "") : String(Math.round(v * 100) / 100); }
+
+  // chart draws lines: [{name, color, values (null: no point), dashed}] on the svg of data-chart=name.
+  function chart(name, lines) {
+    var s = document.querySelector('svg[data-chart="' + name + '"]');
+    s.replaceChildren();
+    var n = 0, max = 0;
+    lines.forEach(function (l) {
+      n = Math.max(n, l.values.length);
+      l.values.forEach(function (v) { if (v !== null && v > max) max = v; });
+    });
+    max = nice(max);
+    var x = function (i) { return L + (W - L - R) * (n <= 1 ? 1 : i / (n - 1)); };
+    var y = function (v) { return T + (H - T - B) * (1 - v / max); };
+    [0, 0.5, 1].forEach(function (f) {
+      s.appendChild(svg("line", { x1: L, x2: W - R, y1: y(f * max), y2: y(f * max), stroke: f ? "#eaeef2" : "#8c959f", "stroke-width": 1 }));
+      var t = svg("text", { x: L - 4, y: y(f * max) + 4, "text-anchor": "end", "font-size": 10, fill: "#57606a" });
+      t.textContent = label(f * max);
+      s.appendChild(t);
+    });
+    var ago = function (f) { var s = Math.round(span * (1 - f)); return "-" + (s >= 60 ? dur(s * 1000).replace(/ /g, "") : s + "s"); };
+    [[ago(0), 0], [ago(1 / 3), 1 / 3], [ago(2 / 3), 2 / 3], ["now", 1]].forEach(function (m) {
+      var t = svg("text", { x: L + (W - L - R) * m[1], y: H - 5, "text-anchor": m[1] === 0 ? "start" : m[1] === 1 ? "end" : "middle", "font-size": 10, fill: "#57606a" });
+      t.textContent = m[0];
+      s.appendChild(t);
+    });
+    lines.forEach(function (l) {
+      var pts = [];
+      var flush = function () {
+        if (pts.length === 1) pts.push(pts[0]);
+        if (pts.length) {
+          var p = svg("polyline", { points: pts.join(" "), fill: "none", stroke: l.color, "stroke-width": 1.6, "stroke-linejoin": "round" });
+          if (l.dashed) p.setAttribute("stroke-dasharray", "4 3");
+          p.setAttribute("data-region", l.name);
+          p.setAttribute("data-max", String(Math.max.apply(null, l.values.map(function (v) { return v || 0; }))));
+          s.appendChild(p);
+        }
+        pts = [];
+      };
+      l.values.forEach(function (v, i) {
+        if (v === null) { flush(); return; }
+        pts.push(x(i).toFixed(1) + "," + y(v).toFixed(1));
+      });
+      flush();
+    });
+  }
+
+  // renderHistory draws the charts: the last 15 minutes, or the time since the gateway started if that is shorter.
+  function renderHistory(h) {
+    var step = h.step_seconds || 5;
+    var n = (h.regions && h.regions[0] && h.regions[0].requests.length) || 0;
+    var alive = Math.ceil((Date.parse(h.end) - Date.parse(h.started)) / 1000 / step) + 1;
+    var from = Math.max(0, n - Math.max(alive, 12)); // at least a minute
+    span = (n - from) * step;
+    var crop = function (a) { return (a || []).slice(from); };
+    var rate = function (a) { return crop(a).map(function (v) { return v / step; }); };
+    var req = [], errs = [], lat = [];
+    var legend = $("legend");
+    legend.replaceChildren();
+    (h.regions || []).forEach(function (s, i) {
+      var c = color(i);
+      req.push({ name: s.region, color: c, values: rate(s.requests) });
+      errs.push({ name: s.region, color: c, values: rate(s.client_errors) });
+      errs.push({ name: s.region + " failed attempts", color: c, values: rate(s.failed_attempts), dashed: true });
+      var answered = crop(s.requests);
+      lat.push({ name: s.region, color: c, values: crop(s.latency_ms).map(function (v, j) { return answered[j] ? v : null; }) });
+      var k = el("span", s.region);
+      k.style.setProperty("--c", c);
+      legend.appendChild(k);
+    });
+    if (h.gateway) {
+      errs.push({ name: "gateway", color: "#24292f", values: rate(h.gateway.client_errors) });
+      var g = el("span", "gateway's own errors (503, 504, 429)");
+      g.style.setProperty("--c", "#24292f");
+      legend.appendChild(g);
+    }
+    var d = el("span", "failed attempts", "dashed");
+    d.style.setProperty("--c", "#57606a");
+    legend.appendChild(d);
+    chart("requests", req);
+    chart("errors", errs);
+    chart("latency", lat);
+  }
+
+  // --- polling -------------------------------------------------------------------------------------------
+
+  function get(path) {
+    return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+
   function poll() {
-    fetch("/admin/regions", { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-      .then(function (v) { document.getElementById("err").textContent = ""; render(v); })
-      .catch(function (e) { document.getElementById("err").textContent = "\u00b7 update failed: " + e.message; })
+    get("/admin/regions")
+      .then(function (v) {
+        view = v;
+        lastOK = Date.now();
+        failure = "";
+        offset = Date.parse(v.now) - lastOK;
+        render(v);
+      })
+      .catch(function (e) {
+        failure = e && e.message ? e.message : "network error";
+        if (!view) $("loading").textContent = "Loading the gateway's state\u2026 (the last try failed: " + failure + ")";
+        stale();
+      })
       .finally(function () { setTimeout(poll, refresh); });
   }
+
+  function pollHistory() {
+    get("/admin/history")
+      .then(function (h) { hist = h; renderHistory(h); })
+      .catch(function () { /* the regions poll reports failures */ })
+      .finally(function () { setTimeout(pollHistory, historyEvery); });
+  }
+
   poll();
+  pollHistory();
+  setInterval(clocks, 1000);
+  setInterval(stale, 1000);
 })();

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lifeline-sre/lifeline/config"
 	"github.com/lifeline-sre/lifeline/gateway"
@@ -34,14 +35,30 @@ type Stack struct {
 // Start starts simulated regions with the given names (in order of priority, each serving gpt-4o and gpt-4o-mini)
 // and a gateway in front of them; policy is YAML for the `policy:` key (may be empty). Everything stops with t.
 func Start(t testing.TB, regions []string, policy string) *Stack {
+	return StartWith(t, regions, Options{Policy: policy})
+}
+
+// Options are what StartWith may change of the stack's config.
+type Options struct {
+	Policy        string        // YAML for the `policy:` key ("": defaults)
+	StatusRefresh time.Duration // admin.status_refresh (0: the default)
+}
+
+// StartWith is Start with more of the config chosen.
+func StartWith(t testing.TB, regions []string, o Options) *Stack {
 	t.Helper()
+	policy := o.Policy
 	s, err := sim.Start(sim.Config{Regions: sim.DefaultRegions(regions...), APIKey: RegionKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients: [{name: e2e, key: %s}]\nadmin: {key: %s}\nserver: {shutdown_delay: -1s}\nregions:\n", ClientKey, AdminKey)
+	refresh := ""
+	if o.StatusRefresh > 0 {
+		refresh = ", status_refresh: " + o.StatusRefresh.String()
+	}
+	fmt.Fprintf(&b, "clients: [{name: e2e, key: %s}]\nadmin: {key: %s%s}\nserver: {shutdown_delay: -1s}\nregions:\n", ClientKey, AdminKey, refresh)
 	for i, name := range regions {
 		fmt.Fprintf(&b, "  - {name: %s, endpoint: %s, api_key: %s, priority: %d, deployments: {gpt-4o: gpt-4o, gpt-4o-mini: gpt-4o-mini}}\n",
 			name, s.Region(name).URL(), RegionKey, i+1)

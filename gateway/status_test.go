@@ -1,0 +1,76 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/gateway"
+	"github.com/lifeline-sre/lifeline/sim"
+)
+
+func (h *harness) regionsView() gateway.RegionsView {
+	h.t.Helper()
+	_, body := h.admin("GET", "/admin/regions", adminKey)
+	var v gateway.RegionsView
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		h.t.Fatalf("%v: %s", err, body)
+	}
+	return v
+}
+
+// TestStatusViewDuringIncident: what the status page reads during a black hole and stream cuts. The black-holed
+// region is open with its reason, the time it entered the state and the next probe; its failed attempts are
+// counted in the last 15 minutes and in the history; streams cut by another region are counted as stream and
+// client errors there.
+func TestStatusViewDuringIncident(t *testing.T) {
+	h := startHarness(t, harnessOpts{regions: []string{"eastus", "westus", "swedencentral"}, mutate: func(c *config.Config) {
+		c.Policy.Breaker.OpenFor = config.Duration(time.Minute)
+		c.Policy.Breaker.MaxOpenFor = config.Duration(time.Minute)
+		c.Policy.Timeouts.Response = config.Duration(300 * time.Millisecond)
+	}})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+	for i := 0; i < 4; i++ {
+		resp, out := h.do("POST", "/openai/v1/chat/completions", chatBody)
+		wantStatus(t, resp, out, 200)
+	}
+	v := h.regionsView()
+	east := v.Regions[0]
+	if east.Display != "open" || !strings.Contains(east.Reason, "timeout") || east.StateReason != "timeout" || east.StateSince == nil ||
+		east.NextProbe == nil || time.Until(*east.NextProbe) < 30*time.Second {
+		t.Errorf("eastus during a black hole: %+v", east)
+	}
+	if east.Last15m.FailedAttempts < 3 || east.Last15m.Requests != 0 || v.Regions[1].Last15m.Requests != 4 || v.Regions[1].Display != "healthy" {
+		t.Errorf("last 15 minutes: eastus %+v, westus %+v", east.Last15m, v.Regions[1].Last15m)
+	}
+
+	h.fault("westus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
+	resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+	wantStatus(t, resp, out, 200)
+	west := h.regionsView().Regions[1]
+	if west.Last15m.StreamErrors != 1 || west.Last15m.ClientErrors != 1 || west.Last15m.FailedAttempts != 1 {
+		t.Errorf("westus after a cut stream: %+v", west.Last15m)
+	}
+
+	_, body := h.admin("GET", "/admin/history", adminKey)
+	var hv gateway.HistoryView
+	if err := json.Unmarshal([]byte(body), &hv); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(a []int64) (n int64) {
+		for _, x := range a {
+			n += x
+		}
+		return n
+	}
+	if hv.StepSeconds != 5 || len(hv.Regions) != 3 || len(hv.Regions[0].Requests) != 180 ||
+		sum(hv.Regions[0].FailedAttempts) < 3 || sum(hv.Regions[1].Requests) != 5 || sum(hv.Regions[1].StreamErrors) != 1 {
+		t.Errorf("history: step %v, %d regions, eastus failed %d, westus requests %d streams %d", hv.StepSeconds, len(hv.Regions),
+			sum(hv.Regions[0].FailedAttempts), sum(hv.Regions[1].Requests), sum(hv.Regions[1].StreamErrors))
+	}
+	if resp, _ := h.admin("GET", "/admin/history", ""); resp.StatusCode != 401 {
+		t.Errorf("/admin/history without the key: %d", resp.StatusCode)
+	}
+}
