@@ -246,12 +246,24 @@ func (r *Region) flapPhase(gen uint64, f Fault, now *Fault, st FlapState) bool {
 	if r.gen != gen {
 		return false
 	}
-	r.setFault(now, &f, &st)
+	// The phase is reported once it is in force: a client that sees "out" finds the port closed.
+	r.setFault(now, &f, r.flapState())
+	ok := true
 	if now != nil && now.Mode == ModeDown {
 		r.down()
-		return true
+	} else {
+		ok = r.open() == nil
 	}
-	return r.open() == nil
+	r.mu.Lock()
+	r.flap = &st
+	r.mu.Unlock()
+	return ok
+}
+
+func (r *Region) flapState() *FlapState {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.flap
 }
 
 func wait(stop <-chan struct{}, d time.Duration) bool {
