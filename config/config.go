@@ -100,6 +100,9 @@ type Policy struct {
 	Timeouts     Timeouts `yaml:"timeouts"`
 	Hedge        Hedge    `yaml:"hedge"`
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 32 MiB
+	// StreamUpstream sends non-streaming chat/completions, completions and responses requests to the region as
+	// streams and reassembles the non-streaming answer; default true.
+	StreamUpstream *bool `yaml:"stream_upstream"`
 }
 
 // Hedge starts a slow request also in the next region (docs/failover.md, Hedging).

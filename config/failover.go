@@ -64,7 +64,8 @@ func (c *Config) Failover() failover.Config {
 			MaxDelay: p.Hedge.MaxDelay.D(),
 			Budget:   p.Hedge.Budget,
 		},
-		MaxBodyBytes: p.MaxBodyBytes,
+		MaxBodyBytes:   p.MaxBodyBytes,
+		StreamUpstream: p.StreamUpstream,
 	}
 	return out
 }

@@ -25,6 +25,9 @@ type attempt struct {
 	ended  atomic.Bool
 	hedge  bool                // started as the hedge of another attempt
 	trace  func(AttemptResult) // the tracer's end of the attempt's span, nil without one
+	// upstream: the request is not streaming but goes to the region as a stream, to be reassembled
+	// (upstream.go); false once the region refused the streamed form.
+	upstream bool
 }
 
 // errorPeek is how much of a 404 body is read to tell DeploymentNotFound from other 404s.
@@ -38,10 +41,10 @@ const streamPeek = 2 << 10
 func (rt *roundTrip) newAttempt(r *region, tg *target, tk ticket, hedge bool) *attempt {
 	t := rt.t
 	n := int(rt.attempts.Add(1))
-	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: n, start: t.clock.Now(), hedge: hedge}
+	a := &attempt{rt: rt, r: r, tg: tg, tk: tk, n: n, start: t.clock.Now(), hedge: hedge, upstream: rt.upstreamFor(tg)}
 	a.ctx, a.cancel = context.WithCancelCause(rt.ctx)
 	timeout := rt.p.Timeouts.Response
-	if rt.streamed() {
+	if a.streamed() {
 		timeout = rt.p.Timeouts.StreamFirstByte
 	}
 	a.timer = time.AfterFunc(timeout, func() { a.cancel(ErrAttemptTimeout) })
@@ -51,21 +54,20 @@ func (rt *roundTrip) newAttempt(r *region, tg *target, tk ticket, hedge bool) *a
 }
 
 // streamed reports whether attempts of this request are streams (first-byte and idle deadlines).
-func (rt *roundTrip) streamed() bool { return rt.in.stream }
+func (rt *roundTrip) streamed() bool { return rt.in.stream || rt.upstream }
+
+// streamed reports whether this attempt is a stream.
+func (a *attempt) streamed() bool { return a.rt.in.stream || a.upstream }
 
 // run sends the attempt and classifies what came back.
 func (a *attempt) run() attemptResult {
 	rt, r, t := a.rt, a.r, a.rt.t
 	start := AttemptStart{Region: r.cfg.Name, Name: rt.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge}
 	t.obs.AttemptStarted(start)
-	out, err := rt.build(a.ctx, r, a.tg)
-	if err != nil {
-		return a.fail(err)
+	resp, err := a.send(start)
+	if err == nil && a.upstream {
+		resp, err = a.unlessRefused(resp, start) // upstream.go
 	}
-	if t.tracer != nil {
-		a.trace = t.tracer.StartAttempt(out, start)
-	}
-	resp, err := r.rt.RoundTrip(out)
 	if err != nil {
 		return a.fail(err)
 	}
@@ -87,12 +89,24 @@ func (a *attempt) run() attemptResult {
 	return a.deliver(resp)
 }
 
+// send builds the request for the attempt's region and sends it.
+func (a *attempt) send(start AttemptStart) (*http.Response, error) {
+	out, err := a.rt.build(a.ctx, a.r, a.tg, a.upstream)
+	if err != nil {
+		return nil, err
+	}
+	if t := a.rt.t; t.tracer != nil && a.trace == nil {
+		a.trace = t.tracer.StartAttempt(out, start)
+	}
+	return a.r.rt.RoundTrip(out)
+}
+
 // deliver hands a good response to the caller. For a stream it first waits for the first
 // bytes, within the first-byte timeout, so that a region that stalls can still be left. The
 // attempt ends when the body does: a stream only counts as a success once it is complete.
 func (a *attempt) deliver(resp *http.Response) attemptResult {
 	var first []byte
-	if a.rt.streamed() {
+	if a.streamed() {
 		buf := make([]byte, streamPeek)
 		var n int
 		var err error
@@ -115,7 +129,7 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	lat := a.rt.t.clock.Now().Sub(a.start)
 	a.r.h.observeLatency(lat)
 	if a.tg != nil {
-		a.tg.state.sketch(a.rt.streamed()).add(lat)
+		a.tg.state.sketch(a.streamed()).add(lat)
 	}
 	a.label(resp)
 	if isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "" {

@@ -66,7 +66,7 @@ func BenchmarkSelectAndRewrite(b *testing.B) {
 				var buf [maxCandidates]*region
 				plan := tr.order(buf[:0], cands, rt.p, rt.in.name, tr.clock.Now())
 				r := plan[0]
-				if _, err := rt.build(ctx, r, r.targets[rt.in.name]); err != nil {
+				if _, err := rt.build(ctx, r, r.targets[rt.in.name], false); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -81,8 +81,14 @@ type Policy struct {
 	Timeouts Timeouts
 	// Hedge starts a request also in the next region when the first has no first byte in time.
 	Hedge HedgePolicy
-	// MaxBodyBytes bounds the buffered request body; 0 means 32 MiB.
+	// MaxBodyBytes bounds the buffered request body, and the memory of an answer reassembled from a stream
+	// (StreamUpstream); 0 means 32 MiB.
 	MaxBodyBytes int64
+	// StreamUpstream sends non-streaming chat/completions, completions and responses requests to the region as
+	// streams and reassembles the non-streaming answer from them, so that first-byte and idle deadlines apply and
+	// a failure mid-generation is retried in another region before the caller has seen a byte (upstream.go).
+	// nil means true.
+	StreamUpstream *bool
 }
 
 // RetryPolicy governs retries inside one region.

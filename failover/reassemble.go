@@ -193,6 +193,8 @@ func (f *fields) merge(key string, v gjson.Result, concat bool) {
 			f.size += len(e.Raw) + 16
 			return true
 		})
+	case fv.mode == fieldLast && fv.raw == v.Raw:
+		// the same value again (an envelope member of every chunk)
 	default:
 		fv.mode, fv.raw = fieldLast, strings.Clone(v.Raw)
 		f.size += len(v.Raw)
@@ -225,6 +227,7 @@ func (f *fields) pairs() []pair {
 // the order the region first wrote them.
 type filterMerge struct {
 	seen bool
+	last string // the last annotations merged: the same again changes nothing (most chunks repeat them)
 	cats []string
 	vals map[string]*filterCat
 	size int
@@ -243,6 +246,10 @@ func (m *filterMerge) merge(v gjson.Result) {
 		return
 	}
 	m.seen = true
+	if v.Raw == m.last {
+		return
+	}
+	m.last = strings.Clone(v.Raw)
 	if m.vals == nil {
 		m.vals = map[string]*filterCat{}
 	}

@@ -80,12 +80,13 @@ func (a *choicesAssembler) event(ev sseEvent) error {
 		return errMalformedEvent
 	}
 	chunk := gjson.ParseBytes(data)
-	if e := chunk.Get("error"); e.Exists() && e.Type != gjson.Null {
-		return &regionStreamError{data: clip(e.Raw)}
-	}
 	var err error
 	chunk.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
+		case "error":
+			if v.Type != gjson.Null {
+				err = &regionStreamError{data: clip(v.Raw)}
+			}
 		case "choices":
 			v.ForEach(func(_, c gjson.Result) bool {
 				err = a.choice(c)
@@ -128,13 +129,27 @@ func (a *choicesAssembler) setFirst(key, raw string) {
 	}
 }
 
+// member is one member of a JSON object.
+type member struct{ k, v gjson.Result }
+
 // choice folds one chunk choice into its state.
 func (a *choicesAssembler) choice(c gjson.Result) error {
-	idx := c.Get("index")
-	if idx.Type != gjson.Number || idx.Int() < 0 || idx.Int() >= maxChoices {
+	// One pass over the members, then they are folded into the choice their index names.
+	var buf [8]member
+	members, i := buf[:0], -1
+	c.ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "index" {
+			if v.Type == gjson.Number && v.Num >= 0 && v.Num < maxChoices && v.Num == float64(int(v.Num)) {
+				i = int(v.Num)
+			}
+			return true
+		}
+		members = append(members, member{k, v})
+		return true
+	})
+	if i < 0 {
 		return errMalformedEvent
 	}
-	i := int(idx.Int())
 	for len(a.choices) <= i {
 		a.choices = append(a.choices, nil)
 	}
@@ -145,37 +160,43 @@ func (a *choicesAssembler) choice(c gjson.Result) error {
 		a.size += 256
 	}
 	st.seen = true
-	var err error
-	c.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "index", "content_filter_offsets":
-		case "delta":
-			err = a.delta(st, v)
-		case "text":
-			if v.Type == gjson.String {
-				st.content.WriteString(v.Str)
-				st.hasText = true
-			}
-		case "finish_reason":
-			if v.Type == gjson.String && v.Str != "" {
-				st.finish = strings.Clone(v.Raw)
-			}
-		case "content_filter_results":
-			st.filters.merge(v)
-		case "logprobs":
-			if v.IsObject() {
-				st.hasLogp = true
-				v.ForEach(func(lk, lv gjson.Result) bool {
-					st.logp.merge(lk.Str, lv, true)
-					return true
-				})
-			}
-		default:
-			st.extra.merge(k.Str, v, false)
+	for _, m := range members {
+		if err := a.member(st, m.k.Str, m.v); err != nil {
+			return err
 		}
-		return err == nil
-	})
-	return err
+	}
+	return nil
+}
+
+// member folds one member of a chunk choice.
+func (a *choicesAssembler) member(st *choiceState, k string, v gjson.Result) error {
+	switch k {
+	case "content_filter_offsets":
+	case "delta":
+		return a.delta(st, v)
+	case "text":
+		if v.Type == gjson.String {
+			st.content.WriteString(v.Str)
+			st.hasText = true
+		}
+	case "finish_reason":
+		if v.Type == gjson.String && v.Str != "" {
+			st.finish = strings.Clone(v.Raw)
+		}
+	case "content_filter_results":
+		st.filters.merge(v)
+	case "logprobs":
+		if v.IsObject() {
+			st.hasLogp = true
+			v.ForEach(func(lk, lv gjson.Result) bool {
+				st.logp.merge(lk.Str, lv, true)
+				return true
+			})
+		}
+	default:
+		st.extra.merge(k, v, false)
+	}
+	return nil
 }
 
 // delta folds a chat delta into the choice's message.

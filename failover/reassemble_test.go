@@ -264,3 +264,126 @@ func TestReassembleRules(t *testing.T) {
 		t.Errorf("response.failed for the prompt is the answer: %s %v", got, err)
 	}
 }
+
+// endless repeats an event (after a prefix) forever, counting what is read.
+type endless struct {
+	prefix, event []byte
+	off           int
+	read          int
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		src := e.event
+		if len(e.prefix) > 0 {
+			src = e.prefix
+		}
+		c := copy(p[n:], src[e.off:])
+		n += c
+		e.off += c
+		if e.off == len(src) {
+			e.off, e.prefix = 0, nil
+		}
+	}
+	e.read += n
+	return n, nil
+}
+
+// Memory is bounded by the limit, whatever the region streams: endless content, or one event without end.
+func TestReassembleBounded(t *testing.T) {
+	const limit = 64 << 10
+	for name, src := range map[string]*endless{
+		"endless content":    {event: []byte(`data: {"choices":[{"index":0,"delta":{"content":"` + strings.Repeat("x", 500) + `"}}]}` + "\n\n")},
+		"endless event":      {prefix: []byte(`data: {"choices":[{"index":0,"delta":{"content":"`), event: []byte("yyyyyyyy")},
+		"endless logprobs":   {event: []byte(`data: {"choices":[{"index":0,"delta":{},"logprobs":{"content":[{"token":"a","logprob":-1,"bytes":[97],"top_logprobs":[]}]}}]}` + "\n\n")},
+		"endless tool calls": {event: []byte(`data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"` + strings.Repeat("z", 300) + `"}}]}}]}` + "\n\n")},
+		"endless responses":  {event: []byte(`data: {"type":"response.output_item.done","output_index":3,"item":{"id":"` + strings.Repeat("i", 300) + `"}}` + "\n\n")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			op := "chat/completions"
+			if strings.Contains(name, "responses") {
+				op = "responses"
+			}
+			_, err := reassemble(op, src, 1, limit)
+			if !errors.Is(err, errReassemblyTooLarge) {
+				t.Fatalf("err %v", err)
+			}
+			if src.read > 2*limit {
+				t.Errorf("read %d bytes for a limit of %d", src.read, limit)
+			}
+		})
+	}
+}
+
+// FuzzReassemble: whatever a region streams, reassembly returns JSON or an error, never panics, and stays in its
+// bound.
+func FuzzReassemble(f *testing.F) {
+	for _, seed := range []string{
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\"usage\":{}}\n\n",
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{\"}}]}}]}\n\n",
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n",
+		"data: {\"choices\":[{\"index\":-1}]}\n\n", "data: [DONE]\n\n", ": x\r\n\r\n", "data: {\"error\":1}\n\n",
+		"data: {\"choices\":[{\"index\":0,\"content_filter_results\":{\"a\":{\"severity\":\"high\"},\"b\":3},\"logprobs\":{\"content\":null}}]}\n\n",
+	} {
+		f.Add([]byte(seed), uint8(0))
+		f.Add([]byte(seed), uint8(1))
+		f.Add([]byte(seed), uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, stream []byte, which uint8) {
+		op := [...]string{"chat/completions", "completions", "responses"}[which%3]
+		out, err := reassemble(op, bytes.NewReader(stream), 2, 4<<10)
+		if err == nil && !json.Valid(out) {
+			t.Fatalf("%s: invalid JSON %q from %q", op, out, stream)
+		}
+	})
+}
+
+// BenchmarkReassemble: the cost of reading a streamed answer back into JSON (a simulated region's 200-token chat
+// answer as Azure streams it), against the bytes of the non-streaming answer it replaces.
+func BenchmarkReassemble(b *testing.B) {
+	s, err := sim.Start(sim.Config{APIKey: "k", Regions: sim.DefaultRegions("eastus")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	body := []byte(`{"messages":[{"role":"user","content":"sim:tokens=200"}]}`)
+	get := func(body []byte) []byte {
+		req, _ := http.NewRequest(http.MethodPost, s.Region("eastus").URL()+chatAt("gpt-4o"), bytes.NewReader(body))
+		req.Header.Set("api-key", "k")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return out
+	}
+	plain := get(body)
+	sbody, _ := streamRequest("chat/completions", body)
+	stream := get(sbody)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		if _, err := reassemble("chat/completions", bytes.NewReader(stream), 1, 32<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// CPU time is steadier than wall time on a shared machine.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(len(stream))/float64(len(plain)), "stream/json-bytes")
+}
+
+func TestReassembleResponsesDifferential(t *testing.T) {
+	s := diffSim(t)
+	for name, body := range map[string]string{
+		"text":         `{"model":"gpt-4o","input":"Hello there"}`,
+		"instructions": `{"model":"gpt-4o","input":[{"role":"user","content":"hi"}],"instructions":"Be brief."}`,
+		"incomplete":   `{"model":"gpt-4o","input":"sim:tokens=9","max_output_tokens":4}`,
+	} {
+		t.Run(name, func(t *testing.T) { differential(t, s, "responses", "/openai/v1/responses", body) })
+	}
+}

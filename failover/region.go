@@ -70,6 +70,9 @@ type deploymentState struct {
 	// Recent latencies, for the learned hedge delay: to the first events of a stream, and to the
 	// headers of an answer that is not streamed.
 	firstByte, answer latencySketch
+	// noStream: api-versions for which the deployment refused the streamed form of a non-streaming request
+	// (upstream.go), with the time until which requests go as they came.
+	noStream noStreamSet
 }
 
 // extend moves an instant held in v later, never earlier.

@@ -31,6 +31,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if placed && pl.Unnamed {
 		rt.in.name = ""
 	}
+	rt.upstream = rt.wantsUpstream() // upstream.go
 	named := rt.in.shape != shapeOther && rt.in.name != ""
 	cands := tab.candidates(rt.in.name, named)
 	if placed && len(cands) > 0 {
@@ -57,6 +58,9 @@ type roundTrip struct {
 	in  inbound
 	// name is the client-visible name being served: the one asked for, or a fallback (Config.Fallbacks).
 	name string
+	// upstream: a non-streaming request that goes to the regions as a stream and is reassembled (upstream.go).
+	upstream   bool
+	apiVersion string // the request's api-version, with upstream
 
 	attempts atomic.Int32   // attempts made (a hedge runs on its own goroutine)
 	kmu      sync.Mutex     // guards kept: a hedge may keep a 5xx too
@@ -166,6 +170,9 @@ func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 				from = nil
 			}
 			res := rt.attemptHedged(r, tg, tk, plan[i+1:])
+			if res.final && res.resp != nil && rt.upstream {
+				res = rt.reassemble(res) // upstream.go: a stream that fails now fails over like any attempt
+			}
 			if res.final {
 				rt.discardKept()
 				return res, true
@@ -239,14 +246,15 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// retryInPlace decides whether the region that just failed gets another attempt. A timeout
-// is retried in place only when no other region could take the request: a region that did
-// not answer within the timeout would likely cost the caller another one.
+// retryInPlace decides whether the region that just failed gets another attempt. A timeout, or a
+// stream that broke mid-generation, is retried in place only when no other region could take the
+// request: a region that did not answer within the timeout, or whose generation broke, would
+// likely cost the caller another one.
 func (rt *roundTrip) retryInPlace(v Verdict, k int, rest []*region, tg *target) bool {
 	if !v.Retry || k+1 >= rt.p.Retry.AttemptsPerRegion {
 		return false
 	}
-	if v.Outcome == OutcomeTimeout {
+	if v.Outcome == OutcomeTimeout || v.Outcome == OutcomeStreamError {
 		now := rt.t.clock.Now()
 		for _, r := range rest {
 			if why, _ := r.check(r.targets[rt.name], now); why == isAvailable {
@@ -364,12 +372,16 @@ func (rt *roundTrip) keep(r *region, resp *http.Response) {
 
 // build makes the outgoing request for region r: its host and path shape, its deployment
 // name, its credential; the caller's credential never leaves.
-func (rt *roundTrip) build(ctx context.Context, r *region, tg *target) (*http.Request, error) {
+// With upstream, the body is the streaming form of the request (upstream.go).
+func (rt *roundTrip) build(ctx context.Context, r *region, tg *target, upstream bool) (*http.Request, error) {
 	in := &rt.in
 	dep, body := "", in.body
 	if tg != nil {
 		dep = tg.deployment
 		body = in.rewriteBody(tg.deployment, tg.quoted)
+	}
+	if upstream {
+		body = streamForm(in.op, body)
 	}
 	h := outboundHeader(rt.req.Header)
 	if err := r.cred.apply(ctx, h); err != nil {

@@ -61,12 +61,30 @@ func TestV1ModelRewrite(t *testing.T) {
 		if r.URL.Path != "/openai/v1/chat/completions" {
 			t.Errorf("%s: region got path %s", path, r.URL.Path)
 		}
-		if string(body) != `{"model":"gpt-4o-prod","messages":[]}` {
+		// The model is rewritten in place; the non-streaming request goes as a stream (policy.stream_upstream).
+		if string(body) != `{"model":"gpt-4o-prod","messages":[],"stream":true,"stream_options":{"include_usage":true}}` {
 			t.Errorf("%s: region got body %s", path, body)
 		}
 		if r.Header.Get("Authorization") != "" || r.Header.Get("Api-Key") != "key-eastus" {
 			t.Errorf("%s: credentials: auth=%q api-key=%q", path, r.Header.Get("Authorization"), r.Header.Get("Api-Key"))
 		}
+	}
+}
+
+// Without upstream streaming the body is sent byte for byte, but for the model.
+func TestV1ModelRewriteAsItCame(t *testing.T) {
+	east := newBackend(t, okJSON)
+	p := fastPolicy()
+	p.StreamUpstream = new(bool)
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o-prod")}, Policy: p})
+	req, _ := http.NewRequest("POST", "https://lifeline.invalid/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o", "messages":[]}`))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if _, body := east.lastRequest(); string(body) != `{"model":"gpt-4o-prod", "messages":[]}` {
+		t.Errorf("region got body %s", body)
 	}
 }
 

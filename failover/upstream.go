@@ -2,9 +2,13 @@ package failover
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -135,3 +139,129 @@ func reassembled(resp *http.Response, body []byte) *http.Response {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// streamUpstream reports whether the policy streams non-streaming requests (the default).
+func (p *Policy) streamUpstream() bool { return p.StreamUpstream == nil || *p.StreamUpstream }
+
+// wantsUpstream decides, once per request, whether it goes to the regions as a stream.
+func (rt *roundTrip) wantsUpstream() bool {
+	in := &rt.in
+	if !rt.p.streamUpstream() || in.stream || in.multipart || in.shape == shapeOther || rt.req.Method != http.MethodPost {
+		return false
+	}
+	if !canStream(in.op, in.body) || !upstreamOps[in.op] {
+		return false
+	}
+	rt.apiVersion = rt.req.URL.Query().Get("api-version")
+	return true
+}
+
+// upstreamFor reports whether an attempt for tg sends the streamed form: not to a deployment that refused it
+// for this api-version.
+func (rt *roundTrip) upstreamFor(tg *target) bool {
+	return rt.upstream && (tg == nil || !tg.state.noStream.has(rt.apiVersion, rt.t.clock.Now()))
+}
+
+// streamForm is the streamed form of a body that canStream accepted (the body itself if it cannot be made).
+func streamForm(op string, body []byte) []byte {
+	if out, ok := streamRequest(op, body); ok {
+		return out
+	}
+	return body
+}
+
+// noStreamFor is how long a deployment that refused the streamed form gets requests as they came before it is
+// asked again (its api-version may be upgraded, its model replaced).
+const noStreamFor = time.Hour
+
+// noStreamSet holds the api-versions for which a deployment refused the streamed form, each until a time.
+type noStreamSet struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxNoStream bounds the api-versions remembered per deployment.
+const maxNoStream = 16
+
+func (s *noStreamSet) has(version string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.until[version]
+	return ok && now.Before(u)
+}
+
+func (s *noStreamSet) add(version string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil || len(s.until) >= maxNoStream {
+		s.until = map[string]time.Time{}
+	}
+	s.until[version] = until
+}
+
+// unlessRefused returns the region's response to the streamed form, or, when the region refused that form,
+// its response to the request as it came: the same attempt, with the non-streaming deadline, and the
+// deployment remembered for this api-version.
+func (a *attempt) unlessRefused(resp *http.Response, start AttemptStart) (*http.Response, error) {
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
+		return resp, nil
+	}
+	b, _ := readPrefix(resp.Body, errorPeek)
+	if !refusesStreaming(resp.StatusCode, b) {
+		resp.Body = &prefixedBody{prefix: b, ReadCloser: resp.Body}
+		return resp, nil
+	}
+	drain(resp.Body)
+	now := a.rt.t.clock.Now()
+	if a.tg != nil {
+		a.tg.state.noStream.add(a.rt.apiVersion, now.Add(noStreamFor))
+	}
+	a.upstream = false
+	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
+		return nil, ErrAttemptTimeout
+	}
+	a.timer.Reset(a.rt.p.Timeouts.Response - now.Sub(a.start))
+	return a.send(start)
+}
+
+// reassemble reads the winner's stream into the non-streaming answer. A stream that breaks, goes idle, ends
+// early, carries an error event or an event that is not JSON is a failed attempt of its region: the request
+// goes on to the next one before the caller has seen a byte. A region that answered JSON to the streamed
+// form (some OpenAI-compatible servers ignore "stream") is passed on as it is.
+func (rt *roundTrip) reassemble(res attemptResult) attemptResult {
+	body, ok := res.resp.Body.(*streamBody)
+	if !ok {
+		return res
+	}
+	a := body.a
+	out, err := reassemble(rt.in.op, body, choicesWanted(rt.in.body), int(min(rt.p.MaxBodyBytes, 1<<31-1)))
+	if err == nil {
+		body.Close()
+		return attemptResult{resp: reassembled(res.resp, out), final: true}
+	}
+	var se *StreamError
+	switch {
+	case rt.ctx.Err() != nil:
+		body.Close()
+		return attemptResult{final: true, err: rt.ctx.Err(), verdict: Verdict{Outcome: OutcomeCanceled}}
+	case errors.As(err, &se):
+		body.Close() // the body has counted the failure against the region
+		return attemptResult{verdict: Verdict{Outcome: OutcomeStreamError, Scope: ScopeRegion, Retry: true, FailOver: true}}
+	case errors.Is(err, errNoUsage), errors.Is(err, errReassemblyTooLarge):
+		// The region answered, but this answer cannot come as a stream: ask for it again as it came.
+		a.end(Verdict{Outcome: OutcomeOK}, body.status, body.latency, nil)
+		a.cancel(nil)
+		body.Close()
+		if errors.Is(err, errNoUsage) && a.tg != nil {
+			a.tg.state.noStream.add(rt.apiVersion, rt.t.clock.Now().Add(noStreamFor))
+		} else {
+			rt.upstream = false // for this request only: it is the answer that is too large
+		}
+		return attemptResult{verdict: Verdict{Outcome: OutcomeOK, Retry: true}}
+	}
+	v := Verdict{Outcome: OutcomeStreamError, Scope: ScopeRegion, Retry: true, FailOver: true}
+	a.end(v, body.status, body.latency, &StreamError{Region: a.r.cfg.Name, Err: err})
+	a.cancel(nil)
+	body.Close()
+	return attemptResult{verdict: v}
+}

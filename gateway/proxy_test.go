@@ -422,7 +422,9 @@ func TestStreamEventsArriveAsSent(t *testing.T) {
 // region (policy.breaker.abandoned_after), and once the breaker opens the next client is answered by westus.
 func TestImpatientClientsOpenBlackholedRegion(t *testing.T) {
 	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		// Deadlines far away (the non-streaming request goes upstream as a stream: stream_first_byte applies).
 		c.Policy.Timeouts.Response = config.Duration(time.Minute)
+		c.Policy.Timeouts.StreamFirstByte = config.Duration(time.Minute)
 		c.Policy.Breaker.AbandonedAfter = config.Duration(100 * time.Millisecond)
 	}})
 	h.fault("eastus", simBlackhole)

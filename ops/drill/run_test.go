@@ -130,8 +130,9 @@ func TestDrillFailsWhenClientsSeeErrors(t *testing.T) {
 func TestDrillWithSimulatorFaults(t *testing.T) {
 	for _, mode := range []string{"down", "throttle", "blackhole"} {
 		t.Run(mode, func(t *testing.T) {
-			// A black hole is noticed by the response timeout, kept short here.
-			st := startStack(t, "policy: {timeouts: {response: 300ms}}\n", both)
+			// A black hole is noticed by the first-byte deadline (non-streaming requests go upstream as streams), kept
+			// short here.
+			st := startStack(t, "policy: {timeouts: {response: 300ms, stream_first_byte: 300ms}}\n", both)
 			o := st.options()
 			o.Fault, o.AdminKey = mode, ""
 			rep, err := Run(context.Background(), o)
