@@ -111,7 +111,9 @@ func entraTransport(t *testing.T, cred *fakeCredential, clock Clock, obs Observe
 	p := fastPolicy()
 	p.Timeouts.Connect = connect
 	p.Timeouts.Response = max(p.Timeouts.Response, 2*connect) // the attempt's own deadline also bounds the wait
-	p.Breaker.Failures, p.Breaker.FailureRate = 1000, 2       // the tests count what reaches the credential
+	// (a non-streaming chat request goes upstream as a stream: its deadline is the first-byte one)
+	p.Timeouts.StreamFirstByte = max(p.Timeouts.StreamFirstByte, 2*connect)
+	p.Breaker.Failures, p.Breaker.FailureRate = 1000, 2 // the tests count what reaches the credential
 	tr := mustNew(t, Config{Regions: []Region{r}, Policy: p}, WithClock(clock), WithObserver(obs))
 	t.Cleanup(tr.Close)
 	return tr, be
