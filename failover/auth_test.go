@@ -227,6 +227,7 @@ func TestEntraRefreshNeverMakesARequestWait(t *testing.T) {
 			t.Fatalf("status %d body %s", resp.StatusCode, body)
 		}
 	}
+	obs.waitFor(t, 3)
 	time.Sleep(50 * time.Millisecond)
 	if got := obs.states(); len(got) != 3 || got[2] != "unavailable" {
 		t.Errorf("events %v, want [ok refresh_failing unavailable]", got)
@@ -301,27 +302,39 @@ func TestEntraCredentialStopsWithTheRegion(t *testing.T) {
 	r.APIKey, r.Credential = "", cred
 	keyRegion := testRegion("westus", be.URL, 2, "gpt-4o", "gpt-4o")
 	tr := mustNew(t, Config{Regions: []Region{r, keyRegion}, Policy: fastPolicy()}, WithObserver(obs))
-	time.Sleep(200 * time.Millisecond)
-	if n := cred.calls.Load(); n < 3 {
-		t.Fatalf("%d fetches in 200ms of 40ms tokens: no background refresh", n)
+	waitCalls := func(atLeast int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for cred.calls.Load() < atLeast {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d fetches of 40ms tokens, want %d: no background refresh", cred.calls.Load(), atLeast)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
+	waitCalls(3)
 	// Same credential, new policy: kept.
 	p := fastPolicy()
 	p.Retry.AttemptsPerRegion = 3
 	if err := tr.Reconfigure(Config{Regions: []Region{r, keyRegion}, Policy: p}); err != nil {
 		t.Fatal(err)
 	}
-	n0 := cred.calls.Load()
-	time.Sleep(100 * time.Millisecond)
-	if cred.calls.Load() == n0 {
-		t.Error("the kept credential stopped refreshing")
-	}
+	waitCalls(cred.calls.Load() + 2) // the kept credential goes on refreshing
+	old := tr.tab.Load().regions[0].cred.(*tokenCache)
 	if err := tr.Reconfigure(Config{Regions: []Region{keyRegion}, Policy: p}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(60 * time.Millisecond) // a fetch in flight may still end
+	for { // a fetch in flight may still end
+		old.mu.Lock()
+		busy := old.fetching != nil
+		old.mu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	n := cred.calls.Load()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	if m := cred.calls.Load(); m != n {
 		t.Errorf("%d fetches after the region left the config", m-n)
 	}
