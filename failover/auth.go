@@ -141,7 +141,8 @@ type tokenCache struct {
 	retryAt   time.Time
 	backoff   time.Duration
 	state     CredentialState
-	reported  bool // the current state was reported
+	reported  bool   // the current state was reported
+	problem   string // the reported failing streak's problem
 	timer     *time.Timer
 	closed    bool
 }
@@ -309,12 +310,17 @@ func (c *tokenCache) settle(tok azcore.AccessToken, err error) (CredentialEvent,
 	return c.transition(st)
 }
 
-// transition moves to state st and returns the event to report, if it is a change (or the first result); c.mu
-// is held.
+// transition moves to state st and returns the event to report, if it is a change (or the first result), or if
+// a failing streak's problem changed (a slow endpoint that turns out to refuse the secret); c.mu is held.
 func (c *tokenCache) transition(st CredentialState) (CredentialEvent, bool) {
 	prev, first := c.state, !c.reported
-	c.state, c.reported = st, true
-	if !first && prev == st {
+	problem := ""
+	if st != CredentialOK && c.lastErr != nil {
+		problem = c.lastErr.diag.Problem
+	}
+	prevProblem := c.problem
+	c.state, c.reported, c.problem = st, true, problem
+	if !first && prev == st && prevProblem == problem {
 		return CredentialEvent{}, false
 	}
 	ev := c.eventLocked(c.now())

@@ -264,10 +264,20 @@ func TestEntraNoTokenFailsFast(t *testing.T) {
 	if e := evs[0]; e.State != CredentialUnavailable || e.Problem != "unreachable" || !strings.Contains(e.Cause, "no token within 3s") {
 		t.Errorf("event %+v", e)
 	}
+	// The fetch ends with a refusal: a new problem in the same streak is reported, once.
+	cred.fail.Store(true)
 	cred.release()
 	evs = obs.waitFor(t, 2)
-	if e := evs[1]; e.State != CredentialOK || e.From != CredentialUnavailable || e.First {
-		t.Errorf("recovery event %+v", e)
+	if e := evs[1]; e.State != CredentialUnavailable || e.Problem != "bad_secret" {
+		t.Errorf("event %+v", e)
+	}
+	for range 5 {
+		readAll(t, chat(t, tr, "gpt-4o"))
+	}
+	cred.fail.Store(false)
+	evs = obs.waitFor(t, 3) // after the first backoff (1s), without a request
+	if e := evs[2]; e.State != CredentialOK || e.From != CredentialUnavailable || e.First || len(evs) != 3 {
+		t.Errorf("recovery event %+v of %v", e, obs.states())
 	}
 	if resp := chat(t, tr, "gpt-4o"); resp.StatusCode != 200 {
 		t.Errorf("after recovery: %d", resp.StatusCode)
