@@ -89,7 +89,56 @@ func differential(t *testing.T, s *sim.Sim, op, path, body string) (plain []byte
 	if a, b := normalize(plain), normalize(got); a != b {
 		t.Fatalf("reassembled answer differs from the non-streaming one\nnon-streaming: %s\nreassembled:   %s\nstream:\n%s", a, b, stream)
 	}
+	if op == "responses" {
+		responsesStreamConsistent(t, stream, got)
+	}
 	return plain
+}
+
+// responsesStreamConsistent checks a Responses stream the way an SDK that accumulates deltas reads it: every
+// event starts with its type and numbers itself in order; each item's text, refusal or arguments deltas add up to
+// what its .done events and its output_item.done carry; and the items done, in output order, are the terminal
+// response's output. So the deltas a streaming client accumulates and the non-streaming answer agree too.
+func responsesStreamConsistent(t *testing.T, stream, final []byte) {
+	t.Helper()
+	acc := map[string]string{} // item id -> its deltas
+	var done []string
+	for i, ev := range strings.Split(strings.TrimSpace(string(stream)), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || !strings.HasPrefix(data, `{"type":"`) {
+			t.Fatalf("event %d is not a data event that starts with its type: %s", i, ev)
+		}
+		e := gjson.Parse(data)
+		if e.Get("sequence_number").Int() != int64(i) {
+			t.Fatalf("event %d has sequence_number %d", i, e.Get("sequence_number").Int())
+		}
+		id := e.Get("item_id").Str
+		switch typ := e.Get("type").Str; typ {
+		case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta":
+			acc[id] += e.Get("delta").Str
+		case "response.output_text.done", "response.refusal.done", "response.function_call_arguments.done":
+			key := map[string]string{"response.output_text.done": "text", "response.refusal.done": "refusal"}[typ]
+			if key == "" {
+				key = "arguments"
+			}
+			if e.Get(key).Str != acc[id] {
+				t.Fatalf("%s of %s says %q, its deltas %q", typ, id, e.Get(key).Str, acc[id])
+			}
+		case "response.output_item.done":
+			it := e.Get("item")
+			want := it.Get("arguments").Str + it.Get("content.0.text").Str + it.Get("content.0.refusal").Str
+			if want != acc[it.Get("id").Str] {
+				t.Fatalf("item %s is %q, its deltas %q", it.Get("id").Str, want, acc[it.Get("id").Str])
+			}
+			if int(e.Get("output_index").Int()) != len(done) {
+				t.Fatalf("item done at output_index %d, want %d", e.Get("output_index").Int(), len(done))
+			}
+			done = append(done, it.Raw)
+		}
+	}
+	if out := gjson.GetBytes(final, "output").Raw; out != "["+strings.Join(done, ",")+"]" {
+		t.Fatalf("the items done are not the response's output\nitems:  [%s]\noutput: %s", strings.Join(done, ","), out)
+	}
 }
 
 const chatPath = "/openai/deployments/%s/chat/completions?api-version=2025-04-01-preview"
@@ -377,13 +426,115 @@ func BenchmarkReassemble(b *testing.B) {
 	b.ReportMetric(float64(len(stream))/float64(len(plain)), "stream/json-bytes")
 }
 
+// The Responses API has no `n` and no system_fingerprint; everything else issue 12 names it has, in its own
+// shape: function calls as function_call items, a refusal as a refusal content part, log probabilities on
+// output_text parts (include: message.output_text.logprobs), a reasoning item and reasoning tokens for reasoning
+// models, the prompt and completion content filters in `content_filters`, usage with its details, service_tier.
 func TestReassembleResponsesDifferential(t *testing.T) {
 	s := diffSim(t)
-	for name, body := range map[string]string{
-		"text":         `{"model":"gpt-4o","input":"Hello there"}`,
-		"instructions": `{"model":"gpt-4o","input":[{"role":"user","content":"hi"}],"instructions":"Be brief."}`,
-		"incomplete":   `{"model":"gpt-4o","input":"sim:tokens=9","max_output_tokens":4}`,
-	} {
-		t.Run(name, func(t *testing.T) { differential(t, s, "responses", "/openai/v1/responses", body) })
+	tools := `"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}},{"type":"function","name":"get_time"}]`
+	cases := []struct {
+		name, path, body string
+		check            func(t *testing.T, p gjson.Result)
+	}{
+		{"text", "", `{"model":"gpt-4o","input":"Hello there"}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.0.content.0.type").Str != "output_text" || p.Get("output.0.content.0.text").Str == "" || p.Get("status").Str != "completed" {
+				t.Errorf("want a text answer: %s", p.Raw)
+			}
+		}},
+		{"instructions and input items", "", `{"model":"gpt-4o","input":[{"role":"user","content":"hi"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hello"}]},{"role":"user","content":[{"type":"input_text","text":"again"}]}],"instructions":"Be brief."}`, nil},
+		{"empty answer", "", `{"model":"gpt-4o","input":"sim:tokens=0"}`, nil},
+		{"incomplete: max_output_tokens", "", `{"model":"gpt-4o","input":"sim:tokens=9","max_output_tokens":4}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("status").Str != "incomplete" || p.Get("incomplete_details.reason").Str != "max_output_tokens" || p.Get("usage.output_tokens").Int() != 4 {
+				t.Errorf("want incomplete: %s", p.Raw)
+			}
+		}},
+		{"function call", "", `{"model":"gpt-4o","input":"Weather in Zürich?","tool_choice":"required",` + tools + `}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.#").Int() != 1 || p.Get("output.0.type").Str != "function_call" || p.Get("output.0.name").Str != "get_weather" ||
+				!gjson.Valid(p.Get("output.0.arguments").Str) || !strings.HasPrefix(p.Get("output.0.call_id").Str, "call_") {
+				t.Errorf("want a function call: %s", p.Raw)
+			}
+		}},
+		{"parallel function calls", "", `{"model":"gpt-4o","input":"sim:tool_calls=3 for Zürich",` + tools + `}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.#").Int() != 3 || p.Get("output.2.type").Str != "function_call" || p.Get("output.1.name").Str != "get_time" {
+				t.Errorf("want 3 calls: %s", p.Raw)
+			}
+		}},
+		{"named function, no parallel calls", "", `{"model":"gpt-4o","input":"sim:tool_calls=3","parallel_tool_calls":false,"tool_choice":{"type":"function","name":"get_time"},` + tools + `}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.#").Int() != 1 || p.Get("output.0.name").Str != "get_time" || p.Get("parallel_tool_calls").Bool() {
+				t.Errorf("want one call of get_time: %s", p.Raw)
+			}
+		}},
+		{"answer to a function result", "", `{"model":"gpt-4o","input":[{"role":"user","content":"sim:tool_call weather"},{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{}"},{"type":"function_call_output","call_id":"call_1","output":"sunny"}],` + tools + `}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.0.type").Str != "message" {
+				t.Errorf("a function result is answered with text: %s", p.Raw)
+			}
+		}},
+		{"refusal", "", `{"model":"gpt-4o","input":"sim:refusal"}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("output.0.content.0.type").Str != "refusal" || p.Get("output.0.content.0.refusal").Str == "" {
+				t.Errorf("want a refusal part: %s", p.Raw)
+			}
+		}},
+		{"logprobs", "", `{"model":"gpt-4o","input":"Grüße","include":["message.output_text.logprobs"],"top_logprobs":3}`, func(t *testing.T, p gjson.Result) {
+			lp := p.Get("output.0.content.0.logprobs")
+			if lp.Get("#").Int() == 0 || lp.Get("0.top_logprobs.#").Int() != 3 || !lp.Get("0.bytes").IsArray() || p.Get("top_logprobs").Int() != 3 {
+				t.Errorf("want logprobs: %s", p.Raw)
+			}
+		}},
+		{"logprobs of a refusal", "", `{"model":"gpt-4o","input":"sim:refusal","include":["message.output_text.logprobs"]}`, nil},
+		{"output filter", "", `{"model":"gpt-4o","input":"sim:output_filter sim:tokens=8"}`, func(t *testing.T, p gjson.Result) {
+			cf := p.Get("content_filters")
+			if p.Get("status").Str != "incomplete" || p.Get("incomplete_details.reason").Str != "content_filter" ||
+				cf.Get("1.source_type").Str != "completion" || !cf.Get("1.blocked").Bool() || !cf.Get("1.content_filter_results.violence.filtered").Bool() {
+				t.Errorf("want the output filter: %s", p.Raw)
+			}
+		}},
+		{"content filters of prompt and completion", "", `{"model":"gpt-4o","input":"hi"}`, func(t *testing.T, p gjson.Result) {
+			cf := p.Get("content_filters")
+			if cf.Get("#").Int() != 2 || cf.Get("0.source_type").Str != "prompt" || cf.Get("0.content_filter_results.jailbreak.detected").Type != gjson.False ||
+				cf.Get("1.content_filter_results.protected_material_text.detected").Type != gjson.False || cf.Get("1.blocked").Type != gjson.False {
+				t.Errorf("content filters: %s", cf.Raw)
+			}
+		}},
+		{"reasoning model: reasoning item and usage details", "", `{"model":"o4-mini","input":"` + strings.Repeat("long prompt ", 200) + `sim:cached_tokens=512"}`, func(t *testing.T, p gjson.Result) {
+			u := p.Get("usage")
+			if p.Get("output.0.type").Str != "reasoning" || p.Get("output.1.type").Str != "message" || u.Get("output_tokens_details.reasoning_tokens").Int() == 0 ||
+				u.Get("input_tokens_details.cached_tokens").Int() != 512 || p.Get("reasoning.effort").Str != "medium" {
+				t.Errorf("want a reasoning item and usage details: %s", p.Raw)
+			}
+		}},
+		{"reasoning model with a function call", "", `{"model":"o4-mini","input":"sim:tool_call","reasoning":{"effort":"low"},` + tools + `}`, nil},
+		{"service tier", "", `{"model":"gpt-4o","input":"hi","service_tier":"priority"}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("service_tier").Str != "priority" {
+				t.Errorf("service tier: %s", p.Raw)
+			}
+		}},
+		{"echoed settings", "", `{"model":"gpt-4o","input":"hi","temperature":0.2,"top_p":0.5,"metadata":{"k":"v"},"text":{"format":{"type":"json_object"}},"store":false,"user":"u1"}`, func(t *testing.T, p gjson.Result) {
+			if p.Get("temperature").Float() != 0.2 || p.Get("metadata.k").Str != "v" || p.Get("store").Bool() || p.Get("text.format.type").Str != "json_object" {
+				t.Errorf("echo: %s", p.Raw)
+			}
+		}},
+		{"classic surface", "/openai/responses?api-version=2025-04-01-preview", `{"model":"gpt-4o","input":"hi"}`, nil},
 	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := c.path
+			if path == "" {
+				path = "/openai/v1/responses"
+			}
+			plain := differential(t, s, "responses", path, c.body)
+			if c.check != nil {
+				c.check(t, gjson.ParseBytes(plain))
+			}
+		})
+	}
+	// A previous response continues in both forms the same way (the stored chain is the region's).
+	t.Run("previous_response_id", func(t *testing.T) {
+		first := differential(t, s, "responses", "/openai/v1/responses", `{"model":"gpt-4o","input":"My name is Ada."}`)
+		id := gjson.GetBytes(first, "id").Str
+		next := differential(t, s, "responses", "/openai/v1/responses", `{"model":"gpt-4o","input":"Name?","previous_response_id":"`+id+`"}`)
+		if gjson.GetBytes(next, "previous_response_id").Str != id || gjson.GetBytes(next, "usage.input_tokens").Int() <= gjson.GetBytes(first, "usage.input_tokens").Int() {
+			t.Errorf("chained: %s", next)
+		}
+	})
 }

@@ -56,4 +56,11 @@ func TestOpenAIGoNonStreamingSurvivesBrokenStreams(t *testing.T) {
 	if err != nil || resp.Status != "completed" || resp.OutputText() == "" {
 		t.Errorf("responses: %+v %v", resp, err)
 	}
+	resp, err = c.Responses.New(ctx, responses.ResponseNewParams{
+		Model: "gpt-4o", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("sim:tool_calls=2 weather")},
+		Tools: []responses.ToolUnionParam{{OfFunction: &responses.FunctionToolParam{Name: "get_weather", Parameters: map[string]any{"type": "object"}}}},
+	})
+	if err != nil || len(resp.Output) != 2 || resp.Output[1].Type != "function_call" || resp.Output[1].AsFunctionCall().Arguments == "" {
+		t.Errorf("responses with function calls: %+v %v", resp, err)
+	}
 }

@@ -258,9 +258,7 @@ func (c *call) keepResponse(rc responseContext, resp responseObject) {
 	}
 	outItems := make([]json.RawMessage, 0, len(resp.Output))
 	for _, it := range resp.Output {
-		for _, p := range it.Content {
-			text.WriteString(p.Text)
-		}
+		text.WriteString(it.itemText())
 		b, _ := json.Marshal(it)
 		outItems = append(outItems, b)
 	}

@@ -15,11 +15,21 @@ const (
 	toolCallsTrigger = "sim:tool_calls="
 )
 
+// toolSpec is a tool of a request: chat nests the function ({"type":"function","function":{"name":...}}), the
+// Responses API does not ({"type":"function","name":...}).
 type toolSpec struct {
 	Type     string `json:"type"`
+	Name     string `json:"name"`
 	Function struct {
 		Name string `json:"name"`
 	} `json:"function"`
+}
+
+func (t toolSpec) name() string {
+	if t.Function.Name != "" {
+		return t.Function.Name
+	}
+	return t.Name
 }
 
 type functionSpec struct {
@@ -74,8 +84,8 @@ func (c *call) toolNames(prompt string) []string {
 	g := c.gen
 	var names []string
 	for _, t := range g.Tools {
-		if t.Function.Name != "" {
-			names = append(names, t.Function.Name)
+		if (t.Type == "function" || t.Type == "") && t.name() != "" {
+			names = append(names, t.name())
 		}
 	}
 	if len(names) == 0 {
@@ -83,9 +93,10 @@ func (c *call) toolNames(prompt string) []string {
 	}
 	var choice string
 	var named struct {
+		Name     string `json:"name"` // Responses
 		Function struct {
 			Name string `json:"name"`
-		} `json:"function"`
+		} `json:"function"` // chat
 	}
 	n, many := markerInt(prompt, toolCallsTrigger)
 	switch {
@@ -95,6 +106,8 @@ func (c *call) toolNames(prompt string) []string {
 		}
 	case json.Unmarshal(g.ToolChoice, &named) == nil && named.Function.Name != "":
 		return []string{named.Function.Name}
+	case named.Name != "":
+		return []string{named.Name}
 	case !many && !strings.Contains(prompt, toolCallTrigger):
 		return nil
 	}

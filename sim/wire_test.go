@@ -205,6 +205,9 @@ func TestBadInput(t *testing.T) {
 		{"oversized body", "POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", `{"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`, js, 413, `RequestEntityTooLarge`},
 		{"embeddings on a chat model", "POST", "/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21", `{"input":"x"}`, js, 400, `OperationNotSupported`},
 		{"content filter", "POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", `{"messages":[{"role":"user","content":"sim:content_filter"}]}`, js, 400, `"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":`},
+		{"content filter on a response", "POST", "/openai/v1/responses", `{"model":"gpt-4o","input":"sim:content_filter"}`, js, 400, `"code":"content_filter","content_filters":[{"blocked":true,"source_type":"prompt"`},
+		{"responses: bad input item", "POST", "/openai/v1/responses", `{"model":"gpt-4o","input":[{"type":"message","content":"no role"}]}`, js, 400, `Invalid value for 'input'`},
+		{"responses: top_logprobs out of range", "POST", "/openai/v1/responses", `{"model":"gpt-4o","input":"x","top_logprobs":21}`, js, 400, `Invalid 'top_logprobs'`},
 		{"GET on chat", "GET", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "", js, 404, `Resource not found`},
 	}
 	for _, tc := range cases {

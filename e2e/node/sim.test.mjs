@@ -109,3 +109,27 @@ test('v1 surface with the plain OpenAI client (key as Bearer): chat and Response
   assert.equal(events.filter((t) => t === 'response.output_text.delta').length, 2);
   assert.equal(events[events.length - 1], 'response.completed');
 });
+
+test('Responses shapes: function calls, refusal, log probabilities, content filters; the stream helper accumulates the same', async () => {
+  const v1 = new OpenAI({ baseURL: `${endpoint}/openai/v1/`, apiKey, maxRetries: 0 });
+  const tools = [{ type: 'function', name: 'get_weather', parameters: { type: 'object', properties: {} } }];
+  const calls = await v1.responses.create({ model: 'gpt-4o', input: 'sim:tool_calls=2 weather', tools });
+  assert.deepEqual(calls.output.map((o) => o.type), ['function_call', 'function_call']);
+  assert.ok(JSON.parse(calls.output[0].arguments).query.includes('weather'));
+  assert.equal(calls.content_filters.length, 2);
+  const refusal = await v1.responses.create({ model: 'gpt-4o', input: 'sim:refusal' });
+  assert.equal(refusal.output[0].content[0].type, 'refusal');
+  const lp = await v1.responses.create({ model: 'gpt-4o', input: 'sim:tokens=3', include: ['message.output_text.logprobs'], top_logprobs: 2 });
+  assert.equal(lp.output[0].content[0].logprobs.length, 3);
+  assert.equal(lp.output[0].content[0].logprobs[0].top_logprobs.length, 2);
+  // The SDK's stream helper builds the response from the deltas: it must agree with the terminal event.
+  for (const input of ['sim:tool_calls=2 weather', 'sim:refusal', 'sim:tokens=4']) {
+    const stream = v1.responses.stream({ model: 'gpt-4o', input, tools, include: ['message.output_text.logprobs'] });
+    let text = '';
+    stream.on('response.output_text.delta', (ev) => { text += ev.delta; });
+    const final = await stream.finalResponse();
+    assert.equal(final.status, 'completed', input);
+    assert.equal(text, final.output_text, input);
+    assert.equal(final.output.length, input.includes('tool_calls') ? 2 : 1, input);
+  }
+});
