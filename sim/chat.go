@@ -161,6 +161,9 @@ func (c *call) serveChat() {
 	if limit == nil {
 		limit = g.MaxTokens
 	}
+	if c.tooLong(pt, limit) {
+		return
+	}
 	n := 1
 	if g.N != nil {
 		n = *g.N

@@ -60,6 +60,9 @@ func (c *call) serveCompletions() {
 		sixteen := 16 // the completions API's documented default
 		limit = &sixteen
 	}
+	if c.tooLong(pt, limit) {
+		return
+	}
 	p := textPlan{outs: make([]choiceOut, n), top: g.textLogprobs()}
 	if g.Echo {
 		p.echo = all

@@ -251,6 +251,33 @@ func (c *call) admit(estimate int) bool {
 	return true
 }
 
+// tooLong answers 400 context_length_exceeded when the prompt, with the completion tokens asked for (limit, when
+// set), has more tokens than the deployment's context window, in the words of each operation
+// (docs/wire-notes.md).
+func (c *call) tooLong(promptTokens int, limit *int) bool {
+	w := c.dep.ContextWindow
+	asked := 0
+	if limit != nil && *limit > 0 {
+		asked = *limit
+	}
+	if w <= 0 || promptTokens+asked <= w {
+		return false
+	}
+	var body []byte
+	switch {
+	case c.rt.op == "responses":
+		body = openaiError("Your input exceeds the context window of this model. Please adjust your input and try again.", "invalid_request_error", "input", "context_length_exceeded")
+	case c.rt.op == "completions":
+		body = openaiError(fmt.Sprintf("This model's maximum context length is %d tokens, however you requested %d tokens (%d in your prompt; %d for the completion). Please reduce your prompt; or completion length.", w, promptTokens+asked, promptTokens, asked), "invalid_request_error", "", "context_length_exceeded")
+	case asked > 0:
+		body = openaiError(fmt.Sprintf("This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion). Please reduce the length of the messages or completion.", w, promptTokens+asked, promptTokens, asked), "invalid_request_error", "messages", "context_length_exceeded")
+	default:
+		body = openaiError(fmt.Sprintf("This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. Please reduce the length of the messages.", w, promptTokens), "invalid_request_error", "messages", "context_length_exceeded")
+	}
+	writeJSON(c.w, http.StatusBadRequest, body)
+	return true
+}
+
 // filtered answers the content-filter 400 when the prompt carries the trigger.
 func (c *call) filtered(prompt string) bool {
 	if strings.Contains(prompt, c.r.sim.trigger) {

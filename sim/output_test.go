@@ -2,7 +2,10 @@ package sim_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -153,5 +156,57 @@ func TestPrefill(t *testing.T) {
 	}
 	if other := ask("gpt-4o", openai.UserMessage("Tell me about rivers"), openai.AssistantMessage(head)); head+other == whole {
 		t.Errorf("a deployment without prefill continued the message: %q", other)
+	}
+}
+
+// A deployment with a context window answers Azure's 400 context_length_exceeded to a longer prompt (with the
+// completion tokens asked for), in the words of each operation; a prompt that fits is answered.
+func TestContextWindow(t *testing.T) {
+	deps := []sim.Deployment{{Name: "small", Model: "gpt-4o", Version: "2024-11-20", ContextWindow: 100}}
+	s := start(t, sim.Config{Regions: []sim.RegionConfig{{Name: "eastus", Deployments: deps}}})
+	base := s.Region("eastus").URL()
+	long := strings.Repeat("word ", 100) // 125 tokens
+	post := func(path, body string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("api-key", key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for _, c := range []struct{ name, path, body, param, msg string }{
+		{"chat", "/openai/deployments/small/chat/completions?api-version=2024-10-21", `{"messages":[{"role":"user","content":"` + long + `"}]}`,
+			"messages", "This model's maximum context length is 100 tokens. However, your messages resulted in 131 tokens. Please reduce the length of the messages."},
+		{"chat with max_tokens", "/openai/deployments/small/chat/completions?api-version=2024-10-21", `{"max_tokens":90,"messages":[{"role":"user","content":"short prompt of some words here"}]}`,
+			"messages", "However, you requested 104 tokens (14 in the messages, 90 in the completion). Please reduce the length of the messages or completion."},
+		{"completions", "/openai/deployments/small/completions?api-version=2024-10-21", `{"prompt":"` + long + `"}`,
+			"", "This model's maximum context length is 100 tokens, however you requested 141 tokens (125 in your prompt; 16 for the completion)."},
+		{"responses", "/openai/v1/responses", `{"model":"small","input":"` + long + `"}`,
+			"input", "Your input exceeds the context window of this model. Please adjust your input and try again."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, b := post(c.path, c.body)
+			var e struct {
+				Error struct {
+					Message, Type, Code string
+					Param               *string
+				}
+			}
+			json.Unmarshal(b, &e)
+			param := ""
+			if e.Error.Param != nil {
+				param = *e.Error.Param
+			}
+			if status != 400 || e.Error.Code != "context_length_exceeded" || e.Error.Type != "invalid_request_error" || param != c.param || !strings.Contains(e.Error.Message, c.msg) {
+				t.Fatalf("%d %+v", status, e.Error)
+			}
+		})
+	}
+	if status, b := post("/openai/deployments/small/chat/completions?api-version=2024-10-21", `{"messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+		t.Fatalf("a prompt that fits: %d %s", status, b)
 	}
 }

@@ -249,6 +249,9 @@ func (c *call) serveResponses() {
 		writeJSON(c.w, http.StatusBadRequest, responsesFilterBody(all))
 		return
 	}
+	if c.tooLong(pt, nil) {
+		return
+	}
 	if g.TopLogprobs != nil && (*g.TopLogprobs < 0 || *g.TopLogprobs > 20) {
 		writeJSON(c.w, http.StatusBadRequest, openaiError("Invalid 'top_logprobs': integer must be between 0 and 20.", "invalid_request_error", "top_logprobs", "invalid_value"))
 		return

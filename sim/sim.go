@@ -94,6 +94,9 @@ type Deployment struct {
 	// NoStreaming: the model cannot stream; a streamed request gets 400 (param "stream", unsupported_value), as
 	// models without streaming support answered.
 	NoStreaming bool `json:"no_streaming,omitempty" yaml:"no_streaming"`
+	// ContextWindow is the most prompt tokens the model takes; a longer prompt gets Azure's 400
+	// context_length_exceeded (what name fallbacks act on). 0: no limit.
+	ContextWindow int `json:"context_window,omitempty" yaml:"context_window"`
 }
 
 // DefaultDeployments are served by a region whose config lists none.
