@@ -48,6 +48,43 @@ type regionStreamError struct{ data string }
 
 func (e *regionStreamError) Error() string { return "the region sent an error event: " + e.data }
 
+// regionAnswer is an error event that is the region's answer rather than its failure: it refuses the request
+// itself (a prompt too long for the context window, an invalid parameter), which the non-streaming request
+// would have got as a 400 with the same error. OpenAI reports such errors in a Responses stream after
+// response.created (docs/wire-notes.md); the engine gives the caller the 400, so that what a client sees does not
+// depend on how the request went, and a name fallback can act on context_length_exceeded.
+type regionAnswer struct {
+	body []byte // {"error":{...}}
+	code string
+}
+
+func (e *regionAnswer) Error() string { return "the region refused the request: " + e.code }
+
+// answerOf reads an error event: the error object is the event's `error` member, or the event itself (a Responses
+// `error` event carries code, message and param at its top). It is the region's answer when the error is the
+// request's fault.
+func answerOf(ev gjson.Result) (*regionAnswer, bool) {
+	e := ev.Get("error")
+	if !e.IsObject() {
+		e = ev
+	}
+	typ, code := e.Get("type").Str, e.Get("code").Str
+	if typ != "invalid_request_error" && code != contextTooLong {
+		return nil, false
+	}
+	body := `{"error":{"message":` + jsonOr(e.Get("message")) + `,"type":"invalid_request_error","param":` + jsonOr(e.Get("param")) +
+		`,"code":` + jsonOr(e.Get("code")) + `}}`
+	return &regionAnswer{body: []byte(body), code: code}, true
+}
+
+// jsonOr is v's JSON, or null.
+func jsonOr(v gjson.Result) string {
+	if !v.Exists() || (v.Type != gjson.String && v.Type != gjson.Null) {
+		return "null"
+	}
+	return v.Raw
+}
+
 // assembler merges the events of one stream.
 type assembler interface {
 	event(ev sseEvent) error
@@ -352,6 +389,9 @@ func (a *responsesAssembler) event(ev sseEvent) error {
 	}
 	switch typ {
 	case "error":
+		if ans, ok := answerOf(gjson.ParseBytes(data)); ok {
+			return ans
+		}
 		return &regionStreamError{data: clip(string(data))}
 	case "response.output_item.done":
 		i := gjson.GetBytes(data, "output_index")

@@ -86,6 +86,9 @@ func (a *choicesAssembler) event(ev sseEvent) error {
 		case "error":
 			if v.Type != gjson.Null {
 				err = &regionStreamError{data: clip(v.Raw)}
+				if ans, ok := answerOf(chunk); ok {
+					err = ans
+				}
 			}
 		case "choices":
 			v.ForEach(func(_, c gjson.Result) bool {

@@ -303,6 +303,26 @@ func TestReassembleRules(t *testing.T) {
 			t.Errorf("%s error event: %v", op, err)
 		}
 	}
+	// An error event that refuses the request is the answer: the 400 the request would have got.
+	for name, c := range map[string]struct{ op, stream, body string }{
+		"responses, nested": {"responses", "data: {\"type\":\"response.created\",\"response\":{}}\n\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"code\":\"context_length_exceeded\",\"message\":\"too long\",\"param\":\"input\"}}\n\n",
+			`{"error":{"message":"too long","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}`},
+		"responses, at the top": {"responses", "data: {\"type\":\"error\",\"code\":\"context_length_exceeded\",\"message\":\"m\",\"param\":null}\n\n",
+			`{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"context_length_exceeded"}}`},
+		"chat": {"chat/completions", stream(`{"error":{"message":"bad","type":"invalid_request_error","param":{"x":1},"code":null}}`),
+			`{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}`},
+	} {
+		var ans *regionAnswer
+		_, err := reassemble(c.op, strings.NewReader(c.stream), 1, 1<<20)
+		if !errors.As(err, &ans) || string(ans.body) != c.body || !json.Valid(ans.body) {
+			t.Errorf("%s: %v %s", name, err, func() []byte {
+				if ans != nil {
+					return ans.body
+				}
+				return nil
+			}())
+		}
+	}
 	var rse *regionStreamError
 	failed := "data: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\"}}}\n\n"
 	if _, err := reassemble("responses", strings.NewReader(failed), 1, 1<<20); !errors.As(err, &rse) {

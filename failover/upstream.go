@@ -240,6 +240,7 @@ func (rt *roundTrip) reassemble(res attemptResult) attemptResult {
 		return attemptResult{resp: reassembled(res.resp, out), final: true}
 	}
 	var se *StreamError
+	var ans *regionAnswer
 	switch {
 	case rt.ctx.Err() != nil:
 		body.Close()
@@ -247,6 +248,15 @@ func (rt *roundTrip) reassemble(res attemptResult) attemptResult {
 	case errors.As(err, &se):
 		body.Close() // the body has counted the failure against the region
 		return attemptResult{verdict: Verdict{Outcome: OutcomeStreamError, Scope: ScopeRegion, Retry: true, FailOver: true}}
+	case errors.As(err, &ans):
+		// The region refused the request in its stream: the caller gets the 400 it would have got without it.
+		v := Verdict{Outcome: OutcomeClientError}
+		a.end(v, body.status, body.latency, nil)
+		a.cancel(nil)
+		body.Close()
+		resp := reassembled(res.resp, ans.body)
+		resp.StatusCode, resp.Status = http.StatusBadRequest, "400 Bad Request"
+		return attemptResult{resp: resp, final: true, verdict: v, tooLong: ans.code == contextTooLong}
 	case errors.Is(err, errNoUsage), errors.Is(err, errReassemblyTooLarge):
 		// The region answered, but this answer cannot come as a stream: ask for it again as it came.
 		a.end(Verdict{Outcome: OutcomeOK}, body.status, body.latency, nil)

@@ -263,3 +263,46 @@ func TestUpstreamWithoutUsageGoesAsItCame(t *testing.T) {
 		t.Errorf("%d streamed, %d as they came; want 1 and 2", streams.Load(), plain.Load())
 	}
 }
+
+// A region that refuses the request inside its stream (as OpenAI reports a Responses input too long for the
+// context window: response.created, then an error event) gives the caller the 400 the request would have got
+// without streaming, not a failover: the region is not counted against, and a name fallback acts on
+// context_length_exceeded as it does on the 400 itself.
+func TestUpstreamRefusalInTheStreamIsTheAnswer(t *testing.T) {
+	const tooLong = `{"type":"error","sequence_number":1,"error":{"type":"invalid_request_error","code":"context_length_exceeded","message":"Your input exceeds the context window of this model. Please adjust your input and try again.","param":"input"}}`
+	var b *backend
+	b = newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, body := b.lastRequest()
+		w.Header().Set("Content-Type", "text/event-stream")
+		if bytes.Contains(body, []byte(`"model":"gpt-4o-mini"`)) {
+			io.WriteString(w, "data: {\"type\":\"response.created\",\"response\":{}}\n\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"model\":\"mini\",\"output\":[]}}\n\n")
+			return
+		}
+		io.WriteString(w, "data: {\"type\":\"response.created\",\"response\":{}}\n\ndata: "+tooLong+"\n\n")
+	})
+	regions := []Region{testRegion("eastus", b.URL, 1, "gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o-mini")}
+	post := func(tr *Transport) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", "https://lifeline.invalid/openai/v1/responses", strings.NewReader(`{"model":"gpt-4o","input":"long"}`))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, readAll(t, resp)
+	}
+	rec := &recorder{}
+	tr := mustNew(t, Config{Regions: regions, Policy: upstreamPolicy()}, WithObserver(rec))
+	resp, body := post(tr)
+	if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json" ||
+		body != `{"error":{"message":"Your input exceeds the context window of this model. Please adjust your input and try again.","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}` {
+		t.Fatalf("status %d %v body %s", resp.StatusCode, resp.Header, body)
+	}
+	if got := rec.outcomes(); b.hits.Load() != 1 || strings.Join(got, ",") != "eastus:client_error" {
+		t.Errorf("%d requests, attempts %v: the refusal is the region's answer, not its failure", b.hits.Load(), got)
+	}
+	// With a fallback name, the larger model answers.
+	fb := mustNew(t, Config{Regions: regions, Policy: upstreamPolicy(), Fallbacks: map[string][]string{"gpt-4o": {"gpt-4o-mini"}}})
+	resp, body = post(fb)
+	if resp.StatusCode != 200 || resp.Header.Get(HeaderName) != "gpt-4o-mini" || !strings.Contains(body, `"model":"mini"`) {
+		t.Errorf("with a fallback: %d %s %s", resp.StatusCode, resp.Header.Get(HeaderName), body)
+	}
+}
