@@ -68,6 +68,19 @@ func TestUpstreamStreamingIsInvisible(t *testing.T) {
 	if normalize(direct) != normalize([]byte(a.body)) {
 		t.Errorf("through the engine:\n%s\nstraight from the region:\n%s", a.body, direct)
 	}
+	// Responses too: function calls, log probabilities, content filters, usage.
+	rbody := `{"model":"gpt-4o","input":"sim:tool_calls=2 weather","tools":[{"type":"function","name":"w"}],"include":["message.output_text.logprobs"]}`
+	ra := s.post("/openai/v1/responses", rbody)
+	if ra.err != nil || ra.status != 200 || ra.region != "eastus" {
+		t.Fatalf("responses: %d %v %s %.200s", ra.status, ra.err, ra.region, ra.body)
+	}
+	_, rdirect := simPost(t, s.sim, "/openai/v1/responses", []byte(rbody))
+	if normalize(rdirect) != normalize([]byte(ra.body)) || !strings.Contains(ra.body, `"type":"function_call"`) {
+		t.Errorf("responses through the engine:\n%s\nstraight from the region:\n%s", ra.body, rdirect)
+	}
+	if st := s.sim.Region("eastus").Stats(); st.Streams != 2 {
+		t.Errorf("the region answered %d streams, want 2", st.Streams)
+	}
 	// Off: the request goes as it came.
 	off := upstreamPolicy()
 	off.StreamUpstream = new(bool)
