@@ -408,42 +408,49 @@ func FuzzReassemble(f *testing.F) {
 	})
 }
 
-// BenchmarkReassemble: the cost of reading a streamed answer back into JSON (a simulated region's 200-token chat
-// answer as Azure streams it), against the bytes of the non-streaming answer it replaces.
+// BenchmarkReassemble: the cost of reading a streamed answer back into JSON (a simulated region's 200-token
+// answer as Azure streams it, chat/completions and Responses), against the bytes of the non-streaming answer it
+// replaces.
 func BenchmarkReassemble(b *testing.B) {
 	s, err := sim.Start(sim.Config{APIKey: "k", Regions: sim.DefaultRegions("eastus")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	body := []byte(`{"messages":[{"role":"user","content":"sim:tokens=200"}]}`)
-	get := func(body []byte) []byte {
-		req, _ := http.NewRequest(http.MethodPost, s.Region("eastus").URL()+chatAt("gpt-4o"), bytes.NewReader(body))
-		req.Header.Set("api-key", "k")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := s.Client().Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return out
+	for _, c := range []struct{ op, path, body string }{
+		{"chat/completions", chatAt("gpt-4o"), `{"messages":[{"role":"user","content":"sim:tokens=200"}]}`},
+		{"responses", "/openai/v1/responses", `{"model":"gpt-4o","input":"sim:tokens=200"}`},
+	} {
+		b.Run(strings.ReplaceAll(c.op, "/", "-"), func(b *testing.B) {
+			get := func(body []byte) []byte {
+				req, _ := http.NewRequest(http.MethodPost, s.Region("eastus").URL()+c.path, bytes.NewReader(body))
+				req.Header.Set("api-key", "k")
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := s.Client().Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer resp.Body.Close()
+				out, _ := io.ReadAll(resp.Body)
+				return out
+			}
+			plain := get([]byte(c.body))
+			sbody, _ := streamRequest(c.op, []byte(c.body))
+			stream := get(sbody)
+			b.SetBytes(int64(len(stream)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := reassemble(c.op, bytes.NewReader(stream), 1, 32<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// CPU time is steadier than wall time on a shared machine.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(len(stream))/float64(len(plain)), "stream/json-bytes")
+		})
 	}
-	plain := get(body)
-	sbody, _ := streamRequest("chat/completions", body)
-	stream := get(sbody)
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		if _, err := reassemble("chat/completions", bytes.NewReader(stream), 1, 32<<20); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// CPU time is steadier than wall time on a shared machine.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(len(stream))/float64(len(plain)), "stream/json-bytes")
 }
 
 // The Responses API has no `n` and no system_fingerprint; everything else issue 12 names it has, in its own
