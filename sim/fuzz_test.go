@@ -17,6 +17,8 @@ func FuzzRequest(f *testing.F) {
 	f.Add("POST", "/openai/v1/embeddings", "application/json", `{"model":"text-embedding-3-small","input":[[1,2,3]],"dimensions":3,"encoding_format":"base64"}`)
 	f.Add("POST", "/openai/v1/completions", "application/json", `{"model":"gpt-4o","prompt":["a","b"],"max_tokens":-1}`)
 	f.Add("POST", "/openai/v1/responses", "application/json", `{"model":"gpt-4o","input":[{"role":"user","content":"x"}],"max_output_tokens":1}`)
+	f.Add("POST", "/openai/v1/responses", "application/json", `{"model":"gpt-4o","stream":true,"input":[{"type":"function_call_output","call_id":"c","output":"x"},{"type":"reasoning"}],"tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"function","name":"g"},"include":["message.output_text.logprobs"],"top_logprobs":2}`)
+	f.Add("POST", "/openai/v1/responses", "application/json", `{"model":"gpt-4o","input":"sim:tool_calls=99 sim:refusal sim:output_filter","reasoning":{"effort":[]},"text":1,"metadata":"x"}`)
 	f.Add("POST", "/openai/fine_tuning/jobs?api-version=2024-10-21", "application/json", `{"model":"gpt-4o-mini-2024-07-18","training_file":"file-x","hyperparameters":{"n_epochs":"auto"}}`)
 	f.Add("GET", "/openai/fine_tuning/jobs/ftjob-x/events?api-version=2024-10-21&limit=-3", "", "")
 	f.Add("POST", "/openai/files?api-version=2024-10-21", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--x--")
