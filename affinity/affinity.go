@@ -11,6 +11,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/lifeline-sre/lifeline/failover"
 )
 
 // Index maps stored-object ids to the region that holds them.
@@ -24,21 +26,11 @@ type Index interface {
 }
 
 // MaxIDLength bounds the ids an Index accepts: longer ones are not Azure ids and are never recorded.
-const MaxIDLength = 128
+const MaxIDLength = failover.MaxObjectIDLength
 
-// ValidID reports whether id looks like a stored-object id: 1 to MaxIDLength letters, digits, '-', '_', '.' or ':'.
-func ValidID(id string) bool {
-	if id == "" || len(id) > MaxIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+// ValidID reports whether id looks like a stored-object id: the request model's rule (failover.ValidObjectID),
+// 1 to MaxIDLength letters, digits, '-', '_', '.' or ':'.
+func ValidID(id string) bool { return failover.ValidObjectID(id) }
 
 // MemoryIndex is an Index in memory that keeps at most a fixed number of ids, forgetting the least recently used
 // first. A forgotten id is found again by asking the regions, so the bound costs a lookup, never a wrong answer.

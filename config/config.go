@@ -54,10 +54,22 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// Client is one caller of the gateway. Name appears in logs; Key never does.
+// Client is one caller of the gateway, with what its key may do (SPEC.md section 12). Name appears in logs and
+// metrics; Key never does.
 type Client struct {
 	Name string `yaml:"name"`
 	Key  string `yaml:"key"`
+	// Names are the client-visible names the key may use. Nil (the key left out): every name.
+	Names []string `yaml:"names"`
+	// Operations are the operations the key may use (SPEC.md section 12). Nil: chat/completions, completions,
+	// embeddings, responses, images, audio and realtime; conversations, files, batches, fine_tuning and
+	// vector_stores only when listed.
+	Operations []string `yaml:"operations"`
+	// MaxConcurrent bounds the key's requests in flight (streams included); more get 429. Zero: no limit.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// RequestsPerMinute bounds the key's request rate, with a burst of ten seconds' worth (as Azure evaluates
+	// its own rate limits); more get 429 with the time to wait. Zero: no limit.
+	RequestsPerMinute int `yaml:"requests_per_minute"`
 }
 
 // Admin configures the operator listener.
@@ -160,6 +172,12 @@ type Server struct {
 	// load balancers take it out before it stops accepting. Default 5s; negative: no delay.
 	ShutdownDelay  Duration `yaml:"shutdown_delay"`
 	MaxHeaderBytes int      `yaml:"max_header_bytes"` // default 64 KiB
+	// BodyReadTimeout bounds reading a request's whole body, from the first read; a client that has not sent it
+	// all by then gets 408 and the connection closes. Default 60s; negative: no bound.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// WriteStallTimeout bounds each write to a client: one that stops reading for this long (its socket buffer
+	// full) loses the connection, and the region's stream is released. Default 30s; negative: no bound.
+	WriteStallTimeout Duration `yaml:"write_stall_timeout"`
 	// HTTP1 is the server for HTTP/1.x on a plain (non-TLS) listener: lifeline (default) or net/http.
 	HTTP1 string `yaml:"http1"`
 }
@@ -207,6 +225,8 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultShutdownDelay     = 5 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultBodyReadTimeout   = 60 * time.Second
+	DefaultWriteStallTimeout = 30 * time.Second
 	DefaultLogFormat         = "json"
 	DefaultLogLevel          = "info"
 )
@@ -297,6 +317,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&c.Server.ShutdownDelay, Duration(DefaultShutdownDelay))
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.Server.BodyReadTimeout, Duration(DefaultBodyReadTimeout))
+	setDefault(&c.Server.WriteStallTimeout, Duration(DefaultWriteStallTimeout))
 	setDefault(&c.Server.HTTP1, HTTP1Lifeline)
 	setDefault(&c.Logging.Format, DefaultLogFormat)
 	setDefault(&c.Logging.Level, DefaultLogLevel)

@@ -114,12 +114,48 @@ func (c *Config) validateClients(e *Errors) {
 		} else {
 			names[cl.Name] = i
 		}
+		c.validateGrants(e, f, cl)
+		if cl.MaxConcurrent < 0 {
+			e.add(f+".max_concurrent", "must not be negative (0: no limit)")
+		}
+		if cl.RequestsPerMinute < 0 {
+			e.add(f+".requests_per_minute", "must not be negative (0: no limit)")
+		}
 		if cl.Key == "" {
 			e.add(f+".key", "required")
 		} else if j, dup := keys[cl.Key]; dup {
 			e.add(f+".key", "same key as clients[%d]; every client needs its own", j)
 		} else {
 			keys[cl.Key] = i
+		}
+	}
+}
+
+// validateGrants checks a client's names and operations: each must exist, so that a typo never grants nothing
+// (or everything) silently.
+func (c *Config) validateGrants(e *Errors, f string, cl Client) {
+	if cl.Names != nil && len(cl.Names) == 0 {
+		e.add(f+".names", "must list at least one name; leave it out to allow every name")
+	}
+	known := map[string]bool{}
+	for _, n := range c.Names() {
+		known[n] = true
+	}
+	for _, n := range cl.Names {
+		if !known[n] {
+			e.add(f+".names", "%q is not a name any region maps (known: %s)", n, strings.Join(c.Names(), ", "))
+		}
+	}
+	if cl.Operations != nil && len(cl.Operations) == 0 {
+		e.add(f+".operations", "must list at least one operation; leave it out for the default operations")
+	}
+	for _, op := range cl.Operations {
+		if _, ok := failover.ParseOperation(op); !ok {
+			names := make([]string, 0, 12)
+			for _, o := range failover.Operations() {
+				names = append(names, string(o))
+			}
+			e.add(f+".operations", "%q is not an operation (one of %s)", op, strings.Join(names, ", "))
 		}
 	}
 }

@@ -259,6 +259,7 @@ func (a *attempt) label(resp *http.Response) {
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}
+	scrubResponseHeader(resp.Header)
 	resp.Header[HeaderRegion] = a.r.label
 	resp.Header[HeaderAttempts] = []string{strconv.Itoa(int(a.rt.attempts.Load()))}
 	if a.hedge {

@@ -60,8 +60,12 @@ func BenchmarkSelectAndRewrite(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(benchBody)))
 			for b.Loop() {
-				rt := roundTrip{t: tr, tab: tab, p: &tab.policy, req: req, ctx: ctx}
-				rt.in = parseInbound(req, benchBody)
+				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(benchBody)), int64(len(benchBody))
+				pr, err := ParseRequest(req, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt := roundTrip{t: tr, tab: tab, p: &tab.policy, req: req, ctx: ctx, in: pr.in}
 				cands := tab.candidates(rt.in.name, true)
 				var buf [maxCandidates]*region
 				plan := tr.order(buf[:0], cands, rt.p, rt.in.name, tr.clock.Now())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -55,11 +56,8 @@ const (
 	SelfRegion = "lifeline"
 )
 
-// errorResponse makes a response in the OpenAI error shape. retryable sets x-should-retry: true, for
-// the 429 and 503 that say when the regions may serve again (Retry-After, retry-after-ms): SDKs then
-// retry after that time. Anything else carries x-should-retry: false, so that SDKs do not multiply
-// load after the transport has already tried every region.
-func errorResponse(req *http.Request, status int, code, typ, msg string, retryAfter time.Duration, attempts int, retryable bool) *http.Response {
+// ErrorBody is the OpenAI error shape: {"error":{"code":CODE,"message":MSG,"type":TYPE}}.
+func ErrorBody(code, typ, msg string) []byte {
 	body := make([]byte, 0, 96+len(msg))
 	body = append(body, `{"error":{"code":`...)
 	body = appendJSONString(body, code)
@@ -67,7 +65,39 @@ func errorResponse(req *http.Request, status int, code, typ, msg string, retryAf
 	body = appendJSONString(body, msg)
 	body = append(body, `,"type":`...)
 	body = appendJSONString(body, typ)
-	body = append(body, "}}"...)
+	return append(body, "}}"...)
+}
+
+// WriteError answers w with an error Lifeline made itself, in the OpenAI shape, marked with
+// x-lifeline-region: lifeline and x-lifeline-attempts: 0. A positive retryAfter sets Retry-After
+// and retry-after-ms, which the OpenAI SDKs honour.
+func WriteError(w http.ResponseWriter, status int, code, typ, msg string, retryAfter time.Duration) {
+	body := ErrorBody(code, typ, msg)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h[HeaderRegion] = []string{SelfRegion}
+	h[HeaderAttempts] = []string{"0"}
+	setRetryAfter(h, retryAfter)
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func setRetryAfter(h http.Header, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	secs := int64((d + time.Second - 1) / time.Second)
+	h["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
+	h["Retry-After-Ms"] = []string{strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)}
+}
+
+// errorResponse makes a response in the OpenAI error shape. retryable sets x-should-retry: true, for
+// the 429 and 503 that say when the regions may serve again (Retry-After, retry-after-ms): SDKs then
+// retry after that time. Anything else carries x-should-retry: false, so that SDKs do not multiply
+// load after the transport has already tried every region.
+func errorResponse(req *http.Request, status int, code, typ, msg string, retryAfter time.Duration, attempts int, retryable bool) *http.Response {
+	body := ErrorBody(code, typ, msg)
 	should := "false"
 	if retryable {
 		should = "true"
@@ -78,11 +108,11 @@ func errorResponse(req *http.Request, status int, code, typ, msg string, retryAf
 		HeaderRegion:     {SelfRegion},
 		HeaderAttempts:   {strconv.Itoa(attempts)},
 	}
-	if retryAfter > 0 {
-		secs := int64((retryAfter + time.Second - 1) / time.Second)
-		h["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
-		h["Retry-After-Ms"] = []string{strconv.FormatInt(int64((retryAfter+time.Millisecond-1)/time.Millisecond), 10)}
-	}
+	setRetryAfter(h, retryAfter)
+	return selfResponse(req, status, h, body)
+}
+
+func selfResponse(req *http.Request, status int, h http.Header, body []byte) *http.Response {
 	return &http.Response{
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
 		StatusCode:    status,
@@ -94,4 +124,38 @@ func errorResponse(req *http.Request, status int, code, typ, msg string, retryAf
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}
+}
+
+// ModelsResponse answers the models list (SPEC.md section 4) with names, in the OpenAI list
+// shape; with id, the one model of that name (404 model_not_found when names does not hold it).
+// The gateway passes the names a client may use.
+func ModelsResponse(req *http.Request, names []string, id string) *http.Response {
+	var body []byte
+	if id == "" {
+		body = append(body, `{"object":"list","data":[`...)
+		for i, n := range names {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendModel(body, n)
+		}
+		body = append(body, "]}"...)
+	} else if slices.Contains(names, id) {
+		body = appendModel(body, id)
+	} else {
+		return errorResponse(req, http.StatusNotFound, "model_not_found", "invalid_request_error", "lifeline: no region serves the requested model", 0, 0, false)
+	}
+	h := http.Header{"Content-Type": {"application/json"}, HeaderRegion: {SelfRegion}, HeaderAttempts: {"0"}}
+	if req.Method == http.MethodHead {
+		resp := selfResponse(req, http.StatusOK, h, nil)
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		return resp
+	}
+	return selfResponse(req, http.StatusOK, h, body)
+}
+
+func appendModel(b []byte, name string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, name)
+	return append(b, `,"object":"model","created":0,"owned_by":"lifeline"}`...)
 }

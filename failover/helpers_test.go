@@ -227,7 +227,7 @@ func testAttempt(t testing.TB) *attempt {
 	}
 	tab := tr.tab.Load()
 	rt := &roundTrip{t: tr, tab: tab, p: &tab.policy, ctx: context.Background(),
-		in: inbound{shape: shapeDeployment, name: "gpt-4o", op: "chat/completions", stream: true}, name: "gpt-4o"}
+		in: inbound{deployment: true, name: "gpt-4o", op: "chat/completions", stream: true}, name: "gpt-4o"}
 	r := tab.regions[0]
 	tk, _ := r.h.breaker.acquire(time.Now())
 	r.h.inflight.Add(1)

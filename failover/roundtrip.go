@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,35 +16,56 @@ import (
 )
 
 // RoundTrip sends req to the most preferred available region that serves the name it asks
-// for, retrying and failing over by SPEC.md section 5. It returns an error only when the
-// caller's context ended or the request body could not be read or was too large; every other
-// failure is a response (the region's own, or one the transport made in the OpenAI error
-// shape). Every response carries x-lifeline-region and x-lifeline-attempts.
+// for, retrying and failing over by SPEC.md section 5. It is ParseRequest then Send: the same
+// parser and the same refusals as the gateway. It returns an error only when the caller's
+// context ended or the request body could not be read or was too large; every other failure
+// is a response (the region's own, or one the transport made in the OpenAI error shape). Every
+// response carries x-lifeline-region and x-lifeline-attempts.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tab := t.tab.Load()
-	body, err := readBody(req, tab.policy.MaxBodyBytes)
+	r, err := ParseRequest(req, t.tab.Load().policy.MaxBodyBytes)
 	if err != nil {
-		return nil, err
+		re := err.(*RequestError)
+		var tooLarge *BodyTooLargeError
+		var readErr *BodyReadError
+		if errors.As(re.Err, &tooLarge) || errors.As(re.Err, &readErr) {
+			return nil, re.Err // the caller's own body: an error, as http.Client callers expect
+		}
+		return re.Response(req), nil
 	}
-	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context()}
-	rt.in = parseInbound(req, body)
-	pl, placed := PlacementFrom(rt.ctx) // placement.go: stored objects stay in their region
+	return t.Send(r)
+}
+
+// Send sends a request that ParseRequest read (the gateway parses first, to authorize what it
+// read). The models list is answered from the configuration. A request placed with WithPlacement
+// goes to its region only (stored objects live where they were created). Realtime opens a session
+// (Connect), not a request: Send answers it with 501.
+func (t *Transport) Send(r *Request) (*http.Response, error) {
+	tab := t.tab.Load()
+	req := r.HTTP
+	switch {
+	case r.Operation == OpModels:
+		return ModelsResponse(req, tab.sorted, r.Name), nil
+	case !r.spec.served:
+		return errorResponse(req, http.StatusNotImplemented, "not_implemented", "invalid_request_error",
+			"lifeline: "+r.Route+" opens a WebSocket session, which a request cannot carry", 0, 0, false), nil
+	}
+	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context(), in: r.in}
+	pl, placed := PlacementFrom(rt.ctx) // placement.go
 	if placed && pl.Unnamed {
 		rt.in.name = ""
 	}
 	rt.upstream = rt.wantsUpstream() // upstream.go
-	named := rt.in.shape != shapeOther && rt.in.name != ""
-	cands := tab.candidates(rt.in.name, named)
-	if placed && len(cands) > 0 {
-		if cands = place(cands, pl); len(cands) == 0 {
-			msg := "lifeline: region " + strconv.Quote(pl.Region) + " does not serve the name " + strconv.Quote(rt.in.name)
-			return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0, false), nil
-		}
-	}
+	cands := tab.candidates(rt.in.name, rt.in.name != "")
 	if len(cands) == 0 {
 		msg := "lifeline: no region serves the name " + strconv.Quote(rt.in.name) +
 			"; known names: " + strings.Join(tab.sorted, ", ")
 		return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0, false), nil
+	}
+	if placed {
+		if cands = place(cands, pl); len(cands) == 0 {
+			msg := "lifeline: region " + strconv.Quote(pl.Region) + " does not serve the name " + strconv.Quote(rt.in.name)
+			return errorResponse(req, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error", msg, 0, 0, false), nil
+		}
 	}
 	return rt.run(cands)
 }
@@ -389,7 +411,7 @@ func (rt *roundTrip) build(ctx context.Context, r *region, tg *target, upstream 
 	}
 	out := &http.Request{
 		Method:     rt.req.Method,
-		URL:        &url.URL{Scheme: r.url.scheme, Host: r.url.host, Path: in.targetPath(r.url.prefix, dep), RawQuery: rt.req.URL.RawQuery},
+		URL:        &url.URL{Scheme: r.url.scheme, Host: r.url.host, Path: in.targetPath(r.url.prefix, dep), RawQuery: in.targetQuery(dep)},
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -409,20 +431,32 @@ func (rt *roundTrip) build(ctx context.Context, r *region, tg *target, upstream 
 // any other body it flushes the headers alone first, a second syscall and TCP segment.
 func replayBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
-// outboundHeader copies the caller's headers without its credential, hop-by-hop headers and
-// Content-Length. Values are shared, not copied: nothing downstream writes to them.
+// outboundHeader copies the caller's headers without what must not reach a region: its
+// credentials, hop-by-hop headers (and those its Connection names), framing, Expect, and
+// Accept-Encoding (the engine reads answers: SSE completeness, usage). Values are shared, not
+// copied: nothing downstream writes to them.
 func outboundHeader(src http.Header) http.Header {
 	h := make(http.Header, len(src)+1)
 	for k, v := range src {
-		switch {
-		case hopByHop(k), strings.EqualFold(k, "Api-Key"), strings.EqualFold(k, "Authorization"),
-			strings.EqualFold(k, "Content-Length"):
-			continue
+		if ck := http.CanonicalHeaderKey(k); hopByHop(ck) || clientOnly(ck) {
+			continue // (a library caller's header map may hold keys that are not canonical)
 		}
 		h[k] = v
 	}
+	for _, v := range src["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
 	return h
 }
+
+// HopByHop reports whether the header named k (canonical form) is meaningful for one
+// connection only (RFC 9110 section 7.6.1), so that a proxy must not forward it. It is the one
+// list the engine, its HTTP/1.1 client and the gateway use.
+func HopByHop(k string) bool { return hopByHop(k) }
 
 func hopByHop(k string) bool {
 	switch k {
@@ -431,4 +465,32 @@ func hopByHop(k string) bool {
 		return true
 	}
 	return false
+}
+
+// clientOnly reports whether a request header is the client's own business: a credential for
+// the gateway, the body's framing (the engine sets its own), Expect, Accept-Encoding.
+func clientOnly(k string) bool {
+	switch k {
+	case "Api-Key", "Authorization", "Ocp-Apim-Subscription-Key", "Cookie", "Content-Length", "Host", "Expect",
+		"Accept-Encoding":
+		return true
+	}
+	return false
+}
+
+// scrubResponseHeader removes from a region's answer what must not reach the caller:
+// hop-by-hop headers (and those its Connection names) and cookies that bind to the region.
+func scrubResponseHeader(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	for k := range h {
+		if ck := http.CanonicalHeaderKey(k); hopByHop(ck) || ck == "Set-Cookie" {
+			delete(h, k)
+		}
+	}
 }

@@ -73,15 +73,31 @@ type ConnectError struct {
 func (e *ConnectError) Error() string { return e.Message }
 func (e *ConnectError) Unwrap() error { return ErrNoRegion }
 
-// Connect opens a session for the client request req (a Realtime WebSocket upgrade): it reads the client-visible
-// name from the query (`deployment` on /openai/realtime, `model` on /openai/v1/realtime and /v1/realtime), then
-// tries the regions that serve it in the engine's order, by the rules of requests: an unavailable region is
-// skipped, a failed dial counts against its region and the next one is tried. dial gets each region in turn.
+// Connect opens a session for the client request req (a Realtime WebSocket upgrade): it is
+// ParseRequest then ConnectRequest, as RoundTrip is ParseRequest then Send. A request that is not
+// a Realtime route, or that the request model refuses, is a *ConnectError with the refusal's status.
 func (t *Transport) Connect(req *http.Request, dial DialFunc) (*Session, error) {
+	r, err := ParseRequest(req, t.tab.Load().policy.MaxBodyBytes)
+	if err != nil {
+		re := err.(*RequestError)
+		return nil, &ConnectError{Status: re.Status, Message: re.Message}
+	}
+	return t.ConnectRequest(r, dial)
+}
+
+// ConnectRequest opens a session for a Realtime request that ParseRequest read: it tries the
+// regions that serve its name (from the query: `deployment` on /openai/realtime, `model` on
+// /openai/v1/realtime and /v1/realtime) in the engine's order, by the rules of requests: an
+// unavailable region is skipped, a failed dial counts against its region and the next one is
+// tried. dial gets each region in turn.
+func (t *Transport) ConnectRequest(pr *Request, dial DialFunc) (*Session, error) {
 	tab := t.tab.Load()
-	name, ok := sessionName(req.URL)
-	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context(), in: inbound{name: name, shape: shapeV1, stream: true}}
-	if !ok || len(tab.names[name]) == 0 {
+	req, name := pr.HTTP, pr.Name
+	if pr.Operation != OpRealtime {
+		return nil, &ConnectError{Status: http.StatusNotFound, Message: "lifeline: " + pr.Route + " does not open a session"}
+	}
+	rt := &roundTrip{t: t, tab: tab, p: &tab.policy, req: req, ctx: req.Context(), in: inbound{name: name, stream: true}}
+	if len(tab.names[name]) == 0 {
 		return nil, &ConnectError{Status: http.StatusNotFound, Message: "lifeline: no region serves the name " + strconv.Quote(name) +
 			"; known names: " + strings.Join(tab.sorted, ", ")}
 	}
@@ -159,20 +175,6 @@ func (rt *roundTrip) dial(r *region, tg *target, tk ticket, dial DialFunc) (*Ses
 	}
 	rt.reasons = append(rt.reasons, r.cfg.Name+": "+v.Outcome.String())
 	return nil, nil
-}
-
-// sessionName reads the client-visible name of a session request from its query.
-func sessionName(u *url.URL) (string, bool) {
-	q := u.Query()
-	key := "model"
-	if !strings.HasPrefix(u.Path, v1Prefix) && !strings.HasPrefix(u.Path, plainV1Prefix) {
-		key = "deployment"
-	}
-	v := q[key]
-	if len(v) != 1 || v[0] == "" {
-		return "", false
-	}
-	return v[0], true
 }
 
 // sessionURL is the region's URL for a session: /openai/realtime with `deployment`, or /openai/v1/realtime with

@@ -146,7 +146,7 @@ func (p *Policy) streamUpstream() bool { return p.StreamUpstream == nil || *p.St
 // wantsUpstream decides, once per request, whether it goes to the regions as a stream.
 func (rt *roundTrip) wantsUpstream() bool {
 	in := &rt.in
-	if !rt.p.streamUpstream() || in.stream || in.multipart || in.shape == shapeOther || rt.req.Method != http.MethodPost {
+	if !rt.p.streamUpstream() || in.stream || in.multipart || in.name == "" || rt.req.Method != http.MethodPost {
 		return false
 	}
 	if !canStream(in.op, in.body) || !upstreamOps[in.op] {

@@ -35,6 +35,14 @@ func (g *Gateway) finish(r *http.Request, x *exchange) {
 		g.trace.end(x)
 	}
 	g.hist.request(x.start.Add(elapsed), x.region, x.status, x.streamErr != "", x.hedged, elapsed)
+	cs := g.metrics.client(x.client, x.op, x.status)
+	cs.requests.Inc()
+	if x.usage.prompt > 0 {
+		cs.prompt.Add(float64(x.usage.prompt))
+	}
+	if x.usage.completion > 0 {
+		cs.complete.Add(float64(x.usage.completion))
+	}
 	ctx := context.Background()
 	if !g.log.Enabled(ctx, slog.LevelInfo) {
 		return

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/lifeline-sre/lifeline/config"
@@ -202,7 +203,7 @@ func (g *Gateway) serveRegion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+quote(name)+"; GET /admin/regions lists them")
+	writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+strconv.Quote(name)+"; GET /admin/regions lists them")
 }
 
 func (g *Gateway) serveDisable(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +227,7 @@ func (g *Gateway) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
 		err = g.transport.Disable(name)
 	}
 	if errors.Is(err, failover.ErrUnknownRegion) {
-		writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+quote(name))
+		writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+strconv.Quote(name))
 		return
 	}
 	if err != nil {
@@ -279,7 +280,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(errorJSON(code, "invalid_request_error", msg))
+	w.Write(failover.ErrorBody(code, "invalid_request_error", msg))
 }
-
-func quote(s string) string { return string(appendJSONString(nil, s)) }

@@ -29,35 +29,25 @@ func bearer(v string) (string, bool) {
 	return "", false
 }
 
-// authenticate returns the name of the client whose key h carries. Keys are compared as SHA-256 digests in
-// constant time, and every configured key is compared, so timing tells nothing about which key came close.
-func (gen *generation) authenticate(h http.Header) (string, bool) {
-	if gen.open {
-		return "anonymous", true
+// authenticate returns the client whose key h carries. Keys are compared as SHA-256 digests in constant time, and
+// every configured key is compared, so timing tells nothing about which key came close. (The engine removes every
+// credential header before a request leaves for a region.)
+func (gen *generation) authenticate(h http.Header) (*client, bool) {
+	if gen.open != nil {
+		return gen.open, true
 	}
 	key := clientCredential(h)
 	if key == "" {
-		return "", false
+		return nil, false
 	}
 	sum := sha256.Sum256([]byte(key))
-	name, found := "", 0
-	for i := range gen.clients {
-		eq := subtle.ConstantTimeCompare(sum[:], gen.clients[i].sum[:])
-		if eq == 1 {
-			name = gen.clients[i].name
+	var found *client
+	for _, c := range gen.clients {
+		if subtle.ConstantTimeCompare(sum[:], c.sum[:]) == 1 {
+			found = c
 		}
-		found |= eq
 	}
-	return name, found == 1
-}
-
-// stripCredentials removes every header a client may have put its key in, so that it never reaches a region.
-func stripCredentials(h http.Header) {
-	delete(h, "Api-Key")
-	delete(h, "Authorization")
-	delete(h, "Ocp-Apim-Subscription-Key")
-	delete(h, "Cookie")
-	delete(h, "Proxy-Authorization")
+	return found, found != nil
 }
 
 // adminAllowed checks the admin key in `Authorization: Bearer`, `x-admin-key` or (GET only, for the status page in

@@ -93,6 +93,7 @@ type Gateway struct {
 	active    atomic.Int64  // client handlers running
 	draining  atomic.Bool   // Drain was called: /readyz fails
 	shared    *state.Shared // nil without state.redis
+	limits    sync.Map      // client name -> *clientLimit, across reloads
 	cert      atomic.Pointer[tls.Certificate]
 	index     affinity.Index     // stored object id -> region (stored.go)
 	items     affinity.Items     // items of stored responses, for responses.rebuild (rebuild.go)
@@ -113,19 +114,15 @@ type Gateway struct {
 // generation is what a config decides for the gateway itself (the engine keeps its own). A request loads it
 // once, so a reload never changes the rules under a request in flight.
 type generation struct {
-	cfg        *config.Config
-	clients    []clientKey
-	open       bool // allow_unauthenticated
-	names      map[string]string
-	modelsJSON []byte
-	adminKey   []byte // sha256 of admin.key; nil: admin routes are off
-	cookie     string // value of the status page cookie (HMAC of the admin key); "" when no admin key
-	maxBody    int64
-}
-
-type clientKey struct {
-	name string
-	sum  [sha256.Size]byte
+	cfg     *config.Config
+	clients []*client
+	open    *client // allow_unauthenticated: the one client every caller is; nil otherwise
+	names   map[string]string
+	// bodyTimeout and writeStall are server.body_read_timeout and server.write_stall_timeout (0: none).
+	bodyTimeout, writeStall time.Duration
+	adminKey                []byte // sha256 of admin.key; nil: admin routes are off
+	cookie                  string // value of the status page cookie (HMAC of the admin key); "" when no admin key
+	maxBody                 int64
 }
 
 // New builds a gateway for cfg, which must be valid (config.Load and config.Parse validate). It does not listen:
@@ -215,7 +212,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err := reg.Register(entraCollector{g}); err != nil {
 		return nil, err
 	}
-	g.state.Store(newGeneration(cfg))
+	g.state.Store(g.newGeneration(cfg))
 	if err := reg.Register(regionCollector{g}); err != nil {
 		g.trace.shutdown()
 		return nil, err
@@ -237,18 +234,22 @@ func withDefaults(cfg *config.Config) *config.Config {
 	return &c
 }
 
-func newGeneration(cfg *config.Config) *generation {
-	gen := &generation{cfg: cfg, open: cfg.AllowUnauthenticated, names: map[string]string{}, maxBody: cfg.Policy.MaxBodyBytes}
+func (g *Gateway) newGeneration(cfg *config.Config) *generation {
+	gen := &generation{cfg: cfg, names: map[string]string{}, maxBody: cfg.Policy.MaxBodyBytes,
+		bodyTimeout: cfg.Server.BodyReadTimeout.D(), writeStall: cfg.Server.WriteStallTimeout.D()}
 	if gen.maxBody <= 0 {
 		gen.maxBody = config.DefaultMaxBodyBytes
 	}
-	for _, c := range cfg.Clients {
-		gen.clients = append(gen.clients, clientKey{name: c.Name, sum: sha256.Sum256([]byte(c.Key))})
-	}
-	for _, n := range cfg.Names() {
+	names := cfg.Names()
+	for _, n := range names {
 		gen.names[n] = n // the map's values are the canonical strings used as metric labels
 	}
-	gen.modelsJSON = modelsList(cfg.Names())
+	for i, c := range cfg.Clients {
+		gen.clients = append(gen.clients, newClient(c, i, names, g.limitFor(c)))
+	}
+	if cfg.AllowUnauthenticated {
+		gen.open = newClient(config.Client{Name: anonymous}, -1, names, &clientLimit{})
+	}
 	if cfg.Admin.Key != "" {
 		sum := sha256.Sum256([]byte(cfg.Admin.Key))
 		gen.adminKey = sum[:]
@@ -292,7 +293,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.metrics.reloads.WithLabelValues("error").Inc()
 		return fmt.Errorf("reload: %w", err)
 	}
-	old := g.state.Swap(newGeneration(cfg))
+	old := g.state.Swap(g.newGeneration(cfg))
 	if cert != nil {
 		g.cert.Store(cert) // rotated certificates apply to new connections at once
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/failover"
 	"github.com/lifeline-sre/lifeline/gateway"
 	"github.com/lifeline-sre/lifeline/internal/syncbuf"
 	"github.com/lifeline-sre/lifeline/sim"
@@ -64,7 +65,9 @@ type harnessOpts struct {
 
 func testConfig(s *sim.Sim, names []string) *config.Config {
 	cfg := &config.Config{
-		Clients: []config.Client{{Name: "test-app", Key: clientKey}},
+		// test-app may use every operation (the stored-object ones are not in the defaults); the least-privilege
+		// tests add keys of their own.
+		Clients: []config.Client{{Name: "test-app", Key: clientKey, Operations: allOperations()}},
 		Admin:   config.Admin{Key: adminKey, StatusRefresh: config.Duration(200 * time.Millisecond)},
 		Policy: config.Policy{
 			Retry:    config.Retry{Backoff: config.Duration(5 * time.Millisecond), MaxBackoff: config.Duration(20 * time.Millisecond)},
@@ -81,6 +84,14 @@ func testConfig(s *sim.Sim, names []string) *config.Config {
 	}
 	cfg.ApplyDefaults()
 	return cfg
+}
+
+func allOperations() []string {
+	var ops []string
+	for _, o := range failover.Operations() {
+		ops = append(ops, string(o))
+	}
+	return ops
 }
 
 func startHarness(t *testing.T, o harnessOpts) *harness {

@@ -16,43 +16,6 @@ import (
 	"github.com/lifeline-sre/lifeline/failover"
 )
 
-func TestRoute(t *testing.T) {
-	cases := []struct {
-		path string
-		kind routeKind
-		name string
-	}{
-		{"/openai/deployments/gpt-4o/chat/completions", routeDeployment, "gpt-4o"},
-		{"/openai/deployments/gpt-4o/audio/transcriptions", routeDeployment, "gpt-4o"},
-		{"/openai/deployments/gpt-4o", routeUnknown, ""},
-		{"/openai/deployments/gpt-4o/", routeUnknown, ""},
-		{"/openai/deployments//chat/completions", routeUnknown, ""},
-		{"/openai/v1/chat/completions", routeV1, ""},
-		{"/openai/v1/", routeUnknown, ""},
-		{"/v1/embeddings", routeV1, ""},
-		{"/v1/", routeUnknown, ""},
-		{"/openai/models", routeModels, ""},
-		{"/openai/v1/models", routeModels, ""},
-		{"/v1/models", routeModels, ""},
-		{"/v1/models/", routeModels, ""},
-		{"/v1/models/gpt-4o", routeModel, "gpt-4o"},
-		{"/openai/models/gpt-4o", routeModel, "gpt-4o"},
-		{"/openai/files", routeUnknown, ""},
-		{"/", routeUnknown, ""},
-		{"/v2/chat", routeUnknown, ""},
-		{"/openai/deployments/gpt-4o/../../files", routeUnknown, ""},
-		{"/openai/deployments/gpt-4o/chat/./completions", routeUnknown, ""},
-		{"/openai/deployments/../v1/files", routeUnknown, ""},
-		{"/v1//files", routeUnknown, ""},
-		{"/openai/v1/chat/completions/..", routeUnknown, ""},
-	}
-	for _, c := range cases {
-		if k, n := route(c.path); k != c.kind || n != c.name {
-			t.Errorf("route(%q) = %d %q, want %d %q", c.path, k, n, c.kind, c.name)
-		}
-	}
-}
-
 func TestFindUsage(t *testing.T) {
 	cases := []struct {
 		name, tail string
@@ -93,20 +56,6 @@ func TestEventsEnd(t *testing.T) {
 	}
 }
 
-func TestMultipartField(t *testing.T) {
-	body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nxxx\r\n--b\r\n" +
-		"Content-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--b--\r\n"
-	if got := multipartField([]byte(body), "model"); got != "whisper" {
-		t.Errorf("multipartField = %q", got)
-	}
-	if got := modelOf("multipart/form-data; boundary=b", []byte(body)); got != "whisper" {
-		t.Errorf("modelOf multipart = %q", got)
-	}
-	if got := modelOf("application/json", []byte(`{"messages":[{"model":"no"}],"model":"yes"}`)); got != "yes" {
-		t.Errorf("modelOf json = %q", got)
-	}
-}
-
 func TestClientTimeout(t *testing.T) {
 	cases := []struct {
 		h    http.Header
@@ -129,7 +78,7 @@ func TestClientTimeout(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	gen := &generation{}
 	for _, c := range []struct{ name, key string }{{"a", "key-a"}, {"b", "key-b"}} {
-		gen.clients = append(gen.clients, clientKey{name: c.name, sum: sha(c.key)})
+		gen.clients = append(gen.clients, &client{name: c.name, sum: sha(c.key)})
 	}
 	cases := []struct {
 		h    http.Header
@@ -144,8 +93,9 @@ func TestAuthenticate(t *testing.T) {
 		{http.Header{}, "", false},
 	}
 	for _, c := range cases {
-		if name, ok := gen.authenticate(c.h); name != c.name || ok != c.ok {
-			t.Errorf("authenticate(%v) = %q %v", c.h, name, ok)
+		cl, ok := gen.authenticate(c.h)
+		if ok != c.ok || ok && cl.name != c.name {
+			t.Errorf("authenticate(%v) = %v %v", c.h, cl, ok)
 		}
 	}
 }
@@ -266,26 +216,12 @@ func TestCopyEventsHugeEvent(t *testing.T) {
 	}
 }
 
-func FuzzRoute(f *testing.F) {
-	for _, p := range []string{"/openai/deployments/a/b", "/v1/models/x", "/openai/v1/chat/completions", "/"} {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, path string) {
-		k, name := route(path)
-		if k == routeDeployment && (name == "" || strings.Contains(name, "/")) {
-			t.Errorf("route(%q) gave name %q", path, name)
-		}
-		describe(k, path)
-	})
-}
-
 func FuzzFindUsage(f *testing.F) {
 	f.Add([]byte(`{"usage":{"prompt_tokens":1,"completion_tokens":2}}`))
 	f.Add([]byte(`"usage":"usage":{`))
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		findUsage(tail)
 		eventsEnd(tail)
-		multipartField(tail, "model")
 	})
 }
 

@@ -33,10 +33,15 @@ type metrics struct {
 	fallbacks    *prometheus.CounterVec   // from, to, reason
 	inFlight     prometheus.Gauge
 	realtime     *prometheus.GaugeVec // region: open Realtime sessions
+	// Per client key (SPEC.md section 12): configured client names only.
+	clientRequests *prometheus.CounterVec // client, operation, code
+	clientTokens   *prometheus.CounterVec // client, kind
+	clientLimited  *prometheus.CounterVec // client, limit
 
 	// Children resolved once per label set: the hot path does a map lookup, not a label hash.
 	mu       sync.RWMutex
 	children map[childKey]*requestSeries
+	clients  map[clientSeriesKey]*clientSeries
 	attemptC sync.Map // attemptKey -> *attemptSeries
 }
 
@@ -77,6 +82,13 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 	m := &metrics{
 		gatherer: gath,
 		children: map[childKey]*requestSeries{},
+		clients:  map[clientSeriesKey]*clientSeries{},
+		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_client_requests_total",
+			Help: "Client requests by client key name, operation and status code."}, []string{"client", "operation", "code"}),
+		clientTokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_client_tokens_total",
+			Help: "Tokens reported in the usage that regions return, by client key name and kind (prompt, completion)."}, []string{"client", "kind"}),
+		clientLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_client_limited_total",
+			Help: "Requests refused with 429 by a client's own limit (concurrency, rate), by client key name."}, []string{"client", "limit"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_requests_total",
 			Help: "Client requests by client-visible name, answering region and status code."}, []string{"name", "region", "code"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_upstream_attempts_total",
@@ -109,7 +121,7 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Open Realtime (WebSocket) sessions, by the region that serves them."}, []string{"region"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime, m.fallbacks} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime, m.fallbacks, m.clientRequests, m.clientTokens, m.clientLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -139,6 +151,44 @@ func (m *metrics) series(name, region string, code int) *requestSeries {
 	}
 	if len(m.children) < 10000 { // bounded: label values are configured names and regions
 		m.children[k] = s
+	}
+	return s
+}
+
+type clientSeriesKey struct {
+	client, op string
+	code       int
+}
+
+type clientSeries struct {
+	requests         prometheus.Counter
+	prompt, complete prometheus.Counter
+}
+
+// client returns the per-client series; client is a configured client name ("" before authentication: "none").
+func (m *metrics) client(client, op string, code int) *clientSeries {
+	if client == "" {
+		client = "none"
+	}
+	k := clientSeriesKey{client, op, code}
+	m.mu.RLock()
+	s := m.clients[k]
+	m.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s = m.clients[k]; s != nil {
+		return s
+	}
+	s = &clientSeries{
+		requests: m.clientRequests.WithLabelValues(client, op, strconv.Itoa(code)),
+		prompt:   m.clientTokens.WithLabelValues(client, "prompt"),
+		complete: m.clientTokens.WithLabelValues(client, "completion"),
+	}
+	if len(m.clients) < 10000 {
+		m.clients[k] = s
 	}
 	return s
 }

@@ -21,10 +21,6 @@ import (
 // (failover.Transport.Connect); the region gets its own credential, never the client's. Once open, a session
 // cannot move: when its region fails it, the client's socket is closed with 1011 and a reason naming the region.
 
-func isRealtime(path string) bool {
-	return path == "/openai/realtime" || path == "/openai/v1/realtime" || path == "/v1/realtime"
-}
-
 // realtimeSessions counts the open sessions per region (lifeline_realtime_sessions, the status page).
 type realtimeSessions struct {
 	mu       sync.Mutex
@@ -59,34 +55,16 @@ const (
 // forwardHeaders are the client headers a region's handshake gets (the SDKs' own; never a credential).
 var forwardHeaders = [...]string{"OpenAI-Beta", "User-Agent", "X-Ms-Client-Request-Id", "X-Stainless-Lang"}
 
-func (g *Gateway) serveRealtime(w http.ResponseWriter, r *http.Request, x *exchange, gen *generation) {
-	x.op = "realtime"
-	x.api = "azure"
-	if strings.HasPrefix(r.URL.Path, "/openai/v1/") {
-		x.api = "azure-v1"
-	} else if strings.HasPrefix(r.URL.Path, "/v1/") {
-		x.api = "openai-v1"
-	}
-	if r.Method != http.MethodGet {
-		g.reply(w, x, http.StatusMethodNotAllowed, "method_not_allowed", "invalid_request_error", "lifeline: the Realtime route takes GET with a WebSocket upgrade")
-		return
-	}
+func (g *Gateway) serveRealtime(w http.ResponseWriter, x *exchange, pr *failover.Request) {
+	r := pr.HTTP
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		g.reply(w, x, http.StatusBadRequest, "websocket_required", "invalid_request_error",
-			"lifeline: the Realtime route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+			"lifeline: the Realtime route needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)", 0)
 		return
 	}
-	name := r.URL.Query().Get("deployment")
-	if x.api != "azure" {
-		name = r.URL.Query().Get("model")
-	}
-	if canon, ok := gen.names[name]; ok {
-		x.name = canon
-	} else {
-		x.name = "unknown"
-	}
+	// authorize has set x.name to the configured name (an unknown one was answered 404 there).
 	var upstream *websocket.Conn
-	sess, err := g.transport.Connect(r, func(ctx context.Context, u failover.Upstream) (*http.Response, error) {
+	sess, err := g.transport.ConnectRequest(pr, func(ctx context.Context, u failover.Upstream) (*http.Response, error) {
 		h := u.Header
 		for _, k := range forwardHeaders {
 			if v := r.Header.Get(k); v != "" {
@@ -165,7 +143,7 @@ func (g *Gateway) realtimeRefused(w http.ResponseWriter, x *exchange, err error)
 		secs := max(1, int64((ce.RetryAfter+time.Second-1)/time.Second))
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
-	g.reply(w, x, ce.Status, code, typ, ce.Message)
+	g.reply(w, x, ce.Status, code, typ, ce.Message, 0)
 }
 
 // subprotocols are the WebSocket subprotocols the client offers; one that carries a credential

@@ -188,7 +188,7 @@ func TestRealtimeBadRequests(t *testing.T) {
 	}
 	for url, want := range map[string]int{
 		wsURL(h, "/openai/v1/realtime?model=nope"):                                    404,
-		wsURL(h, "/openai/v1/realtime"):                                               404,
+		wsURL(h, "/openai/v1/realtime"):                                               400, // no name: missing_model
 		wsURL(h, "/openai/realtime?api-version=2024-10-01-preview&deployment=gpt-4o"): 400, // not a realtime model: the region's 400
 	} {
 		_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"api-key": {clientKey}}})

@@ -125,8 +125,9 @@ func findFileID(v gjson.Result) string {
 // rebuild sends a Responses follow-up whose previous response's region (holder) cannot serve to the regions that
 // can, from the items kept for that response. It reports false when there is nothing to rebuild from (the caller
 // answers 503 then); otherwise it has answered the client.
-func (g *Gateway) rebuild(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange, gen *generation, sr storedRoute, body []byte, ref objectRef, holder string) bool {
-	kept, ok, err := g.items.Get(ctx, ref.id)
+func (g *Gateway) rebuild(ctx context.Context, w http.ResponseWriter, x *exchange, gen *generation, pr *failover.Request, ref objectRef, holder string) bool {
+	body := pr.Body
+	kept, ok, err := g.items.Get(ctx, ref.ID)
 	if err != nil || !ok {
 		return false
 	}
@@ -136,7 +137,7 @@ func (g *Gateway) rebuild(ctx context.Context, w http.ResponseWriter, r *http.Re
 		errors.As(err, &cr)
 		w.Header().Set("Retry-After", "5")
 		g.reply(w, x, http.StatusServiceUnavailable, "object_region_unavailable", "server_error",
-			"lifeline: response "+ref.id+" is stored in region "+holder+", which cannot serve it now, and the conversation cannot be rebuilt elsewhere: "+cr.why)
+			"lifeline: response "+ref.ID+" is stored in region "+holder+", which cannot serve it now, and the conversation cannot be rebuilt elsewhere: "+cr.why, 0)
 		return true
 	}
 	next := inputItems(body)
@@ -147,8 +148,11 @@ func (g *Gateway) rebuild(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return false
 	}
-	out := storedRequest(ctx, r, sr, nb, failover.Placement{})
-	resp, err := g.transport.RoundTrip(out)
+	out, err := withBody(pr, nb)
+	if err != nil {
+		return false
+	}
+	resp, err := g.transport.Send(out.WithContext(failover.WithPlacement(ctx, failover.Placement{})))
 	if err != nil {
 		g.roundTripError(w, x, ctx, err)
 		return true

@@ -3,10 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,233 +20,62 @@ import (
 // the gateway has not seen is located by asking every region; a list asks every region and merges the answers.
 // docs/gateway.md lists the routes with their affinity rule.
 
-// objectKind is the kind of a stored object.
-type objectKind uint8
-
-const (
-	objResponse objectKind = iota + 1
-	objConversation
-	objFile
-	objBatch
-	objFineTuningJob
-	objVectorStore
-)
-
-// objectKinds: the path segment of each kind, its operation name (SPEC 12) and how it is named in messages.
-var objectKinds = [...]struct {
-	seg, op, noun string
-	kind          objectKind
-}{
-	{"responses", "responses", "response", objResponse},
-	{"conversations", "conversations", "conversation", objConversation},
-	{"files", "files", "file", objFile},
-	{"batches", "batches", "batch", objBatch},
-	{"fine_tuning/jobs", "fine_tuning", "fine-tuning job", objFineTuningJob},
-	{"vector_stores", "vector_stores", "vector store", objVectorStore},
-}
-
-func (k objectKind) seg() string  { return objectKinds[k-1].seg }
-func (k objectKind) noun() string { return objectKinds[k-1].noun }
-
-// storedMethods are the routes of each kind with their methods, after the kind's segment: "" is the collection,
-// "{id}" the object, "{}" an id of a sub-object. Anything else is 404 or 405 here and never reaches a region.
-var storedMethods = map[objectKind]map[string]string{
-	objResponse:     {"": "POST", "{id}": "GET DELETE", "{id}/cancel": "POST", "{id}/input_items": "GET"},
-	objConversation: {"": "POST", "{id}": "GET POST DELETE", "{id}/items": "GET POST", "{id}/items/{}": "GET DELETE"},
-	objFile:         {"": "GET POST", "{id}": "GET DELETE", "{id}/content": "GET"},
-	objBatch:        {"": "GET POST", "{id}": "GET", "{id}/cancel": "POST"},
-	objFineTuningJob: {"": "GET POST", "{id}": "GET DELETE", "{id}/cancel": "POST", "{id}/pause": "POST", "{id}/resume": "POST",
-		"{id}/events": "GET", "{id}/checkpoints": "GET"},
-	objVectorStore: {"": "GET POST", "{id}": "GET POST DELETE", "{id}/files": "GET POST", "{id}/files/{}": "GET POST DELETE",
-		"{id}/file_batches": "POST", "{id}/file_batches/{}": "GET", "{id}/file_batches/{}/cancel": "POST",
-		"{id}/file_batches/{}/files": "GET", "{id}/search": "POST"},
-}
-
-// storedRoute is a request on a stored-object route.
-type storedRoute struct {
-	api     string // azure, azure-v1, openai-v1
-	kind    objectKind
-	id      string // the object in the path; "" for the collection
-	pattern string // the route after the kind: "", "{id}", "{id}/files/{}", ...
-	path    string // the path the region gets (classic responses and conversations go to /openai/v1)
-	v1Moved bool   // a classic route sent to /openai/v1: its dated api-version is dropped
-	known   bool   // the route exists (else 404)
-	allowed bool   // the method is allowed on it (else 405)
-}
-
-// objectRef is one stored object a request names, and where.
-type objectRef struct {
-	kind  objectKind
-	id    string
-	field string // "path" or the body field
-}
-
-// parseStored recognises the stored-object routes on the three surfaces. ok is false for any other path.
-func parseStored(method, path string) (storedRoute, bool) {
-	var sr storedRoute
-	var rest string
-	switch {
-	case strings.HasPrefix(path, "/openai/v1/"):
-		sr.api, rest = "azure-v1", path[len("/openai/v1/"):]
-	case strings.HasPrefix(path, "/v1/"):
-		sr.api, rest = "openai-v1", path[len("/v1/"):]
-	case strings.HasPrefix(path, "/openai/") && !strings.HasPrefix(path, "/openai/deployments/"):
-		sr.api, rest = "azure", path[len("/openai/"):]
-	default:
-		return sr, false
+// kindSeg is the path segment of a kind of stored object (as regions are asked for one: GET /openai/v1/SEG/ID).
+func kindSeg(k failover.ObjectKind) string {
+	switch k {
+	case failover.ObjectResponse:
+		return "responses"
+	case failover.ObjectConversation:
+		return "conversations"
+	case failover.ObjectFile:
+		return "files"
+	case failover.ObjectBatch:
+		return "batches"
+	case failover.ObjectFineTuningJob:
+		return "fine_tuning/jobs"
 	}
-	for _, k := range objectKinds {
-		after, ok := strings.CutPrefix(rest, k.seg)
-		if !ok || (after != "" && after[0] != '/') {
-			continue
-		}
-		sr.kind = k.kind
-		sr.path = "/openai/" + rest
-		if sr.api != "azure" {
-			sr.path = "/openai/v1/" + rest
-		} else if k.kind == objResponse || k.kind == objConversation {
-			sr.path, sr.v1Moved = "/openai/v1/"+rest, true
-		}
-		if after == "" {
-			sr.known = true
-		} else {
-			sr.parseTail(after[1:])
-		}
-		if sr.known {
-			sr.allowed = strings.Contains(" "+storedMethods[sr.kind][sr.pattern]+" ", " "+method+" ")
-		}
-		return sr, true
-	}
-	return sr, false
+	return "vector_stores"
 }
 
-// parseTail reads what follows the kind: the object's id and the sub-route.
-func (sr *storedRoute) parseTail(tail string) {
-	segs := strings.Split(tail, "/")
-	if !affinity.ValidID(segs[0]) {
-		return
-	}
-	sr.id = segs[0]
-	pat := []string{"{id}"}
-	for i, s := range segs[1:] {
-		switch {
-		case s == "":
-			return
-		case i%2 == 1 && sr.kind != objFineTuningJob: // sub-object ids: items/{}, files/{}, file_batches/{}
-			if !affinity.ValidID(s) {
-				return
-			}
-			pat = append(pat, "{}")
-		default:
-			pat = append(pat, s)
-		}
-	}
-	sr.pattern = strings.Join(pat, "/")
-	_, sr.known = storedMethods[sr.kind][sr.pattern]
-}
+// kindNoun names a kind of stored object in messages.
+func kindNoun(k failover.ObjectKind) string { return strings.ReplaceAll(k.String(), "_", " ") }
 
-// bodyRefs are the body fields that name stored objects (SPEC 10), with the kind each names.
-var bodyRefs = [...]struct {
-	field string
-	kind  objectKind
-}{
-	{"previous_response_id", objResponse}, {"conversation", objConversation}, {"file_id", objFile},
-	{"input_file_id", objFile}, {"training_file", objFile}, {"validation_file", objFile}, {"file_ids", objFile},
-}
-
-// refs are the objects a request names: the path's first, then the body's.
-func (sr storedRoute) refs(contentType string, body []byte) []objectRef {
-	var out []objectRef
-	if sr.id != "" {
-		out = append(out, objectRef{sr.kind, sr.id, "path"})
-	}
-	if len(body) == 0 || strings.HasPrefix(contentType, "multipart/") {
-		return out
-	}
-	for _, f := range bodyRefs {
-		v := gjson.GetBytes(body, f.field)
-		switch {
-		case v.Type == gjson.String && v.Str != "":
-			out = append(out, objectRef{f.kind, v.Str, f.field})
-		case v.IsObject() && f.kind == objConversation:
-			if id := v.Get("id"); id.Type == gjson.String && id.Str != "" {
-				out = append(out, objectRef{f.kind, id.Str, f.field})
-			}
-		case v.IsArray():
-			for _, e := range v.Array() {
-				if e.Type == gjson.String && e.Str != "" {
-					out = append(out, objectRef{f.kind, e.Str, f.field})
-				}
-			}
-		}
-	}
-	return out
-}
+// objectRef is one stored object a request names, and where (the request model reads them: path ids, then the
+// body fields of SPEC.md section 10).
+type objectRef = failover.ObjectRef
 
 // HeaderUnreached names, on a merged list, the regions that could not be asked.
 const HeaderUnreached = "X-Lifeline-Unreached-Regions"
 
-// serveStored answers a request on a stored-object route.
-func (g *Gateway) serveStored(w http.ResponseWriter, r *http.Request, x *exchange, gen *generation, sr storedRoute) {
-	x.api, x.op = sr.api, objectKinds[sr.kind-1].op
-	switch {
-	case !sr.known:
-		g.reply(w, x, http.StatusNotFound, "404", "invalid_request_error", "lifeline: unknown route")
-		return
-	case !sr.allowed:
-		g.reply(w, x, http.StatusMethodNotAllowed, "method_not_allowed", "invalid_request_error",
-			"lifeline: "+r.Method+" is not offered on this route")
-		return
+// serveStored answers a request on a stored-object route, which the request model has read and the client's key
+// is granted: a list asks every region; a request that names objects goes to the region that holds them.
+func (g *Gateway) serveStored(w http.ResponseWriter, x *exchange, gen *generation, pr *failover.Request) {
+	ctx, r := pr.HTTP.Context(), pr.HTTP
+	pathID := ""
+	if len(pr.Objects) > 0 && pr.Objects[0].Field == "path" {
+		pathID = pr.Objects[0].ID
 	}
-	body, err := readBody(r, gen.maxBody)
-	switch {
-	case err == nil:
-	case errors.As(err, new(*failover.BodyTooLargeError)):
-		g.tooLarge(w, x, gen.maxBody)
-		return
-	default:
-		x.err = err.Error()
-		g.reply(w, x, http.StatusBadRequest, "invalid_body", "invalid_request_error", "lifeline: could not read the request body")
+	create := pathID == "" && r.Method == http.MethodPost
+	named := pr.Name != "" // a Responses create names a model: a client-visible name
+	if pathID == "" && r.Method == http.MethodGet {
+		g.serveList(ctx, w, x, gen, pr)
 		return
 	}
-	create := sr.id == "" && r.Method == http.MethodPost
-	named := create && sr.kind == objResponse // a Responses create names a model: a client-visible name
-	if named {
-		name := modelOf(r.Header.Get("Content-Type"), body)
-		canon, ok := gen.names[name]
-		if !ok {
-			x.name = "unknown"
-			g.reply(w, x, http.StatusNotFound, "DeploymentNotFound", "invalid_request_error",
-				"lifeline: no region serves the requested name; known names: "+strings.Join(gen.cfg.Names(), ", "))
-			return
-		}
-		x.name = canon
-	}
-	ctx, cancel := r.Context(), context.CancelFunc(func() {})
-	if d := clientTimeout(r.Header); d > 0 {
-		ctx, cancel = context.WithTimeout(ctx, d)
-	}
-	defer cancel()
-	if sr.id == "" && r.Method == http.MethodGet {
-		g.serveList(ctx, w, r, x, gen, sr)
-		return
-	}
-	refs := sr.refs(r.Header.Get("Content-Type"), body)
+	refs := pr.Objects
 	holder, ref, ok := g.holder(ctx, w, x, gen, refs)
 	if !ok {
 		return
 	}
-	out := storedRequest(ctx, r, sr, body, failover.Placement{Region: holder, Unnamed: !named})
-	resp, err := g.transport.RoundTrip(out)
+	resp, err := g.transport.Send(pr.WithContext(failover.WithPlacement(ctx, failover.Placement{Region: holder, Unnamed: !named})))
 	if err != nil {
 		g.roundTripError(w, x, ctx, err)
 		return
 	}
 	defer resp.Body.Close()
 	if holder != "" && cannotServe(resp) {
-		if named && ref.field == "previous_response_id" && len(refs) == 1 && gen.cfg.Responses.Rebuild {
+		if named && ref.Field == "previous_response_id" && len(refs) == 1 && gen.cfg.Responses.Rebuild {
 			resp.Body.Close()
-			if g.rebuild(ctx, w, r, x, gen, sr, body, ref, holder) {
+			if g.rebuild(ctx, w, x, gen, pr, ref, holder) {
 				return
 			}
 		}
@@ -262,7 +89,7 @@ func (g *Gateway) serveStored(w http.ResponseWriter, r *http.Request, x *exchang
 		if !whole {
 			gen = gen.withoutRebuild()
 		}
-		g.recordCreated(resp, body, region, gen, prev)
+		g.recordCreated(resp, pr.Body, region, gen, prev)
 	}
 	g.respond(w, resp, x)
 }
@@ -276,9 +103,9 @@ func (g *Gateway) history(ctx context.Context, gen *generation, named bool, refs
 		return nil, false
 	}
 	for _, ref := range refs {
-		switch ref.field {
+		switch ref.Field {
 		case "previous_response_id":
-			kept, ok, err := g.items.Get(ctx, ref.id)
+			kept, ok, err := g.items.Get(ctx, ref.ID)
 			if err != nil || !ok {
 				return nil, false
 			}
@@ -299,29 +126,12 @@ func (gen *generation) withoutRebuild() *generation {
 	return &g2
 }
 
-// storedRequest is the request the engine gets: the client's, without its credential and hop-by-hop headers, on the
-// region's path, placed in one region or any.
-func storedRequest(ctx context.Context, r *http.Request, sr storedRoute, body []byte, pl failover.Placement) *http.Request {
-	u := &url.URL{Scheme: "http", Host: "lifeline.invalid", Path: sr.path, RawQuery: r.URL.RawQuery}
-	if sr.v1Moved || strings.Contains(u.RawQuery, "api-key") {
-		q := u.Query()
-		q.Del("api-key")
-		if sr.v1Moved {
-			q.Del("api-version")
-		}
-		u.RawQuery = q.Encode()
-	}
-	h := r.Header.Clone()
-	stripCredentials(h)
-	removeHopHeaders(h)
-	delete(h, "Accept-Encoding")
-	out := &http.Request{Method: r.Method, URL: u, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: u.Host}
-	if len(body) > 0 {
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	return out.WithContext(failover.WithPlacement(ctx, pl))
+// withBody is the gateway's own request made from pr with another body (a rebuilt Responses follow-up), read by
+// the request model like any request.
+func withBody(pr *failover.Request, body []byte) (*failover.Request, error) {
+	req := pr.HTTP.Clone(pr.HTTP.Context())
+	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return failover.ParseRequest(req, int64(len(body))+1)
 }
 
 // cannotServe reports an answer that means the holding region could not serve: the engine's own 503 (the region is
@@ -355,8 +165,8 @@ func (g *Gateway) holderDown(w http.ResponseWriter, x *exchange, ref objectRef, 
 	w.Header().Set("X-Should-Retry", "true")
 	x.err = "holder " + holder + " cannot serve"
 	g.reply(w, x, http.StatusServiceUnavailable, "object_region_unavailable", "server_error",
-		"lifeline: "+ref.kind.noun()+" "+ref.id+" is stored in region "+holder+", which cannot serve it now ("+why+
-			"); it exists only there, so the request was not sent elsewhere; retry after "+retry+"s")
+		"lifeline: "+kindNoun(ref.Kind)+" "+ref.ID+" is stored in region "+holder+", which cannot serve it now ("+why+
+			"); it exists only there, so the request was not sent elsewhere; retry after "+retry+"s", 0)
 }
 
 func readSmall(r io.Reader) []byte {
@@ -370,7 +180,7 @@ func readSmall(r io.Reader) []byte {
 func (g *Gateway) holder(ctx context.Context, w http.ResponseWriter, x *exchange, gen *generation, refs []objectRef) (string, objectRef, bool) {
 	holder, first := "", objectRef{}
 	for _, ref := range refs {
-		if !affinity.ValidID(ref.id) {
+		if !affinity.ValidID(ref.ID) {
 			continue // the region will reject it; no id that long or odd is ever looked up or stored
 		}
 		region, unreached := g.whereIs(ctx, gen, ref)
@@ -379,8 +189,8 @@ func (g *Gateway) holder(ctx context.Context, w http.ResponseWriter, x *exchange
 			w.Header().Set("Retry-After", "5")
 			w.Header().Set(HeaderUnreached, strings.Join(unreached, ","))
 			g.reply(w, x, http.StatusServiceUnavailable, "object_region_unavailable", "server_error",
-				"lifeline: "+ref.kind.noun()+" "+ref.id+" is not known to the regions that answered, and "+
-					strings.Join(unreached, ", ")+" could not be asked; it may be stored there; retry later")
+				"lifeline: "+kindNoun(ref.Kind)+" "+ref.ID+" is not known to the regions that answered, and "+
+					strings.Join(unreached, ", ")+" could not be asked; it may be stored there; retry later", 0)
 			return "", ref, false
 		case region == "":
 			continue
@@ -388,8 +198,8 @@ func (g *Gateway) holder(ctx context.Context, w http.ResponseWriter, x *exchange
 			holder, first = region, ref
 		case holder != region:
 			g.reply(w, x, http.StatusConflict, "objects_in_different_regions", "invalid_request_error",
-				"lifeline: "+first.kind.noun()+" "+first.id+" is stored in region "+holder+" and "+ref.kind.noun()+" "+ref.id+
-					" in region "+region+"; one request cannot use both")
+				"lifeline: "+kindNoun(first.Kind)+" "+first.ID+" is stored in region "+holder+" and "+kindNoun(ref.Kind)+" "+ref.ID+
+					" in region "+region+"; one request cannot use both", 0)
 			return "", ref, false
 		}
 	}
@@ -403,21 +213,21 @@ const locateTimeout = 10 * time.Second
 // (a 404 is an answer: not there) and remembering the answer. unreached lists the regions that could not answer
 // when the object was found nowhere else.
 func (g *Gateway) whereIs(ctx context.Context, gen *generation, ref objectRef) (region string, unreached []string) {
-	if r, ok, err := g.index.Lookup(ctx, ref.id); err == nil && ok && gen.hasRegion(r) {
+	if r, ok, err := g.index.Lookup(ctx, ref.ID); err == nil && ok && gen.hasRegion(r) {
 		return r, nil
 	}
 	type found struct {
 		region    string
 		unreached []string
 	}
-	v, _, _ := g.locating.Do(ref.id, func() (any, error) {
+	v, _, _ := g.locating.Do(ref.ID, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), locateTimeout)
 		defer cancel()
 		regions := gen.cfg.Regions
 		answers := make(chan found, len(regions))
 		for _, rc := range regions {
 			go func() {
-				status := g.ask(lctx, rc.Name, ref.kind.seg()+"/"+ref.id)
+				status := g.ask(lctx, rc.Name, kindSeg(ref.Kind)+"/"+ref.ID)
 				switch {
 				case status == http.StatusOK:
 					answers <- found{region: rc.Name}
@@ -433,7 +243,7 @@ func (g *Gateway) whereIs(ctx context.Context, gen *generation, ref objectRef) (
 			a := <-answers
 			if a.region != "" && out.region == "" {
 				out.region = a.region
-				g.index.Record(lctx, ref.id, a.region)
+				g.index.Record(lctx, ref.ID, a.region)
 			}
 			out.unreached = append(out.unreached, a.unreached...)
 		}
@@ -546,14 +356,15 @@ type listAnswer struct {
 // serveList answers a list (GET of a collection) from every region, merged: newest first, at most `limit` when
 // the client gave one, `has_more` when any region has more. x-lifeline-region names the regions that answered and
 // X-Lifeline-Unreached-Regions those that could not be asked. Every id listed is remembered for its region.
-func (g *Gateway) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request, x *exchange, gen *generation, sr storedRoute) {
+func (g *Gateway) serveList(ctx context.Context, w http.ResponseWriter, x *exchange, gen *generation, pr *failover.Request) {
+	r := pr.HTTP
 	regions := gen.cfg.Regions
 	answers := make([]listAnswer, len(regions))
 	done := make(chan struct{}, len(regions))
 	for i, rc := range regions {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			answers[i] = g.listIn(ctx, r, sr, rc.Name, gen.maxBody)
+			answers[i] = g.listIn(ctx, pr, rc.Name, gen.maxBody)
 		}()
 	}
 	for range regions {
@@ -585,7 +396,7 @@ func (g *Gateway) serveList(ctx context.Context, w http.ResponseWriter, r *http.
 		w.Header().Set("Retry-After", "5")
 		w.Header().Set(HeaderUnreached, strings.Join(unreached, ","))
 		g.reply(w, x, http.StatusServiceUnavailable, "service_unavailable", "server_error",
-			"lifeline: no region could answer the list ("+strings.Join(unreached, ", ")+")")
+			"lifeline: no region could answer the list ("+strings.Join(unreached, ", ")+")", 0)
 		return
 	}
 	sortNewestFirst(merged)
@@ -612,9 +423,9 @@ func (g *Gateway) serveList(ctx context.Context, w http.ResponseWriter, r *http.
 }
 
 // listIn asks one region for the list.
-func (g *Gateway) listIn(ctx context.Context, r *http.Request, sr storedRoute, region string, limit int64) listAnswer {
+func (g *Gateway) listIn(ctx context.Context, pr *failover.Request, region string, limit int64) listAnswer {
 	a := listAnswer{region: region}
-	resp, err := g.transport.RoundTrip(storedRequest(ctx, r, sr, nil, failover.Placement{Region: region, Unnamed: true}))
+	resp, err := g.transport.Send(pr.WithContext(failover.WithPlacement(ctx, failover.Placement{Region: region, Unnamed: true})))
 	if err != nil {
 		return a
 	}
@@ -657,9 +468,9 @@ func listJSON(items []gjson.Result, more bool) []byte {
 	b = strconv.AppendBool(b, more)
 	b = append(b, `,"first_id":`...)
 	if len(items) > 0 {
-		b = appendJSONString(b, items[0].Get("id").Str)
+		b = failover.AppendJSONString(b, items[0].Get("id").Str)
 		b = append(b, `,"last_id":`...)
-		b = appendJSONString(b, items[len(items)-1].Get("id").Str)
+		b = failover.AppendJSONString(b, items[len(items)-1].Get("id").Str)
 	} else {
 		b = append(b, `null,"last_id":null`...)
 	}

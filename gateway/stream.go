@@ -69,8 +69,7 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 	}
 	h := w.Header()
 	for k, vv := range resp.Header {
-		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie":
+		if failover.HopByHop(k) { // the engine scrubs regions' answers; this keeps the server's framing its own
 			continue
 		}
 		h[k] = vv
@@ -85,6 +84,7 @@ func (g *Gateway) respond(w http.ResponseWriter, resp *http.Response, x *exchang
 	cb := pool.Get().(*copyBuf)
 	cb.nt = 0
 	defer pool.Put(cb)
+	x.writeDeadline(g.now())
 	w.WriteHeader(resp.StatusCode)
 	if x.stream {
 		h.Del("Content-Length")
@@ -116,6 +116,7 @@ func (g *Gateway) copyBody(w http.ResponseWriter, body io.Reader, x *exchange, c
 				x.ttfb = g.now().Sub(x.start)
 			}
 			cb.keep(buf[:n])
+			x.writeDeadline(g.now())
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				x.err, x.status = "client went away: "+werr.Error(), 499
 				return
@@ -193,6 +194,7 @@ func (g *Gateway) writeEvents(w http.ResponseWriter, x *exchange, cb *copyBuf, p
 		x.ttfb = g.now().Sub(x.start)
 	}
 	cb.keep(p)
+	x.writeDeadline(g.now())
 	if _, err := w.Write(p); err != nil {
 		x.err, x.status = "client went away: "+err.Error(), 499
 		return false
@@ -221,8 +223,9 @@ func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, mi
 		b = append(b, "\n\n"...)
 	}
 	b = append(b, "data: "...)
-	b = append(b, errorJSON(code, "server_error", msg)...)
+	b = append(b, failover.ErrorBody(code, "server_error", msg)...)
 	b = append(b, "\n\n"...)
+	x.writeDeadline(g.now())
 	if _, werr := w.Write(b); werr != nil {
 		x.status = 499
 	}

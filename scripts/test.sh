@@ -19,6 +19,17 @@ echo "== deploy/: go vet and go test -race"
 dstatus=${PIPESTATUS[0]}
 [ "$status" != 0 ] || status=$dstatus
 set -e
+if [ "$status" -eq 0 ]; then
+  # The trust boundary's differential fuzz targets, each for a short bounded time (docs/security.md).
+  echo "== fuzz (bounded)"
+  for target in FuzzRequestJSON FuzzRequestMultipart FuzzRequestRoute; do
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "${LIFELINE_FUZZTIME:-10s}" -parallel 1 ./failover >"$log.fuzz" 2>&1; then
+      cat "$log.fuzz"
+      status=1
+    fi
+    tail -1 "$log.fuzz"
+  done
+fi
 passed=$(grep -c '^ok ' "$log" || true)
 failed=$(grep -c '^FAIL\s' "$log" || true)
 echo "packages: $passed passed, $failed failed"

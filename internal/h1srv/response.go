@@ -413,3 +413,11 @@ func appendHeader(b []byte, h http.Header) []byte {
 	}
 	return b
 }
+
+// SetReadDeadline sets the connection's read deadline, for http.ResponseController: it bounds
+// reading the request body.
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the connection's write deadline, for http.ResponseController: a write
+// to a client that stopped reading fails at t.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }

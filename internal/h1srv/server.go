@@ -312,6 +312,7 @@ func (c *conn) serve() {
 		c.s.untrack(c)
 	}()
 	first := true
+	accepted := time.Now()
 	for {
 		// Wait for the next request without holding a buffer.
 		if (c.br == nil || c.br.Buffered() == 0) && len(c.lr.pre) == 0 {
@@ -340,7 +341,13 @@ func (c *conn) serve() {
 			c.state.Store(stateActive)
 		}
 		if d := c.s.ReadHeaderTimeout; d > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(d))
+			// The first request's head counts from the connection's start, as net/http's does: a client cannot
+			// restart the clock by sending one byte. A later request's counts from its first bytes.
+			start := time.Now()
+			if first {
+				start = accepted
+			}
+			c.nc.SetReadDeadline(start.Add(d))
 		} else {
 			c.nc.SetReadDeadline(time.Time{})
 		}
