@@ -116,10 +116,11 @@ func TestRealtimeProxied(t *testing.T) {
 					t.Errorf("open session not in /admin/regions (the status page): %+v", view)
 				}
 				c.Close(websocket.StatusNormalClosure, "")
+				// Wait for this session to close before the next opens: the gauge must read 1 then, not 2.
+				eventually(t, "sessions to close", 5*time.Second, func() bool {
+					return strings.Contains(h.metrics(), `lifeline_realtime_sessions{region="eastus"} 0`) && h.sim.Region("eastus").RealtimeSessions() == 0
+				})
 			}
-			eventually(t, "sessions to close", 5*time.Second, func() bool {
-				return strings.Contains(h.metrics(), `lifeline_realtime_sessions{region="eastus"} 0`) && h.sim.Region("eastus").RealtimeSessions() == 0
-			})
 		})
 	}
 }
