@@ -130,4 +130,3 @@ func TestScenarioTiny(t *testing.T) {
 		}
 	}
 }
-

@@ -21,7 +21,7 @@ type Sample struct {
 	Primary  bool          `json:"primary"` // answered by the primary region
 	Region   string        `json:"region,omitempty"`
 	NoDone   bool          `json:"no_done,omitempty"`
-	Err      string        `json:"err,omitempty"`     // final error
+	Err      string        `json:"err,omitempty"` // final error
 	FirstErr string        `json:"first_err,omitempty"`
 	done     bool
 }
