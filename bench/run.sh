@@ -5,8 +5,8 @@
 #   tls    clients on TLS, regions on HTTPS
 #   plain  clients and regions on plain HTTP (the second table)
 #
-#   bench/run.sh                 full run (about 25 minutes)
-#   bench/run.sh --quick         smoke run (a few minutes; do not quote its numbers)
+#   bench/run.sh                 full run (about 40 minutes: 25, then the continuity scenario, bench/continuity.sh)
+#   bench/run.sh --quick         smoke run (about 12 minutes; do not quote its numbers); CONTINUITY=0 leaves continuity out
 #   PATHS="https" bench/run.sh   only some paths (the main path's scenarios are the longest)
 #
 # Installs its peers itself (apt: nginx wrk; go install: caddy k6; npm: @portkey-ai/gateway), builds
@@ -59,7 +59,7 @@ PATHS=${PATHS:-https tls plain}
 
 # WRK: closed loop; the CPU time of the peer's processes over each run is divided by the requests it answered.
 if ((QUICK)); then
-	MAXSECS=900
+	MAXSECS=1500
 	SEQ="-rounds 2 -n 500 -warmup 100"
 	K6="-rounds 1 -rates 500,2000 -duration 3s"
 	WRK="-rounds 2 -duration 3s" WRK2=$WRK
@@ -67,7 +67,7 @@ if ((QUICK)); then
 	FO="-rounds 1 -duration 3s -warmup 3s"
 	STREAMS_N=2000 STREAMS_HOLD=2s STREAMS_RAMP=30s
 else
-	MAXSECS=2700
+	MAXSECS=4200
 	SEQ="-rounds 5 -n 2000 -warmup 200"
 	K6="-rounds 3 -rates 500,1500 -duration 3s"
 	WRK="-rounds 9 -duration 3s" WRK2="-rounds 5 -duration 3s" # WRK2: the tls and plain paths
@@ -530,6 +530,16 @@ if [[ -x $BENCH/staleness.sh ]] && ((!QUICK)); then
 	say "scenario staleness (bench/staleness.sh)"
 	loadavg staleness
 	"$BENCH/staleness.sh" >>"$LOG" 2>&1 || say "bench/staleness.sh failed (see $LOG)"
+fi
+# The continuity scenario (issue 12): gray faults on simulated regions, Lifeline on its default policy beside nginx
+# and Portkey configured to fail over; its own ports and processes; writes results/CONTINUITY.md (a quick run
+# writes .work/continuity/CONTINUITY-quick.md instead). A failure does not stop the run.
+if [[ -x $BENCH/continuity.sh && ${CONTINUITY:-1} != 0 ]]; then
+	say "scenario continuity (bench/continuity.sh)"
+	loadavg continuity
+	c=(--no-install)
+	((QUICK)) && c+=(--quick)
+	"$BENCH/continuity.sh" "${c[@]}" >>"$LOG" 2>&1 || say "bench/continuity.sh failed (see $LOG and bench/.work/continuity/continuity.log)"
 fi
 loadavg end
 

@@ -126,7 +126,7 @@ func readStream(ctx context.Context, body io.Reader, o outcome) outcome {
 		case strings.HasPrefix(s, "data:"):
 			data := strings.TrimSpace(s[len("data:"):])
 			if event == "error" {
-				o.err = "error event: " + clip(data, 120)
+				o.err = "error event: " + errMessage([]byte(data))
 				return o
 			}
 			if data == "[DONE]" {
@@ -144,7 +144,7 @@ func readStream(ctx context.Context, body io.Reader, o outcome) outcome {
 				return o
 			}
 			if len(v.Error) > 0 && string(v.Error) != "null" {
-				o.err = "error event: " + clip(string(v.Error), 120)
+				o.err = "error event: " + errMessage([]byte(data))
 				return o
 			}
 			for _, ch := range v.Choices {
@@ -243,6 +243,25 @@ func errorCode(b []byte) string {
 		return fmt.Sprint(v.Error.Code)
 	}
 	return ""
+}
+
+// errMessage is the message of an error event or body ({"error":{"message":...}}), or the data itself.
+func errMessage(b []byte) string {
+	var v struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(b, &v) == nil {
+		if v.Error.Message != "" {
+			return clip(v.Error.Message, 200)
+		}
+		if v.Message != "" {
+			return clip(v.Message, 200)
+		}
+	}
+	return clip(string(b), 200)
 }
 
 func short(ctx context.Context, err error) string {

@@ -81,6 +81,8 @@ type Plan struct {
 	// ContextWindow is the primary name's context window in the context_length fault (tokens); the fault's
 	// prompts are twice as long, the baseline's far shorter.
 	ContextWindow int `json:"context_window"`
+	// Notes are said in the report, after the peers (what the harness saw that the figures do not show).
+	Notes []string `json:"notes,omitempty"`
 	// CA is a PEM file the client trusts for https:// peers; the simulators' control APIs are plain HTTP.
 	CA string `json:"ca,omitempty"`
 }

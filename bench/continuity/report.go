@@ -77,8 +77,9 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
 - **errors**: requests sent while the fault lasted that failed as the application sees them: an HTTP error after the
   client's retries, a broken stream, a stream without `+"`finish_reason`"+`, an error event, or the client's timeout.
   **first attempt**: the same without retries (what a client with retries off sees).
-- **added time**: mean time per request (to the last byte of the answer) while the fault lasted, minus the same peer's
-  mean in the baseline; p99 and the longest in brackets.
+- **added time**: mean time per request (to the last byte of the answer, retries included) while the fault lasted,
+  minus the same peer's mean in the baseline; p99 and the longest in brackets. Failures count with the time they
+  took, so a peer that fails fast can show less than zero.
 - **on primary**: answers from the primary while the fault lasted (a gateway that keeps sending to a broken region).
 - **recovery**: from the heal to the first answer from the primary, and to the first of %d answers in a row all from
   the primary (all traffic back); "not within" when it did not happen before traffic stopped.
@@ -131,6 +132,9 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
 				fmt.Fprintf(w, "  - `%s`: cannot: %s\n", f.Name, why)
 			}
 		}
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "\n%s\n", n)
 	}
 	if len(m.Versions) > 0 {
 		fmt.Fprintf(w, "\nVersions: %s.\n", strings.Join(m.Versions, "; "))

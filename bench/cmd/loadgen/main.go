@@ -12,6 +12,7 @@
 //	loadgen streams  -targets T.json -n 10000 -hold 5s -out streams.json
 //	loadgen rss      -targets T.json -out rss.json
 //	loadgen certs    -dir DIR (the CA and the server certificate of the HTTPS paths)
+//	loadgen continuity -plan P.json -out continuity.json -md CONTINUITY.md (bench/continuity.sh)
 package main
 
 import (
@@ -22,18 +23,19 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen seq|sse|wrk|k6|failover|streams|rss|certs [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen seq|sse|wrk|k6|failover|streams|rss|certs|continuity [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"seq":      runSeq,
-		"sse":      runSSE,
-		"wrk":      runWrk,
-		"k6":       runK6,
-		"failover": runFailover,
-		"streams":  runStreams,
-		"rss":      runRSS,
-		"certs":    runCerts,
+		"seq":        runSeq,
+		"sse":        runSSE,
+		"wrk":        runWrk,
+		"k6":         runK6,
+		"failover":   runFailover,
+		"streams":    runStreams,
+		"rss":        runRSS,
+		"certs":      runCerts,
+		"continuity": runContinuity,
 		"gomaxprocs": func([]string) error {
 			fmt.Println(runtime.GOMAXPROCS(0)) // what a Go server started the same way gets
 			return nil

@@ -117,10 +117,11 @@ type meta struct {
 }
 
 type run struct {
-	meta      meta
-	staleness bool // results/STALENESS.md exists beside the report
-	paths     map[string]*pathRun
-	loadavg   []struct{ Scenario, LoadAverage string }
+	meta       meta
+	staleness  bool // results/STALENESS.md exists beside the report
+	continuity bool // results/CONTINUITY.md exists beside the report
+	paths      map[string]*pathRun
+	loadavg    []struct{ Scenario, LoadAverage string }
 }
 
 // pathRun is what one path's scenarios measured; a scenario that did not run is nil.
@@ -145,6 +146,9 @@ func main() {
 	}
 	if _, err := os.Stat(filepath.Join(*out, "STALENESS.md")); err == nil {
 		r.staleness = true
+	}
+	if _, err := os.Stat(filepath.Join(*out, "CONTINUITY.md")); err == nil {
+		r.continuity = true
 	}
 	md, verdicts := r.markdown()
 	if err := os.WriteFile(filepath.Join(*out, "REPORT.md"), []byte(md), 0o644); err != nil {

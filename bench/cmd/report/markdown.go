@@ -74,6 +74,9 @@ func (r *run) markdown() (string, []verdict) {
 	}
 	w("## Other benchmarks\n\n")
 	w("- Where Lifeline's time and memory go on the production path: [PROFILE.md](PROFILE.md).\n")
+	if r.continuity {
+		w("- Continuity under gray failures (issue 12): errors, added time per request and time to recover for each fault, Lifeline on its default policy beside nginx and Portkey configured to fail over: [CONTINUITY.md](CONTINUITY.md), written by `bench/continuity.sh`.\n")
+	}
 	if r.staleness {
 		w("- Shared state across replicas (issue 14): [STALENESS.md](STALENESS.md), written by `bench/staleness.sh`.\n")
 	}
