@@ -82,7 +82,9 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
   took, so a peer that fails fast can show less than zero.
 - **on primary**: answers from the primary while the fault lasted (a gateway that keeps sending to a broken region).
 - **recovery**: from the heal to the first answer from the primary, and to the first of %d answers in a row all from
-  the primary (all traffic back); "not within" when it did not happen before traffic stopped.
+  the primary (all traffic back); "not within" when it did not happen before traffic stopped. A peer that never
+  moved traffic away from the primary (it tries the primary first on every request) is back at once: read this
+  column with the errors and the added time it paid for that.
 
 `, p.Tokens, p.Rate, p.Retries, p.Timeout.D(), p.Baseline.D(), p.Fault.D(), p.Flap.D(), p.Throttle.D(), p.Back, p.Recover.D(), p.Back)
 	fmt.Fprintf(w, "| fault | peer | errors | first attempt | added time per request | on primary | recovery: first / all back |\n")
