@@ -71,7 +71,8 @@ HTTPS, time to first token 200 ms, 50 tokens/s, answers of %d tokens). Faults ar
 same moment through the simulator's control API (`+"`POST /regions/{name}/fault`"+`), one fault after the other. Each
 peer gets %.0f requests per second, open loop (users do not wait for each other), from a client that behaves as the
 official SDKs with their defaults: HTTP/1.1, retries as openai-go makes them (%d, after the Retry-After hint), a
-bound of %v on the whole request. Per fault: %v of healthy traffic (the baseline), the fault (%v; the flap %v; the
+bound of %v on the whole request. Per fault and peer: traffic until the peer answers %d requests in a row from its
+primary (so that no fault starts while the one before still shows), %v of healthy traffic (the baseline), the fault (%v; the flap %v; the
 throttle %v), then the heal and traffic until %d answers in a row come from the primary, or %v.
 
 - **errors**: requests sent while the fault lasted that failed as the application sees them: an HTTP error after the
@@ -86,7 +87,7 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
   moved traffic away from the primary (it tries the primary first on every request) is back at once: read this
   column with the errors and the added time it paid for that.
 
-`, p.Tokens, p.Rate, p.Retries, p.Timeout.D(), p.Baseline.D(), p.Fault.D(), p.Flap.D(), p.Throttle.D(), p.Back, p.Recover.D(), p.Back)
+`, p.Tokens, p.Rate, p.Retries, p.Timeout.D(), p.Back, p.Baseline.D(), p.Fault.D(), p.Flap.D(), p.Throttle.D(), p.Back, p.Recover.D(), p.Back)
 	fmt.Fprintf(w, "| fault | peer | errors | first attempt | added time per request | on primary | recovery: first / all back |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Faults {
@@ -96,6 +97,9 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
 			peer := run.Peer
 			if run.Cannot != "" {
 				peer += " ¹"
+			}
+			if run.Unsettled {
+				peer += " ²"
 			}
 			if run.Error != "" {
 				fmt.Fprintf(w, "| %s | %s | run failed: %s | | | | |\n", name, peer, strings.ReplaceAll(run.Error, "|", "/"))
@@ -114,6 +118,7 @@ throttle %v), then the heal and traffic until %d answers in a row come from the 
 		}
 	}
 	fmt.Fprintf(w, "\n¹ the peer cannot be configured to handle this fault (below); it ran anyway, so the row shows what its clients get.\n")
+	fmt.Fprintf(w, "² the peer had not sent %d answers in a row from its primary within %v before this fault's baseline (the fault before still showed).\n", p.Back, p.Recover.D())
 	fmt.Fprintf(w, "\n## The faults\n\n| fault | traffic | what the primary does |\n|---|---|---|\n")
 	for _, f := range r.Faults {
 		t := "not streamed"

@@ -13,7 +13,7 @@ import (
 type Sample struct {
 	Seq      int           `json:"seq"`
 	Sent     time.Duration `json:"sent_ns"`
-	Phase    string        `json:"phase"` // baseline, fault, after
+	Phase    string        `json:"phase"` // settle, baseline, fault, after
 	Took     time.Duration `json:"took_ns"`
 	OK       bool          `json:"ok"`
 	FirstOK  bool          `json:"first_ok"` // the first attempt succeeded (a client without retries)
@@ -31,11 +31,16 @@ type PeerRun struct {
 	Peer   string `json:"peer"`
 	Cannot string `json:"cannot,omitempty"` // why the peer cannot be configured for this fault
 	Error  string `json:"error,omitempty"`  // the run itself failed (the control API did not answer...)
-	// FaultAt and HealAt are offsets from the run's start; HealAt is 0 for a fault that does not heal.
-	FaultAt time.Duration `json:"fault_at_ns"`
-	HealAt  time.Duration `json:"heal_at_ns"`
-	Samples []Sample      `json:"samples"`
-	Stats   Stats         `json:"stats"`
+	// BaselineAt, FaultAt and HealAt are offsets from the run's start (settling comes first); HealAt is 0 for a
+	// fault that does not heal.
+	BaselineAt time.Duration `json:"baseline_at_ns"`
+	FaultAt    time.Duration `json:"fault_at_ns"`
+	// Unsettled: the peer did not answer Back requests in a row from its primary within Recover before the
+	// baseline (an earlier fault's effect was still there).
+	Unsettled bool          `json:"unsettled,omitempty"`
+	HealAt    time.Duration `json:"heal_at_ns"`
+	Samples   []Sample      `json:"samples"`
+	Stats     Stats         `json:"stats"`
 }
 
 // Stats are the figures of one run.
@@ -123,17 +128,19 @@ func runFault(ctx context.Context, cl *client, p Plan, pe Peer, f Fault, logf fu
 		wg      sync.WaitGroup
 	)
 	start := time.Now()
-	faultAt := p.Baseline.D()
-	healAt := faultAt + f.length(&p)
-	end := healAt + p.Recover.D()
-	if !f.Heals {
-		end = healAt
+	// settle: traffic until the peer answers from its primary (what an earlier fault left behind, a breaker still
+	// open, a slow start, nginx's fail_timeout, has passed), at most Recover; then the baseline, the fault, the heal.
+	var baseAt, faultAt, healAt, end time.Duration
+	setTimes := func(now time.Duration) {
+		baseAt = now
+		faultAt = now + p.Baseline.D()
+		healAt = faultAt + f.length(&p)
+		end = healAt + p.Recover.D()
+		if !f.Heals {
+			end = healAt
+		}
 	}
-	run.FaultAt = faultAt
-	if f.Heals {
-		run.HealAt = healAt
-	}
-	phase := "baseline"
+	phase := "settle"
 	interval := time.Duration(float64(time.Second) / p.Rate)
 	next := time.Duration(0)
 	lastCheck := time.Duration(0)
@@ -148,6 +155,19 @@ func runFault(ctx context.Context, cl *client, p Plan, pe Peer, f Fault, logf fu
 			break
 		}
 		now := time.Since(start)
+		if phase == "settle" && now-lastCheck >= 250*time.Millisecond {
+			lastCheck = now
+			mu.Lock()
+			settled := backAt(samples, "settle", 0, p.Back) >= 0
+			mu.Unlock()
+			if settled || now >= p.Recover.D() {
+				if !settled {
+					run.Unsettled = true
+				}
+				setTimes(now)
+				phase = "baseline"
+			}
+		}
 		if phase == "baseline" && now >= faultAt {
 			for role, fault := range f.set(&p) {
 				if err := s.fault(ctx, roles[role], fault); err != nil {
@@ -172,7 +192,7 @@ func runFault(ctx context.Context, cl *client, p Plan, pe Peer, f Fault, logf fu
 			if now-lastCheck >= 250*time.Millisecond {
 				lastCheck = now
 				mu.Lock()
-				back := backAt(samples, healAt, p.Back)
+				back := backAt(samples, "after", healAt, p.Back)
 				mu.Unlock()
 				if back >= 0 {
 					break
@@ -209,16 +229,21 @@ func runFault(ctx context.Context, cl *client, p Plan, pe Peer, f Fault, logf fu
 	for _, smp := range samples {
 		run.Samples = append(run.Samples, *smp)
 	}
-	run.Stats = stats(run.Samples, faultAt, healAt, f.Heals, p.Back, stopped)
+	run.BaselineAt, run.FaultAt = baseAt, faultAt
+	if f.Heals {
+		run.HealAt = healAt
+	}
+	run.Stats = stats(run.Samples, healAt, f.Heals, p.Back, stopped)
 	return run
 }
 
-// backAt is the offset from the heal of the first request sent after it that starts a run of n answers in a row
-// (in the order they were sent) all from the primary, or -1. A request still in flight ends the search.
-func backAt(samples []*Sample, healAt time.Duration, n int) time.Duration {
+// backAt is the offset from the heal of the first request sent in phase (after the heal, or settling) that starts
+// a run of n answers in a row (in the order they were sent) all from the primary, or -1. A request still in flight
+// ends the search.
+func backAt(samples []*Sample, phase string, healAt time.Duration, n int) time.Duration {
 	run, from := 0, time.Duration(-1)
 	for _, s := range samples {
-		if s.Phase != "after" {
+		if s.Phase != phase {
 			continue
 		}
 		if !s.done {
@@ -239,7 +264,7 @@ func backAt(samples []*Sample, healAt time.Duration, n int) time.Duration {
 	return -1
 }
 
-func stats(samples []Sample, faultAt, healAt time.Duration, heals bool, back int, stopped time.Duration) Stats {
+func stats(samples []Sample, healAt time.Duration, heals bool, back int, stopped time.Duration) Stats {
 	var st Stats
 	var base, during []time.Duration
 	kinds := map[string]int{}
@@ -250,10 +275,7 @@ func stats(samples []Sample, faultAt, healAt time.Duration, heals bool, back int
 		ptrs[i] = s
 		switch s.Phase {
 		case "baseline":
-			// the first second warms connections and the peer's learned delays
-			if s.Sent >= time.Second || faultAt < 2*time.Second {
-				base = append(base, s.Took)
-			}
+			base = append(base, s.Took)
 		case "fault":
 			st.Requests++
 			during = append(during, s.Took)
@@ -282,7 +304,7 @@ func stats(samples []Sample, faultAt, healAt time.Duration, heals bool, back int
 		}
 	}
 	if heals {
-		st.Back = backAt(ptrs, healAt, back)
+		st.Back = backAt(ptrs, "after", healAt, back)
 		st.Window = stopped - healAt
 	}
 	st.Baseline = len(base)
