@@ -67,13 +67,14 @@ func (r *Result) Markdown(w io.Writer, m Meta) {
 	}
 	fmt.Fprintf(w, `
 Each peer sits in front of two simulated regions of its own (`+"`lifeline sim --tls`"+`: a primary and a secondary,
-HTTPS, time to first token 200 ms, 50 tokens/s, answers of %d tokens). Faults are set on every peer's primary at the
-same moment through the simulator's control API (`+"`POST /regions/{name}/fault`"+`), one fault after the other. Each
-peer gets %.0f requests per second, open loop (users do not wait for each other), from a client that behaves as the
+HTTPS, time to first token 200 ms, 50 tokens/s, answers of %d tokens). Faults are set on each peer's primary through
+the simulator's control API (`+"`POST /regions/{name}/fault`"+`), one fault after the other; the peers run at the same
+time, each on its own schedule. Each peer gets %.0f requests per second, open loop (users do not wait for each other), from a client that behaves as the
 official SDKs with their defaults: HTTP/1.1, retries as openai-go makes them (%d, after the Retry-After hint), a
 bound of %v on the whole request. Per fault and peer: traffic until the peer answers %d requests in a row from its
-primary (so that no fault starts while the one before still shows), %v of healthy traffic (the baseline), the fault (%v; the flap %v; the
-throttle %v), then the heal and traffic until %d answers in a row come from the primary, or %v.
+primary (so that no fault starts while the one before still shows), %v of healthy traffic (the baseline), the
+fault (%v; the flap %v; the throttle %v), then the heal and traffic until %d answers in a row come from the primary,
+or %v.
 
 - **errors**: requests sent while the fault lasted that failed as the application sees them: an HTTP error after the
   client's retries, a broken stream, a stream without `+"`finish_reason`"+`, an error event, or the client's timeout.
