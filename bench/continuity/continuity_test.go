@@ -124,7 +124,7 @@ func TestScenarioTiny(t *testing.T) {
 	}
 	var md bytes.Buffer
 	res.Markdown(&md, continuity.Meta{Commit: "test", Quick: true, LoadAverage: "1 1 1"})
-	for _, want := range []string{"| `cut_stream` | lifeline |", "| `context_length` | direct ¹ |", "absent**: not run: not installed here"} {
+	for _, want := range []string{"| fault | lifeline | direct |", "| `cut_stream` | lifeline |", "| `context_length` | direct ¹ |", "absent**: not run: not installed here"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

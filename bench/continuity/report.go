@@ -89,6 +89,8 @@ or %v.
   column with the errors and the added time it paid for that.
 
 `, p.Tokens, p.Rate, p.Retries, p.Timeout.D(), p.Back, p.Baseline.D(), p.Fault.D(), p.Flap.D(), p.Throttle.D(), p.Back, p.Recover.D(), p.Back)
+	r.summary(w)
+	fmt.Fprintf(w, "\n## Every figure\n\n")
 	fmt.Fprintf(w, "| fault | peer | errors | first attempt | added time per request | on primary | recovery: first / all back |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Faults {
@@ -170,4 +172,42 @@ func recov(d, window time.Duration) string {
 		return "not within " + secs(window)
 	}
 	return secs(d)
+}
+
+// summary is one row per fault and one column per peer: errors, added mean time, time until all traffic is back.
+func (r *Result) summary(w io.Writer) {
+	var peers []string
+	for _, pe := range r.Plan.Peers {
+		if pe.Skip == "" {
+			peers = append(peers, pe.Name)
+		}
+	}
+	fmt.Fprintf(w, "In short: errors the application saw / requests sent while the fault lasted; mean added time per request; "+
+		"time from the heal until all traffic was on the primary again (¹: the peer cannot be configured for this fault).\n\n")
+	fmt.Fprintf(w, "| fault | %s |\n|---|%s\n", strings.Join(peers, " | "), strings.Repeat("---|", len(peers)))
+	for _, f := range r.Faults {
+		cells := make([]string, len(peers))
+		for i, name := range peers {
+			cells[i] = "not run"
+			for _, run := range f.Runs {
+				if run.Peer != name {
+					continue
+				}
+				if run.Error != "" {
+					cells[i] = "run failed"
+					break
+				}
+				s := run.Stats
+				c := fmt.Sprintf("%d/%d, %s", s.Errors, s.Requests, plus(s.AddedMean))
+				if f.Heals {
+					c += ", back " + recov(s.Back, s.Window)
+				}
+				if run.Cannot != "" {
+					c += " ¹"
+				}
+				cells[i] = c
+			}
+		}
+		fmt.Fprintf(w, "| `%s` | %s |\n", f.Name, strings.Join(cells, " | "))
+	}
 }
