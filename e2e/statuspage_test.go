@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lifeline-sre/lifeline/internal/redistest"
 	"github.com/lifeline-sre/lifeline/internal/stacktest"
 	"github.com/lifeline-sre/lifeline/sim"
 )
@@ -285,4 +286,91 @@ func pageText(ctx context.Context) string {
 		return "(page text unavailable: " + err.Error() + ")"
 	}
 	return text
+}
+
+// TestStatusPageSharedState runs two replicas sharing state through a real redis-server, with headless Chromium on
+// replica a's status page: a disable made on replica b shows on a's page with who, why and where, and every
+// replica's view shows the region disabled; when Redis dies the page says that each replica serves on its own state
+// and keeps the last known switches; when Redis returns the replicas are in step again and an enable on a reaches b.
+func TestStatusPageSharedState(t *testing.T) {
+	rdb, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rdb.Close)
+	regions := []string{"eastus", "westus"}
+	shared := func(replica string) string {
+		return fmt.Sprintf("{replica: %s, sync_interval: 300ms, redis: {addr: %q, key_prefix: 'statuspage:'}}", replica, rdb.Addr)
+	}
+	a := stacktest.StartWith(t, regions, stacktest.Options{StatusRefresh: 500 * time.Millisecond, State: shared("replica-a")})
+	b := stacktest.StartWith(t, regions, stacktest.Options{Sim: a.Sim, StatusRefresh: 500 * time.Millisecond, State: shared("replica-b")})
+	stop := traffic(t, a)
+	defer stop()
+
+	ctx, cancel := browser(t, 1280, 1000)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.AdminURL+"/status?key="+stacktest.AdminKey)); err != nil {
+		t.Fatalf("opening the status page: %v", err)
+	}
+	status := `document.getElementById("shared-status").textContent`
+	replicaSees := func(replica, region string) string {
+		return fmt.Sprintf(`((document.querySelector('#replicas tr[data-replica=%q] td[data-region=%q]')||{}).textContent||"")`, replica, region)
+	}
+	waitJS(t, ctx, "Redis up and both replicas", status+`.startsWith("Redis reachable: 2 replicas") && `+
+		replicaSees("replica-a", "eastus")+` === "healthy" && `+replicaSees("replica-b", "eastus")+` === "healthy" && `+
+		`document.getElementById("redis").textContent === "redis up" && document.getElementById("replica").textContent === "replica-a"`, 30*time.Second)
+
+	// A disable on replica b, with who and why: a's page shows it in the switches, in both replicas' views and on
+	// the region's card.
+	adminPost(t, b.AdminURL+"/admin/regions/eastus/disable", `{"by":"alice","reason":"INC-42: eastus flaps"}`)
+	sw := func(f string) string {
+		return fmt.Sprintf(`((document.querySelector('#switches tr[data-region="eastus"] [data-field=%q]')||{}).textContent||"")`, f)
+	}
+	waitJS(t, ctx, "b's disable of eastus with who, why and where", sw("switch")+` === "disabled" && `+sw("by")+` === "alice" && `+
+		sw("reason")+` === "INC-42: eastus flaps" && `+sw("origin")+` === "replica-b"`, 20*time.Second)
+	waitJS(t, ctx, "eastus disabled in every replica's view and on its card", replicaSees("replica-a", "eastus")+` === "disabled" && `+
+		replicaSees("replica-b", "eastus")+` === "disabled" && `+replicaSees("replica-b", "westus")+` === "healthy" && `+
+		field("eastus", "state")+` === "disabled" && `+field("eastus", "reason")+`.includes("by alice on replica replica-b")`, 20*time.Second)
+	noOverflow(t, ctx, 1280)
+	screenshot(t, ctx, "status-shared.png")
+
+	// Redis dies: the page says so; the replica goes on serving on its own state, the switch still in force.
+	rdb.Kill()
+	waitJS(t, ctx, "Redis unreachable", status+`.startsWith("Redis unreachable: each replica serves on its own state") && `+
+		`document.getElementById("redis").textContent === "redis DOWN" && `+
+		`document.querySelector("#replicas tbody").textContent.includes("unknown while Redis is unreachable")`, 30*time.Second)
+	if got := eval[string](t, ctx, field("eastus", "state")); got != "disabled" {
+		t.Errorf("eastus shows %q while Redis is down; the switch is still in force", got)
+	}
+	if !eval[bool](t, ctx, `document.getElementById("banner").hidden`) {
+		t.Error("Redis down is not the gateway down: the page's own data is fresh, yet it says stale")
+	}
+	noOverflow(t, ctx, 1280)
+	screenshot(t, ctx, "status-redis-down.png")
+
+	// Redis returns empty: each replica republishes what it holds, and an enable on a reaches b.
+	if err := rdb.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "Redis back with both replicas", status+`.startsWith("Redis reachable: 2 replicas") && `+sw("origin")+` === "replica-b"`, 30*time.Second)
+	adminPost(t, a.AdminURL+"/admin/regions/eastus/enable", `{"by":"bob","reason":"INC-42 over"}`)
+	waitJS(t, ctx, "a's enable of eastus seen by b", sw("switch")+` === "enabled" && `+sw("by")+` === "bob" && `+sw("origin")+` === "replica-a (this one)" && `+
+		replicaSees("replica-b", "eastus")+` === "healthy"`, 20*time.Second)
+}
+
+// adminPost sends an admin POST with a JSON body and fails the test unless it answers 200.
+func adminPost(t *testing.T, url, body string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+stacktest.AdminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, out)
+	}
 }

@@ -34,7 +34,7 @@ func (g *Gateway) finish(r *http.Request, x *exchange) {
 	if x.span != nil {
 		g.trace.end(x)
 	}
-	g.hist.request(x.start.Add(elapsed), x.region, x.status, x.streamErr != "", x.hedged, elapsed)
+	g.hist.request(x.start.Add(elapsed), x.region, x.status, x.streamErr != "", elapsed)
 	cs := g.metrics.client(x.client, x.op, x.status)
 	cs.requests.Inc()
 	if x.usage.prompt > 0 {

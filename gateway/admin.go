@@ -92,11 +92,23 @@ type RegionView struct {
 	Reason      string     `json:"reason,omitempty"`
 	StateReason string     `json:"state_reason,omitempty"`
 	StateSince  *time.Time `json:"state_since,omitempty"`
-	// NextProbe is when the region may next be tried (a trial request or an active probe), while it is open.
-	NextProbe   *time.Time       `json:"next_probe,omitempty"`
+	// NextProbe is when the next active probe goes (policy.breaker.probe_interval), while the region is out of
+	// service; OpenUntil is when a client request may be its trial. LastProbe is the last active probe's result.
+	NextProbe *time.Time `json:"next_probe,omitempty"`
+	LastProbe *ProbeView `json:"last_probe,omitempty"`
+	// Switch is the manual switch in force for the region (disable or enable, who, why, when and, with
+	// state.redis, on which replica); nil when nobody switched it since the gateway started.
+	Switch      *SwitchView      `json:"switch,omitempty"`
 	Last15m     Recent           `json:"last_15m"`
 	Deployments []DeploymentView `json:"deployments"`
 	Entra       *EntraView       `json:"entra,omitempty"` // nil for an API-key region
+}
+
+// ProbeView is the last active probe of a region.
+type ProbeView struct {
+	At        time.Time `json:"at"`
+	Outcome   string    `json:"outcome"` // ok, or what failed (timeout, connect_error, server_error...)
+	LatencyMS float64   `json:"latency_ms"`
 }
 
 // DeploymentView is one client-visible name in one region.
@@ -134,6 +146,7 @@ func (g *Gateway) Regions() RegionsView {
 		sv := g.shared.View()
 		v.Shared = &sv
 	}
+	switches := g.switchViews()
 	for _, r := range g.transport.Regions() {
 		rv := RegionView{Name: r.Name, Endpoint: r.Endpoint, State: r.State.String(), StateCode: int(r.State),
 			Priority: r.Priority, Weight: r.Weight, ErrorRate: r.ErrorRate, Attempts: r.Attempts,
@@ -142,8 +155,15 @@ func (g *Gateway) Regions() RegionsView {
 			RealtimeSessions: g.realtime.count(r.Name)}
 		rv.DegradedReasons = degraded(r, gen.cfg.Policy.Breaker)
 		rv.Degraded = len(rv.DegradedReasons) > 0
-		rv.StateReason, rv.StateSince, rv.NextProbe = r.StateReason, timePtr(r.StateSince), timePtr(r.OpenUntil)
+		rv.StateReason, rv.StateSince, rv.NextProbe = r.StateReason, timePtr(r.StateSince), timePtr(r.NextProbe)
+		if p := r.LastProbe; p != nil {
+			rv.LastProbe = &ProbeView{At: p.At.UTC(), Outcome: p.Outcome, LatencyMS: float64(p.Latency.Microseconds()) / 1000}
+		}
+		rv.Switch = switches[r.Name]
 		rv.Display, rv.Reason = describeRegion(r, rv.DegradedReasons, gen.cfg.Policy.Breaker, v.Now)
+		if rv.Display == "disabled" && rv.Switch != nil && rv.Switch.Disabled {
+			rv.Reason = rv.Switch.describe(r.Name, g.replica())
+		}
 		rv.Last15m = g.hist.recent(r.Name, v.Now)
 		for _, d := range r.Deployments {
 			rv.Deployments = append(rv.Deployments, DeploymentView{Name: d.Name, Deployment: d.Deployment,
@@ -225,6 +245,9 @@ func (g *Gateway) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
 		err = g.transport.Enable(name)
 	default:
 		err = g.transport.Disable(name)
+	}
+	if err == nil && g.shared == nil {
+		g.switches.set(name, SwitchView{Disabled: !on, By: note.By, Reason: note.Reason, At: g.now().UTC()})
 	}
 	if errors.Is(err, failover.ErrUnknownRegion) {
 		writeJSONError(w, http.StatusNotFound, "unknown_region", "no region is named "+strconv.Quote(name))

@@ -50,7 +50,7 @@ func TestAdminAuth(t *testing.T) {
 // GET /admin/regions/{name} is one region's entry of GET /admin/regions; an unknown name is 404.
 func TestAdminOneRegion(t *testing.T) {
 	h := startHarness(t, harnessOpts{})
-	h.admin("POST", "/admin/regions/westus/disable", adminKey)
+	h.admin("POST", "/admin/regions/westus/disable?by=alice&reason=INC-42", adminKey)
 	resp, body := h.admin("GET", "/admin/regions/westus", adminKey)
 	wantStatus(t, resp, body, 200)
 	var one gateway.RegionView
@@ -59,6 +59,11 @@ func TestAdminOneRegion(t *testing.T) {
 	}
 	if one.Name != "westus" || one.State != "disabled" || one.Priority != 2 || len(one.Deployments) != 3 || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("GET /admin/regions/westus: %+v", one)
+	}
+	// Who disabled it and why stay with the region (without state.redis too) and are what its card says.
+	if sw := one.Switch; sw == nil || !sw.Disabled || sw.By != "alice" || sw.Reason != "INC-42" || sw.Replica != "" ||
+		!strings.HasPrefix(one.Reason, "disabled by hand: by alice at ") || !strings.Contains(one.Reason, ", because: INC-42 (POST /admin/regions/westus/enable") {
+		t.Errorf("the switch of westus: %+v, reason %q", one.Switch, one.Reason)
 	}
 	resp, body = h.admin("GET", "/admin/regions/mars", adminKey)
 	wantStatus(t, resp, body, 404)

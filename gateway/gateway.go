@@ -107,8 +107,9 @@ type Gateway struct {
 	hardStop context.CancelFunc
 	started  time.Time
 
-	trace *tracing // nil: no tracing
-	hist  history  // the status page's last 15 minutes
+	trace    *tracing    // nil: no tracing
+	hist     history     // the status page's last 15 minutes
+	switches switchNotes // who switched each region by hand and why, without state.redis (shared.go)
 }
 
 // generation is what a config decides for the gateway itself (the engine keeps its own). A request loads it

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lifeline-sre/lifeline/failover"
 )
 
 // The status page's history: per region, what happened in each 5-second slot of the last 15 minutes.
@@ -12,9 +14,27 @@ const (
 	historySlots = int(15 * time.Minute / historyStep)
 )
 
-// history counts requests, errors and latency per region in time slots. Writers only add to atomics of the slot
-// their instant falls in (the first writer of a new slot clears it), so the request path takes no lock; a count
-// that lands while its slot is being cleared may be lost, which a chart can afford.
+// What a slot counts. Client requests are counted by the region that answered them; everything else comes from
+// the engine's events (attempts, hedges, resumes, probes), by the region they happened in.
+const (
+	cRequests       = iota // client requests answered by the region
+	cClientErrors          // of which the client saw a 5xx or a broken stream
+	cLatencyMicros         // sum of the answered requests' durations
+	cAttempts              // upstream attempts
+	cFailedAttempts        // attempts that failed and count against the region
+	cStreamErrors          // attempts whose stream broke, stalled or was truncated after it started
+	cHedges                // requests hedged away from the region: no first byte after the hedge delay
+	cHedgesWon             // hedges that the region answered first (the request waited for elsewhere)
+	cResumes               // streams the region broke that the engine tried to resume elsewhere
+	cResumed               // streams another region broke that the region took over (the splice worked)
+	cProbes                // active probes of the region (while it was out of service)
+	cProbesFailed          // of which failed
+	numCounters
+)
+
+// history counts requests, errors, latency, hedges, resumes and probes per region in time slots. Writers only add
+// to atomics of the slot their instant falls in (the first writer of a new slot clears it), so the request path
+// takes no lock; a count that lands while its slot is being cleared may be lost, which a chart can afford.
 type history struct {
 	regions sync.Map // region name -> *regionHistory
 }
@@ -24,15 +44,8 @@ type regionHistory struct {
 }
 
 type historySlot struct {
-	n              atomic.Int64 // slot number (unix time / step) that the counters belong to
-	requests       atomic.Int64 // client requests answered by the region
-	clientErrors   atomic.Int64 // of which the client saw a 5xx or a broken stream
-	streamErrors   atomic.Int64 // of which the stream broke after it started
-	latencyMicros  atomic.Int64 // sum of the answered requests' durations
-	attempts       atomic.Int64 // upstream attempts
-	failedAttempts atomic.Int64 // attempts that failed and count against the region
-	hedges         atomic.Int64 // answers that came from a hedge
-	resumes        atomic.Int64 // streams that another region continued after this one broke them
+	n atomic.Int64 // slot number (unix time / step) that the counters belong to
+	c [numCounters]atomic.Int64
 }
 
 func (h *history) region(name string) *regionHistory {
@@ -48,50 +61,76 @@ func (r *regionHistory) slot(t time.Time) *historySlot {
 	n := t.UnixNano() / int64(historyStep)
 	s := &r.slots[n%int64(historySlots)]
 	if old := s.n.Load(); old != n && s.n.CompareAndSwap(old, n) {
-		s.requests.Store(0)
-		s.clientErrors.Store(0)
-		s.streamErrors.Store(0)
-		s.latencyMicros.Store(0)
-		s.attempts.Store(0)
-		s.failedAttempts.Store(0)
-		s.hedges.Store(0)
-		s.resumes.Store(0)
+		for i := range s.c {
+			s.c[i].Store(0)
+		}
 	}
 	return s
 }
 
+// add counts v in counter c of region's slot at now.
+func (h *history) add(now time.Time, region string, c int, v int64) {
+	if region == "" || region == "none" {
+		return
+	}
+	h.region(region).slot(now).c[c].Add(v)
+}
+
 // request records a finished client request: the region that answered (SelfRegion for the gateway's own
 // answers), whether the client saw an error, and how long it took.
-func (h *history) request(now time.Time, region string, status int, streamErr, hedged bool, d time.Duration) {
+func (h *history) request(now time.Time, region string, status int, streamErr bool, d time.Duration) {
 	if region == "" || region == "none" {
 		return
 	}
 	s := h.region(region).slot(now)
-	s.requests.Add(1)
+	s.c[cRequests].Add(1)
 	if status >= 500 || streamErr {
-		s.clientErrors.Add(1)
+		s.c[cClientErrors].Add(1)
 	}
-	if streamErr {
-		s.streamErrors.Add(1)
-	}
-	if hedged {
-		s.hedges.Add(1)
-	}
-	s.latencyMicros.Add(d.Microseconds())
+	s.c[cLatencyMicros].Add(d.Microseconds())
 }
 
-// attempt records an upstream attempt and whether it failed against the region.
-func (h *history) attempt(now time.Time, region string, failed bool) {
-	s := h.region(region).slot(now)
-	s.attempts.Add(1)
-	if failed {
-		s.failedAttempts.Add(1)
+// attempt records an upstream attempt: whether it failed against the region, and whether that was a stream that
+// broke after it started.
+func (h *history) attempt(now time.Time, e failover.AttemptResult) {
+	s := h.region(e.Region).slot(now)
+	s.c[cAttempts].Add(1)
+	if againstRegion(e.Outcome) {
+		s.c[cFailedAttempts].Add(1)
+	}
+	if e.Outcome == failover.OutcomeStreamError {
+		s.c[cStreamErrors].Add(1)
 	}
 }
 
-// resume records a stream that region broke and another region continued.
-func (h *history) resume(now time.Time, region string) {
-	h.region(region).slot(now).resumes.Add(1)
+// hedge records a hedge the engine started: against the region it had waited for and, when the hedge answered
+// first, for the region that answered. A hedge the budget did not allow is not counted.
+func (h *history) hedge(now time.Time, e failover.HedgeEvent) {
+	if e.Outcome == failover.HedgeNoBudget {
+		return
+	}
+	h.add(now, e.From, cHedges, 1)
+	if e.Outcome == failover.HedgeWon {
+		h.add(now, e.To, cHedgesWon, 1)
+	}
+}
+
+// resume records a broken stream that the engine tried to continue elsewhere: against the region that broke it
+// and, when the splice worked, for the region that took it over.
+func (h *history) resume(now time.Time, from, to string, ok bool) {
+	h.add(now, from, cResumes, 1)
+	if ok {
+		h.add(now, to, cResumed, 1)
+	}
+}
+
+// probe records an active probe of a region out of service.
+func (h *history) probe(now time.Time, e failover.ProbeEvent) {
+	s := h.region(e.Region).slot(now)
+	s.c[cProbes].Add(1)
+	if e.Outcome != failover.OutcomeOK {
+		s.c[cProbesFailed].Add(1)
+	}
 }
 
 // Series is one region's history, oldest slot first, one value per StepSeconds.
@@ -104,64 +143,80 @@ type Series struct {
 	Attempts       []int64   `json:"attempts"`
 	LatencyMs      []float64 `json:"latency_ms"` // mean duration of the answered requests (0: none)
 	Hedges         []int64   `json:"hedges"`
+	HedgesWon      []int64   `json:"hedges_won"`
 	Resumes        []int64   `json:"resumes"`
+	Resumed        []int64   `json:"resumed"`
+	Probes         []int64   `json:"probes"`
+	ProbesFailed   []int64   `json:"probes_failed"`
 }
 
 // Recent is what a region did in the last 15 minutes.
 type Recent struct {
-	Requests       int64 `json:"requests"`
-	ClientErrors   int64 `json:"client_errors"`
-	StreamErrors   int64 `json:"stream_errors"`
+	// Requests are the client requests the region answered; ClientErrors those where the client saw a 5xx or a
+	// broken stream.
+	Requests     int64 `json:"requests"`
+	ClientErrors int64 `json:"client_errors"`
+	// Attempts are the upstream attempts in the region; FailedAttempts those that count against it (SPEC section
+	// 5); StreamErrors those whose stream broke, stalled or was truncated after it had started, whether or not
+	// the client saw it (a resumed stream's client does not).
 	Attempts       int64 `json:"attempts"`
 	FailedAttempts int64 `json:"failed_attempts"`
-	Hedges         int64 `json:"hedges"`
-	Resumes        int64 `json:"resumes"`
+	StreamErrors   int64 `json:"stream_errors"`
+	// Hedges are the requests hedged away from the region (no first byte after the hedge delay); HedgesWon the
+	// hedges the region answered first for another region.
+	Hedges    int64 `json:"hedges"`
+	HedgesWon int64 `json:"hedges_won"`
+	// Resumes are the streams the region broke that the engine tried to continue in another region; Resumed the
+	// streams another region broke that this one continued.
+	Resumes int64 `json:"resumes"`
+	Resumed int64 `json:"resumed"`
+	// Probes are the active probes of the region while it was out of service; ProbesFailed those that failed.
+	Probes       int64 `json:"probes"`
+	ProbesFailed int64 `json:"probes_failed"`
 }
 
 // series reads a region's slots from the oldest to the one that holds now.
 func (h *history) series(name string, now time.Time) Series {
 	out := Series{Region: name}
+	cols := [numCounters][]int64{}
 	v, ok := h.regions.Load(name)
 	cur := now.UnixNano() / int64(historyStep)
 	for n := cur - int64(historySlots) + 1; n <= cur; n++ {
-		var s *historySlot
+		var vals [numCounters]int64
 		if ok {
-			if c := &v.(*regionHistory).slots[n%int64(historySlots)]; c.n.Load() == n {
-				s = c
+			if s := &v.(*regionHistory).slots[n%int64(historySlots)]; s.n.Load() == n {
+				for i := range vals {
+					vals[i] = s.c[i].Load()
+				}
 			}
 		}
-		if s == nil {
-			s = &historySlot{}
+		for i := range vals {
+			cols[i] = append(cols[i], vals[i])
 		}
-		req := s.requests.Load()
 		lat := 0.0
-		if req > 0 {
-			lat = float64(s.latencyMicros.Load()) / float64(req) / 1000
+		if req := vals[cRequests]; req > 0 {
+			lat = float64(vals[cLatencyMicros]) / float64(req) / 1000
 		}
-		out.Requests = append(out.Requests, req)
-		out.ClientErrors = append(out.ClientErrors, s.clientErrors.Load())
-		out.StreamErrors = append(out.StreamErrors, s.streamErrors.Load())
-		out.FailedAttempts = append(out.FailedAttempts, s.failedAttempts.Load())
-		out.Attempts = append(out.Attempts, s.attempts.Load())
 		out.LatencyMs = append(out.LatencyMs, lat)
-		out.Hedges = append(out.Hedges, s.hedges.Load())
-		out.Resumes = append(out.Resumes, s.resumes.Load())
 	}
+	out.Requests, out.ClientErrors, out.StreamErrors = cols[cRequests], cols[cClientErrors], cols[cStreamErrors]
+	out.Attempts, out.FailedAttempts = cols[cAttempts], cols[cFailedAttempts]
+	out.Hedges, out.HedgesWon, out.Resumes, out.Resumed = cols[cHedges], cols[cHedgesWon], cols[cResumes], cols[cResumed]
+	out.Probes, out.ProbesFailed = cols[cProbes], cols[cProbesFailed]
 	return out
 }
 
 // recent sums a region's last 15 minutes.
 func (h *history) recent(name string, now time.Time) Recent {
 	s := h.series(name, now)
-	var r Recent
-	for i := range s.Requests {
-		r.Requests += s.Requests[i]
-		r.ClientErrors += s.ClientErrors[i]
-		r.StreamErrors += s.StreamErrors[i]
-		r.Attempts += s.Attempts[i]
-		r.FailedAttempts += s.FailedAttempts[i]
-		r.Hedges += s.Hedges[i]
-		r.Resumes += s.Resumes[i]
+	sum := func(a []int64) (n int64) {
+		for _, v := range a {
+			n += v
+		}
+		return n
 	}
-	return r
+	return Recent{Requests: sum(s.Requests), ClientErrors: sum(s.ClientErrors), Attempts: sum(s.Attempts),
+		FailedAttempts: sum(s.FailedAttempts), StreamErrors: sum(s.StreamErrors), Hedges: sum(s.Hedges),
+		HedgesWon: sum(s.HedgesWon), Resumes: sum(s.Resumes), Resumed: sum(s.Resumed), Probes: sum(s.Probes),
+		ProbesFailed: sum(s.ProbesFailed)}
 }

@@ -11,14 +11,23 @@ import (
 func TestHistorySlots(t *testing.T) {
 	var h history
 	t0 := time.Unix(1_800_000_000, 0) // on a slot boundary
-	h.request(t0, "eastus", 200, false, false, 100*time.Millisecond)
-	h.request(t0.Add(time.Second), "eastus", 200, false, true, 300*time.Millisecond)
-	h.request(t0.Add(2*time.Second), "eastus", 200, true, false, 200*time.Millisecond) // a broken stream
-	h.request(t0.Add(6*time.Second), "eastus", 502, false, false, time.Second)
-	h.attempt(t0, "eastus", true)
-	h.attempt(t0, "eastus", false)
-	h.resume(t0.Add(7*time.Second), "eastus")
-	h.request(t0, "none", 499, false, false, time.Second) // nobody answered: not a region's
+	h.request(t0, "eastus", 200, false, 100*time.Millisecond)
+	h.request(t0.Add(time.Second), "eastus", 200, false, 300*time.Millisecond)
+	h.request(t0.Add(2*time.Second), "eastus", 200, true, 200*time.Millisecond) // a broken stream the client saw
+	h.request(t0.Add(6*time.Second), "eastus", 502, false, time.Second)
+	h.attempt(t0, failover.AttemptResult{Region: "eastus", Outcome: failover.OutcomeTimeout})
+	h.attempt(t0, failover.AttemptResult{Region: "eastus", Outcome: failover.OutcomeOK})
+	h.attempt(t0, failover.AttemptResult{Region: "eastus", Outcome: failover.OutcomeStreamError})
+	h.attempt(t0, failover.AttemptResult{Region: "eastus", Outcome: failover.OutcomeThrottled}) // not against it
+	// eastus was slow: two hedges went to westus, one won; one was not allowed by the budget.
+	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeWon})
+	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeLost})
+	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeNoBudget})
+	h.resume(t0.Add(7*time.Second), "eastus", "westus", true)
+	h.resume(t0.Add(7*time.Second), "eastus", "", false)
+	h.probe(t0.Add(8*time.Second), failover.ProbeEvent{Region: "eastus", Outcome: failover.OutcomeTimeout})
+	h.probe(t0.Add(8*time.Second), failover.ProbeEvent{Region: "eastus", Outcome: failover.OutcomeOK})
+	h.request(t0, "none", 499, false, time.Second) // nobody answered: not a region's
 
 	s := h.series("eastus", t0.Add(9*time.Second))
 	n := len(s.Requests)
@@ -26,22 +35,29 @@ func TestHistorySlots(t *testing.T) {
 		t.Fatalf("%d slots", n)
 	}
 	prev, last := n-2, n-1
-	if s.Requests[prev] != 3 || s.ClientErrors[prev] != 1 || s.StreamErrors[prev] != 1 || s.Hedges[prev] != 1 ||
-		s.Attempts[prev] != 2 || s.FailedAttempts[prev] != 1 || s.LatencyMs[prev] != 200 {
+	if s.Requests[prev] != 3 || s.ClientErrors[prev] != 1 || s.StreamErrors[prev] != 1 || s.Hedges[prev] != 2 ||
+		s.Attempts[prev] != 4 || s.FailedAttempts[prev] != 2 || s.LatencyMs[prev] != 200 {
 		t.Errorf("first slot: %+v", s)
 	}
-	if s.Requests[last] != 1 || s.ClientErrors[last] != 1 || s.Resumes[last] != 1 || s.LatencyMs[last] != 1000 {
-		t.Errorf("second slot: req %d err %d resumes %d lat %v", s.Requests[last], s.ClientErrors[last], s.Resumes[last], s.LatencyMs[last])
+	if s.Requests[last] != 1 || s.ClientErrors[last] != 1 || s.Resumes[last] != 2 || s.LatencyMs[last] != 1000 ||
+		s.Probes[last] != 2 || s.ProbesFailed[last] != 1 {
+		t.Errorf("second slot: req %d err %d resumes %d probes %d/%d lat %v", s.Requests[last], s.ClientErrors[last],
+			s.Resumes[last], s.ProbesFailed[last], s.Probes[last], s.LatencyMs[last])
 	}
-	if r := h.recent("eastus", t0.Add(9*time.Second)); r != (Recent{Requests: 4, ClientErrors: 2, StreamErrors: 1, Attempts: 2, FailedAttempts: 1, Hedges: 1, Resumes: 1}) {
-		t.Errorf("recent = %+v", r)
+	want := Recent{Requests: 4, ClientErrors: 2, StreamErrors: 1, Attempts: 4, FailedAttempts: 2, Hedges: 2, Resumes: 2,
+		Probes: 2, ProbesFailed: 1}
+	if r := h.recent("eastus", t0.Add(9*time.Second)); r != want {
+		t.Errorf("recent = %+v\nwant %+v", r, want)
+	}
+	if r := h.recent("westus", t0.Add(9*time.Second)); r != (Recent{HedgesWon: 1, Resumed: 1}) {
+		t.Errorf("westus: the hedge it won and the stream it took over: %+v", r)
 	}
 	// 15 minutes later the slots have passed out of the window; writing there again starts from zero.
 	later := t0.Add(15*time.Minute + 10*time.Second)
 	if r := h.recent("eastus", later); r != (Recent{}) {
 		t.Errorf("after 15 minutes: %+v", r)
 	}
-	h.request(later, "eastus", 200, false, false, 10*time.Millisecond)
+	h.request(later, "eastus", 200, false, 10*time.Millisecond)
 	if r := h.recent("eastus", later); r.Requests != 1 || r.ClientErrors != 0 {
 		t.Errorf("a reused slot kept old counts: %+v", r)
 	}

@@ -218,7 +218,7 @@ func (g *Gateway) observer() failover.Observer {
 func (o gatewayObserver) AttemptStarted(failover.AttemptStart) {}
 
 func (o gatewayObserver) AttemptFinished(e failover.AttemptResult) {
-	o.g.hist.attempt(o.g.now(), e.Region, againstRegion(e.Outcome))
+	o.g.hist.attempt(o.g.now(), e)
 	s := o.g.metrics.attempt(e.Region, e.Outcome)
 	s.attempts.Inc()
 	s.latency.Observe(e.Latency.Seconds())
@@ -254,10 +254,12 @@ func (o gatewayObserver) NameFallback(e failover.FallbackEvent) {
 
 func (o gatewayObserver) Hedge(e failover.HedgeEvent) {
 	o.g.metrics.hedges.WithLabelValues(e.To, e.Outcome).Inc()
+	o.g.hist.hedge(o.g.now(), e)
 }
 
 func (o gatewayObserver) Probe(e failover.ProbeEvent) {
 	o.g.metrics.probes.WithLabelValues(e.Region, e.Outcome.String()).Inc()
+	o.g.hist.probe(o.g.now(), e)
 	if o.g.log.Enabled(context.Background(), slog.LevelDebug) {
 		attrs := []slog.Attr{slog.String("region", e.Region), slog.String("outcome", e.Outcome.String()), slog.Int("status", e.Status),
 			slog.Duration("latency", e.Latency)}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,4 +69,69 @@ func clip(s string) string {
 		}
 	}
 	return s
+}
+
+// SwitchView is the manual switch in force for a region: a disable or an enable, who did it, why, when and on
+// which replica (Replica is set with state.redis only).
+type SwitchView struct {
+	Disabled bool      `json:"disabled"`
+	By       string    `json:"by"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+	Replica  string    `json:"replica,omitempty"`
+}
+
+// describe says in words who disabled the region, where and why, for the status page. self is this replica's name
+// ("" without state.redis): a switch made here does not name the replica.
+func (s *SwitchView) describe(region, self string) string {
+	b := "disabled by hand: by " + s.By
+	if s.Replica != "" && s.Replica != self {
+		b += " on replica " + s.Replica
+	}
+	b += " at " + s.At.UTC().Format("15:04:05") + " UTC"
+	if s.Reason != "" {
+		b += ", because: " + s.Reason
+	}
+	return b + " (POST /admin/regions/" + region + "/enable brings it back)"
+}
+
+// switchNotes keeps the last manual switch of each region when there is no shared state to keep it.
+type switchNotes struct {
+	mu sync.Mutex
+	m  map[string]SwitchView
+}
+
+func (n *switchNotes) set(region string, v SwitchView) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[string]SwitchView{}
+	}
+	n.m[region] = v
+}
+
+// switchViews returns the switch in force for each region that has one: the shared ones with state.redis (made
+// on any replica), else those made on this gateway.
+func (g *Gateway) switchViews() map[string]*SwitchView {
+	out := map[string]*SwitchView{}
+	if g.shared != nil {
+		for _, e := range g.shared.Switches() {
+			out[e.Region] = &SwitchView{Disabled: e.Disabled, By: e.By, Reason: e.Reason, At: e.At.UTC(), Replica: e.Origin}
+		}
+		return out
+	}
+	g.switches.mu.Lock()
+	defer g.switches.mu.Unlock()
+	for r, v := range g.switches.m {
+		out[r] = &v
+	}
+	return out
+}
+
+// replica is this replica's name with state.redis, else "".
+func (g *Gateway) replica() string {
+	if g.shared == nil {
+		return ""
+	}
+	return g.shared.Replica()
 }

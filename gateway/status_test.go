@@ -38,8 +38,9 @@ func TestStatusViewDuringIncident(t *testing.T) {
 	}
 	v := h.regionsView()
 	east := v.Regions[0]
+	// The next active probe (every probe_interval, 5s by default) comes long before open_for (a minute) ends.
 	if east.Display != "open" || !strings.Contains(east.Reason, "timeout") || east.StateReason != "timeout" || east.StateSince == nil ||
-		east.NextProbe == nil || time.Until(*east.NextProbe) < 30*time.Second {
+		east.OpenUntil == nil || time.Until(*east.OpenUntil) < 30*time.Second || east.NextProbe == nil || !east.NextProbe.Before(*east.OpenUntil) {
 		t.Errorf("eastus during a black hole: %+v", east)
 	}
 	if east.Last15m.FailedAttempts < 3 || east.Last15m.Requests != 0 || v.Regions[1].Last15m.Requests != 4 || v.Regions[1].Display != "healthy" {
@@ -72,5 +73,52 @@ func TestStatusViewDuringIncident(t *testing.T) {
 	}
 	if resp, _ := h.admin("GET", "/admin/history", ""); resp.StatusCode != 401 {
 		t.Errorf("/admin/history without the key: %d", resp.StatusCode)
+	}
+}
+
+// TestStatusViewHedgesAndProbes: hedges and active probes as the engine reports them. A region slow to its first
+// byte is hedged away from, and the region that answered the hedges says it won them; a black-holed region is
+// probed in the background, and its card shows the last probe and how many failed.
+func TestStatusViewHedgesAndProbes(t *testing.T) {
+	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		c.Policy.Hedge.Delay = "100ms"
+		c.Policy.Hedge.Budget = 1
+		c.Policy.Timeouts.StreamFirstByte = config.Duration(10 * time.Second)
+		c.Policy.Timeouts.Response = config.Duration(10 * time.Second)
+		c.Policy.Breaker.ProbeInterval = config.Duration(200 * time.Millisecond)
+		c.Policy.Breaker.OpenFor = config.Duration(time.Minute)
+		c.Policy.Breaker.MaxOpenFor = config.Duration(time.Minute)
+	}})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeSlowFirstByte, Latency: sim.Duration(2 * time.Second)})
+	for i := 0; i < 2; i++ {
+		resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+		wantStatus(t, resp, out, 200)
+		if resp.Header.Get("x-lifeline-region") != "westus" {
+			t.Fatalf("request %d: answered by %q, want the hedge in westus", i, resp.Header.Get("x-lifeline-region"))
+		}
+	}
+	v := h.regionsView()
+	if east, west := v.Regions[0].Last15m, v.Regions[1].Last15m; east.Hedges != 2 || east.HedgesWon != 0 || west.HedgesWon != 2 || west.Hedges != 0 {
+		t.Errorf("hedges: eastus %+v, westus %+v", east, west)
+	}
+
+	h.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		east := h.regionsView().Regions[0]
+		if east.LastProbe != nil && east.LastProbe.Outcome != "ok" && east.Last15m.ProbesFailed > 0 {
+			if east.Display != "open" || east.NextProbe == nil || east.Last15m.Probes < east.Last15m.ProbesFailed {
+				t.Errorf("eastus probed: %+v", east)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed probe of the black-holed eastus on the status view: %+v", east)
+		}
+		if east.Display != "open" {
+			resp, out := h.do("POST", "/openai/v1/chat/completions", chatBody) // time out in eastus until it opens
+			wantStatus(t, resp, out, 200)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -230,3 +230,46 @@ func TestNoTracingWithoutCollector(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// TestTracesHedge: a request that eastus is slow to start is hedged in westus; the trace shows both attempts under
+// the request span, the hedge marked lifeline.attempt.hedge, the one waited for ending as a timeout (it lost the
+// race by staying silent), and the request span saying that the answer came from a hedge.
+func TestTracesHedge(t *testing.T) {
+	rcv := otlptest.Start(t)
+	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		c.Telemetry.OTLP.Endpoint = rcv.URL
+		c.Policy.Hedge.Delay = "100ms"
+		c.Policy.Timeouts.StreamFirstByte = config.Duration(10 * time.Second)
+	}})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeSlowFirstByte, Latency: sim.Duration(2 * time.Second)})
+	resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+	wantStatus(t, resp, out, 200)
+	if resp.Header.Get("x-lifeline-hedged") != "true" {
+		t.Fatalf("not answered by a hedge: %v", resp.Header)
+	}
+	h.stop()
+	var server *otlptest.Span
+	attempts := map[string]*otlptest.Span{}
+	spans := rcv.Spans()
+	for i := range spans {
+		switch spans[i].Kind {
+		case tracepb.Span_SPAN_KIND_SERVER:
+			server = &spans[i]
+		case tracepb.Span_SPAN_KIND_CLIENT:
+			attempts[spans[i].Attrs["lifeline.region"].(string)] = &spans[i]
+		}
+	}
+	east, west := attempts["eastus"], attempts["westus"]
+	if server == nil || east == nil || west == nil {
+		t.Fatalf("spans: %+v", spans)
+	}
+	if west.Attrs["lifeline.attempt.hedge"] != true || west.Attrs["lifeline.attempt.outcome"] != "ok" || west.ParentSpanID != server.SpanID {
+		t.Errorf("the hedge's span: %+v", west)
+	}
+	if _, marked := east.Attrs["lifeline.attempt.hedge"]; marked || east.Attrs["lifeline.attempt.outcome"] != "timeout" || east.ParentSpanID != server.SpanID {
+		t.Errorf("the span of the attempt waited for: %+v", east)
+	}
+	if server.Attrs["lifeline.hedged"] != true || server.Attrs["lifeline.region"] != "westus" {
+		t.Errorf("request span: %+v", server)
+	}
+}

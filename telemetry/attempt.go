@@ -55,6 +55,9 @@ func (t *AttemptTracer) StartAttempt(out *http.Request, e failover.AttemptStart)
 	if e.Probe {
 		attrs = append(attrs, AttrProbe.Bool(true))
 	}
+	if e.Hedge {
+		attrs = append(attrs, AttrHedge.Bool(true))
+	}
 	ctx, span := t.tracer.Start(out.Context(), SpanName(op, e.Name)+" ("+e.Region+")",
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))

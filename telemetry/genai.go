@@ -15,6 +15,7 @@ const (
 	AttrAttempts      = attribute.Key("lifeline.attempts")           // attempts a request took
 	AttrOutcome       = attribute.Key("lifeline.attempt.outcome")    // ok, timeout, server_error, throttled, stream_error...
 	AttrProbe         = attribute.Key("lifeline.attempt.probe")      // the attempt decides whether an open region comes back
+	AttrHedge         = attribute.Key("lifeline.attempt.hedge")      // the attempt is a hedge: the request waited for another region
 	AttrLatencyMs     = attribute.Key("lifeline.attempt.headers_ms") // until the region's response headers (or the failure)
 	AttrRetryAfterMs  = attribute.Key("lifeline.retry_after_ms")     // the region's Retry-After hint
 	AttrRequestID     = attribute.Key("lifeline.request_id")

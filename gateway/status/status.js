@@ -43,9 +43,11 @@
 
   // --- regions -------------------------------------------------------------------------------------------
 
-  function figure(parent, label, value, field, bad) {
+  function figure(parent, label, value, field, bad, help) {
     var d = el("div");
-    d.appendChild(el("dt", label));
+    var t = el("dt", label);
+    if (help) t.title = help;
+    d.appendChild(t);
     var v = el("dd", value, bad ? "bad" : "");
     if (field) v.setAttribute("data-field", field);
     d.appendChild(v);
@@ -71,6 +73,9 @@
     var probe = el("span");
     probe.setAttribute("data-field", "probe");
     when.appendChild(probe);
+    var lastProbe = el("span");
+    lastProbe.setAttribute("data-field", "last_probe");
+    when.appendChild(lastProbe);
     c.appendChild(when);
     var dl = el("dl");
     figure(dl, "traffic share", pct(r.share), "share");
@@ -88,8 +93,14 @@
     figure(last, "failed attempts", l.failed_attempts || 0, "failed_attempts", l.failed_attempts > 0);
     figure(last, "client errors", l.client_errors || 0, "client_errors", l.client_errors > 0);
     figure(last, "stream errors", l.stream_errors || 0, "stream_errors", l.stream_errors > 0);
-    figure(last, "hedges", l.hedges || 0, "hedges");
-    figure(last, "resumes", l.resumes || 0, "resumes");
+    figure(last, "hedged away", l.hedges || 0, "hedges", l.hedges > 0,
+      "requests that had no first byte from this region after the hedge delay, so they also went to another region");
+    figure(last, "hedges won", l.hedges_won || 0, "hedges_won", false, "hedges this region answered first for a slower region");
+    figure(last, "resumed away", l.resumes || 0, "resumes", l.resumes > 0,
+      "streams this region broke after they started that were resumed (or tried) in another region");
+    figure(last, "resumed here", l.resumed || 0, "resumed", false, "streams another region broke that this region continued");
+    figure(last, "probes (failed)", (l.probes || 0) + " (" + (l.probes_failed || 0) + ")", "probes", l.probes_failed > 0,
+      "active probes while the region was out of service (policy.breaker.probe_interval)");
     c.appendChild(last);
     var names = el("ul", null, "names");
     (r.deployments || []).forEach(function (d) {
@@ -115,10 +126,21 @@
       var text = "";
       if (r.next_probe) {
         var left = Date.parse(r.next_probe) - now;
-        text = left > 0 ? "next probe in " + dur(left + 999) : "next probe: now (waiting for a request or a probe)";
+        text = left > 0 ? "next probe in " + dur(left + 999) : "next probe: now";
+      } else if (r.open_until) {
+        var trial = Date.parse(r.open_until) - now; // active probes are off: a client request is the trial
+        text = trial > 0 ? "trial request in " + dur(trial + 999) : "the next request is the trial";
       }
       probe.textContent = (since.textContent && text ? " \u00b7 " : "") + text;
+      var lp = c.querySelector('[data-field="last_probe"]');
+      var p = r.last_probe, ptext = "";
+      if (p && (r.state !== "healthy" || now - Date.parse(p.at) < 15 * 60 * 1000)) {
+        ptext = "last probe " + dur(Math.max(0, now - Date.parse(p.at))) + " ago: " +
+          (p.outcome === "ok" ? "answered in " + dur(p.latency_ms) : p.outcome + " after " + dur(p.latency_ms));
+      }
+      lp.textContent = ((since.textContent || text) && ptext ? " \u00b7 " : "") + ptext;
     });
+    sharedClocks(now);
     $("updated").textContent = utc(Date.parse(view.now)) + " (" + dur(Date.now() - lastOK) + " ago)";
     stale();
   }
@@ -137,6 +159,106 @@
       "; showing the state of " + utc(Date.parse(view.now)) + ", " + dur(old) + " old. Retrying every " + dur(refresh) + ".";
   }
 
+  // --- shared state (state.redis) ------------------------------------------------------------------------
+
+  function badge(state, field) {
+    var b = el("span", stateLabel(state), "badge " + (state || "unknown"));
+    if (field) b.setAttribute("data-field", field);
+    return b;
+  }
+
+  function cell(tr, content, field) {
+    var td = el("td");
+    if (content instanceof Node) td.appendChild(content); else td.textContent = content === undefined ? "" : String(content);
+    if (field) td.setAttribute("data-field", field);
+    tr.appendChild(td);
+    return td;
+  }
+
+  // renderShared draws what the replicas share through Redis: whether Redis answers, the manual switches in force
+  // (who, why, when, where), and each replica's view of each region from its last heartbeat.
+  function renderShared(v) {
+    var sh = v.shared;
+    $("shared-section").hidden = !sh;
+    $("replica-line").hidden = !sh;
+    if (!sh) return;
+    $("replica").textContent = sh.replica;
+    var redis = $("redis");
+    redis.textContent = sh.up ? "redis up" : "redis DOWN";
+    redis.className = "badge " + (sh.up ? "ready" : "notready");
+    var status = $("shared-status");
+    var sync = sh.last_sync ? "last exchange " + utc(Date.parse(sh.last_sync)) : "no exchange yet";
+    if (sh.up) {
+      var n = (sh.replicas || []).length;
+      status.textContent = "Redis reachable: " + n + " replica" + (n === 1 ? "" : "s") +
+        " share manual switches, trips and 429 cool-downs (" + sync + ").";
+      status.className = "shared-status";
+    } else {
+      status.textContent = "Redis unreachable: each replica serves on its own state. A switch or a trip on another " +
+        "replica is not known here until Redis returns (" + sync + (sh.error ? "; " + sh.error : "") + ").";
+      status.className = "shared-status down";
+    }
+    var sw = document.querySelector("#switches tbody");
+    sw.replaceChildren();
+    (sh.switches || []).forEach(function (e) {
+      var tr = el("tr");
+      tr.setAttribute("data-region", e.region);
+      cell(tr, e.region);
+      var b = badge(e.disabled ? "disabled" : "healthy");
+      b.textContent = e.disabled ? "disabled" : "enabled";
+      cell(tr, b, "switch");
+      cell(tr, e.by, "by");
+      cell(tr, e.reason || "\u2013", "reason").className = "wrap";
+      cell(tr, utc(Date.parse(e.at)).replace(" UTC", "")).title = new Date(e.at).toISOString();
+      cell(tr, e.origin + (e.origin === sh.replica ? " (this one)" : ""), "origin");
+      sw.appendChild(tr);
+    });
+    if (!(sh.switches || []).length) {
+      var none = el("tr");
+      var td = cell(none, "none: no region was disabled or enabled by hand");
+      td.colSpan = 6;
+      td.className = "wrap";
+      sw.appendChild(none);
+    }
+    var names = (v.regions || []).map(function (r) { return r.name; });
+    var head = document.querySelector("#replicas thead tr");
+    head.replaceChildren(el("th", "replica"), el("th", "seen"));
+    names.forEach(function (n) { head.appendChild(el("th", n)); });
+    var rows = document.querySelector("#replicas tbody");
+    rows.replaceChildren();
+    (sh.replicas || []).forEach(function (rep) {
+      var tr = el("tr", null, rep.self ? "self" : "");
+      tr.setAttribute("data-replica", rep.name);
+      tr.setAttribute("data-seen", rep.seen_at);
+      cell(tr, rep.name + (rep.self ? " (this one)" : ""));
+      cell(tr, "", "seen");
+      var seen = {};
+      (rep.regions || []).forEach(function (x) { seen[x.name] = x; });
+      names.forEach(function (n) {
+        var x = seen[n];
+        var td = cell(tr, x ? badge(x.state) : "\u2013");
+        td.setAttribute("data-region", n);
+        if (x && x.open_until) td.title = "open until " + utc(Date.parse(x.open_until));
+      });
+      rows.appendChild(tr);
+    });
+    if (!sh.up) {
+      var gone = el("tr");
+      var g = cell(gone, "the other replicas' views are unknown while Redis is unreachable");
+      g.colSpan = names.length + 2;
+      g.className = "wrap";
+      rows.appendChild(gone);
+    }
+  }
+
+  // sharedClocks updates how long ago each replica was heard from.
+  function sharedClocks(now) {
+    document.querySelectorAll("#replicas tbody tr[data-replica]").forEach(function (tr) {
+      var at = Date.parse(tr.getAttribute("data-seen"));
+      tr.querySelector('[data-field="seen"]').textContent = tr.classList.contains("self") ? "now" : dur(Math.max(0, now - at)) + " ago";
+    });
+  }
+
   function render(v) {
     $("loading").hidden = true;
     ["regions-section", "charts-section", "events-section"].forEach(function (id) { $(id).hidden = false; });
@@ -147,6 +269,7 @@
     var cards = $("regions");
     cards.replaceChildren();
     (v.regions || []).forEach(function (r) { cards.appendChild(card(r)); });
+    renderShared(v);
     var ev = document.querySelector("#events tbody");
     ev.replaceChildren();
     var events = v.events || [];

@@ -42,17 +42,26 @@ func Start(t testing.TB, regions []string, policy string) *Stack {
 type Options struct {
 	Policy        string        // YAML for the `policy:` key ("": defaults)
 	StatusRefresh time.Duration // admin.status_refresh (0: the default)
+	// Sim is the simulator to put the gateway in front of; nil starts one. Several replicas of the gateway share
+	// one simulator this way.
+	Sim *sim.Sim
+	// State is YAML for the `state:` key ("": none), for replicas that share state through Redis, e.g.
+	// "{replica: a, sync_interval: 300ms, redis: {addr: 127.0.0.1:6379, key_prefix: 'test1:'}}".
+	State string
 }
 
 // StartWith is Start with more of the config chosen.
 func StartWith(t testing.TB, regions []string, o Options) *Stack {
 	t.Helper()
 	policy := o.Policy
-	s, err := sim.Start(sim.Config{Regions: sim.DefaultRegions(regions...), APIKey: RegionKey})
-	if err != nil {
-		t.Fatal(err)
+	s := o.Sim
+	if s == nil {
+		var err error
+		if s, err = sim.Start(sim.Config{Regions: sim.DefaultRegions(regions...), APIKey: RegionKey}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
 	}
-	t.Cleanup(s.Close)
 	var b strings.Builder
 	refresh := ""
 	if o.StatusRefresh > 0 {
@@ -64,7 +73,10 @@ func StartWith(t testing.TB, regions []string, o Options) *Stack {
 			name, s.Region(name).URL(), RegionKey, i+1)
 	}
 	if policy != "" {
-		b.WriteString("policy:\n" + policy)
+		b.WriteString("policy:\n" + strings.TrimSuffix(policy, "\n") + "\n")
+	}
+	if o.State != "" {
+		b.WriteString("state: " + o.State + "\n")
 	}
 	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
 	if err != nil {
