@@ -232,7 +232,9 @@ func (a *Analysis) regionMayServe() {
 }
 
 // failover: traffic has left the region once every later request of the outage is answered by another region;
-// the time runs from the switch until the first of those answers. samples are sorted by start.
+// the time runs from the switch until the first of those answers. An answer from the region that came after
+// restoring began is not held against the failover: the client took its start time before the switch back, but
+// the request may have reached the gateway after it. samples are sorted by start.
 func failover(samples []Sample, region string, t Timing) *float64 {
 	settled := time.Duration(-1)
 	for _, s := range samples {
@@ -240,6 +242,7 @@ func failover(samples []Sample, region string, t Timing) *float64 {
 			continue
 		}
 		switch {
+		case s.Err == "" && s.Region == region && s.End() >= t.Enable:
 		case s.Err != "" || s.Region == region:
 			settled = -1
 		case settled < 0:

@@ -84,6 +84,27 @@ func TestAnalyzeTrafficNeverLeft(t *testing.T) {
 	}
 }
 
+// A request that the client started just before the switch back, but that reached the gateway after it, is
+// answered by the region it left: that is failback beginning, not traffic that never left.
+func TestAnalyzeAnswerAtTheSwitchBack(t *testing.T) {
+	s := steady(3000*ms, func(at time.Duration) (string, string) {
+		if at >= 1000*ms && at < 2000*ms {
+			return "westus", ""
+		}
+		return "eastus", ""
+	})
+	late := append(append([]Sample{}, s...), Sample{Start: 1995 * ms, Latency: 20 * ms, Region: "eastus", Status: 200})
+	a := Analyze(late, "eastus", timing, 0)
+	if !a.Passed || a.FailoverMs == nil || *a.FailoverMs != 20 {
+		t.Fatalf("want a pass with failover in 20ms: %+v", a)
+	}
+	// The same answer before the switch back is traffic that did not leave.
+	early := append(append([]Sample{}, s...), Sample{Start: 1995 * ms, Latency: 2 * ms, Region: "eastus", Status: 200})
+	if a := Analyze(early, "eastus", timing, 0); a.Passed || a.FailoverMs != nil {
+		t.Fatalf("an answer from eastus within the outage passed: %+v", a)
+	}
+}
+
 // One answer from westus followed by timeouts is not a failover: clients were not served elsewhere.
 func TestAnalyzeOneStrayAnswerIsNotAFailover(t *testing.T) {
 	s := steady(3000*ms, func(at time.Duration) (string, string) {
