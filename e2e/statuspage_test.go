@@ -6,9 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,41 +13,34 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lifeline-sre/lifeline/internal/browsertest"
 	"github.com/lifeline-sre/lifeline/internal/redistest"
 	"github.com/lifeline-sre/lifeline/internal/stacktest"
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
-// chromium finds Debian's Chromium (or Chrome). Its absence fails the test: scripts/setup.sh installs it, and the
-// status page is a feature that this test is the proof of.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found: install it (Debian: apt-get install chromium; scripts/setup.sh does it)")
-	return ""
-}
-
+// The browser helpers of internal/browsertest, under the names these tests use.
 func browser(t *testing.T, width, height int) (context.Context, context.CancelFunc) {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
-	return ctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
+	return browsertest.Open(t, width, height)
 }
+func field(region, name string) string { return browsertest.Field(region, name) }
+func waitJS(t *testing.T, ctx context.Context, what, cond string, within time.Duration) {
+	t.Helper()
+	browsertest.WaitJS(t, ctx, what, cond, within)
+}
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	return browsertest.Eval[T](t, ctx, js)
+}
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	browsertest.Screenshot(t, ctx, "..", name)
+}
+func noOverflow(t *testing.T, ctx context.Context, width int) {
+	t.Helper()
+	browsertest.NoOverflow(t, ctx, width)
+}
+func pageText(ctx context.Context) string { return browsertest.PageText(ctx) }
 
 // traffic sends requests through the gateway until stop: a chat completion every 60ms, every third one streamed,
 // as a client with SDK retries off and a generous timeout would.
@@ -87,68 +77,6 @@ func traffic(t *testing.T, st *stacktest.Stack) (stop func()) {
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
-}
-
-// field reads what a region's card shows in one of its fields (state, reason, since, probe, stream_errors...).
-func field(region, name string) string {
-	return fmt.Sprintf(`(() => { const c = document.querySelector('.card[data-region=%q]');
-		const f = c && c.querySelector('[data-field=%q]'); return f ? f.textContent : ""; })()`, region, name)
-}
-
-// waitJS polls a JavaScript condition until it holds or the step's time runs out, and fails the test with what the
-// page shows.
-func waitJS(t *testing.T, ctx context.Context, what, cond string, within time.Duration) {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
-		t.Fatalf("the status page never showed %s (%v); it shows:\n%s", what, err, pageText(ctx))
-	}
-}
-
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", js, err)
-	}
-	return v
-}
-
-// screenshot saves the page to dir/name. With LIFELINE_UPDATE_SCREENSHOTS=1 dir is docs/img (the pictures in the
-// docs), else $LIFELINE_SCREENSHOT_DIR or e2e/out.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 means PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := os.Getenv("LIFELINE_SCREENSHOT_DIR")
-	switch {
-	case os.Getenv("LIFELINE_UPDATE_SCREENSHOTS") == "1":
-		dir = filepath.Join("..", "docs", "img")
-	case dir == "":
-		dir = "out"
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if len(png) < 10_000 {
-		t.Errorf("screenshot %s is suspiciously small: %d bytes", name, len(png))
-	}
-	t.Logf("screenshot: %s (%d bytes)", filepath.Join(dir, name), len(png))
-}
-
-// noOverflow checks that nothing sticks out sideways at the window's width.
-func noOverflow(t *testing.T, ctx context.Context, width int) {
-	t.Helper()
-	w := eval[int](t, ctx, `document.documentElement.scrollWidth`)
-	if w > width {
-		t.Errorf("the page is %d px wide in a %d px window: something overflows", w, width)
-	}
 }
 
 // TestStatusPageIncident drives an incident through real sockets while headless Chromium watches the status page:
@@ -282,14 +210,6 @@ func TestStatusPage(t *testing.T) {
 	// The page polls the admin API: the card must change without a reload, and say who did it.
 	waitJS(t, ctx, "eastus disabled by hand", field("eastus", "state")+` === "disabled" && `+field("eastus", "reason")+`.includes("disabled by hand")`, 20*time.Second)
 	screenshot(t, ctx, "status-page.png")
-}
-
-func pageText(ctx context.Context) string {
-	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	if err != nil {
-		return "(page text unavailable: " + err.Error() + ")"
-	}
-	return text
 }
 
 // TestStatusPageSharedState runs two replicas sharing state through a real redis-server, with headless Chromium on

@@ -86,7 +86,7 @@ type RegionView struct {
 	Degraded        bool     `json:"degraded"`
 	DegradedReasons []string `json:"degraded_reasons,omitempty"`
 	// Display is the state people see: healthy, degraded, throttled (every deployment cooling down after 429),
-	// half_open, open or disabled. Reason says in words what put the region there; StateReason is the engine's
+	// no_token (an Entra ID region without a valid token: Entra says why), half_open, open or disabled. Reason says in words what put the region there; StateReason is the engine's
 	// word for it (an outcome such as timeout, or failure_rate, probe_ok, manual, shared...).
 	Display     string     `json:"display_state"`
 	Reason      string     `json:"reason,omitempty"`

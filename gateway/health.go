@@ -102,6 +102,13 @@ func describeRegion(r failover.RegionStatus, why []string, b config.Breaker, now
 			return "half_open", "open_for passed: the next request is the trial that decides"
 		}
 	}
+	if c := r.Credential; c != nil && c.State == failover.CredentialUnavailable {
+		reason = "no valid Entra ID token: its requests fail over"
+		if c.Problem != "" {
+			reason += " (" + c.Problem + ")"
+		}
+		return "no_token", reason
+	}
 	if cooling, until := throttled(r.Deployments); cooling {
 		return "throttled", "every deployment answered 429 and cools down (until " + until.UTC().Format("15:04:05") + " UTC)"
 	}

@@ -84,6 +84,9 @@ func TestDescribeRegion(t *testing.T) {
 			[]string{DegradedErrors, DegradedSlow}, "degraded", "degraded: 30% of its last 10 attempts failed; its response headers take 6s on average (abandoned_after 5s)"},
 		{failover.RegionStatus{State: failover.Healthy, Ramp: 0.4, StateReason: "ok"}, nil, "healthy", "back: the trial request succeeded; taking its traffic back (40% of its share)"},
 		{failover.RegionStatus{State: failover.Healthy, Ramp: 1}, nil, "healthy", ""},
+		{failover.RegionStatus{State: failover.Healthy, Ramp: 1, Credential: &failover.CredentialStatus{State: failover.CredentialUnavailable, Problem: "bad_secret"}},
+			nil, "no_token", "no valid Entra ID token: its requests fail over (bad_secret)"},
+		{failover.RegionStatus{State: failover.Healthy, Ramp: 1, Credential: &failover.CredentialStatus{State: failover.CredentialRefreshFailing}}, nil, "healthy", ""},
 	} {
 		state, reason := describeRegion(tc.r, tc.why, b, now)
 		if state != tc.state || reason != tc.reason {

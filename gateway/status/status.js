@@ -77,6 +77,7 @@
     lastProbe.setAttribute("data-field", "last_probe");
     when.appendChild(lastProbe);
     c.appendChild(when);
+    if (r.entra) c.appendChild(entra(r.entra));
     var dl = el("dl");
     figure(dl, "traffic share", pct(r.share), "share");
     figure(dl, "error rate (window)", pct(r.error_rate), "error_rate", r.error_rate > 0);
@@ -113,6 +114,27 @@
     return c;
   }
 
+  // entra describes a region's Entra ID credential (regions[].entra): which identity and credential, when its token
+  // expires (kept current by clocks), and, when something is wrong, what and how to fix it.
+  function entra(e) {
+    var p = el("p", null, "entra" + (e.state === "ok" ? "" : " bad"));
+    p.setAttribute("data-field", "entra");
+    var head = "Entra ID (" + (e.identity || "default credential") + (e.credential ? ", " + e.credential : "") + "): ";
+    var state = {ok: "token valid", refresh_failing: "refresh failing, the current token stays in use",
+      unavailable: "no valid token: its requests fail over"}[e.state] || e.state;
+    p.appendChild(el("span", head + state));
+    var exp = el("span");
+    exp.setAttribute("data-field", "entra_expiry");
+    if (e.expires_at) exp.setAttribute("data-at", e.expires_at);
+    p.appendChild(exp);
+    if (e.state !== "ok") {
+      var why = [e.problem, e.cause].filter(Boolean).join(": ");
+      if (why) p.appendChild(el("span", " \u00b7 " + why));
+      if (e.fix) p.appendChild(el("span", " \u00b7 fix: " + e.fix));
+    }
+    return p;
+  }
+
   // clocks updates what changes by the second: time in state, time until the next probe, the header's age.
   function clocks() {
     if (!view) return;
@@ -139,6 +161,11 @@
           (p.outcome === "ok" ? "answered in " + dur(p.latency_ms) : p.outcome + " after " + dur(p.latency_ms));
       }
       lp.textContent = ((since.textContent || text) && ptext ? " \u00b7 " : "") + ptext;
+      var exp = c.querySelector('[data-field="entra_expiry"]');
+      if (exp && exp.getAttribute("data-at")) {
+        var ttl = Date.parse(exp.getAttribute("data-at")) - now;
+        exp.textContent = ttl > 0 ? ", expires in " + dur(ttl) : ", expired " + dur(-ttl) + " ago";
+      }
     });
     sharedClocks(now);
     $("updated").textContent = utc(Date.parse(view.now)) + " (" + dur(Date.now() - lastOK) + " ago)";

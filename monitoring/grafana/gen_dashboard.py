@@ -113,6 +113,27 @@ panel("timeseries", "Active probes", "Background probes of open regions, by outc
       [(f'sum by (region, outcome) (rate(lifeline_probes_total{{{SEL}}}[$__rate_interval]))', "{{region}} {{outcome}}")], 18, 6, 8, unit="reqps")
 y[0] += 8
 
+row("Credentials and shared state")
+panel("state-timeline", "Entra ID credential", "lifeline_entra_credential_state per region that signs in with Entra ID: valid token, refresh failing (the token still serves), no token (requests fail over). Alerts: LifelineEntraNoToken, LifelineEntraTokenExpiring.",
+      [(f'max by (region) (lifeline_entra_credential_state{{{SEL},region=~"$region"}})', "{{region}}")], 0, 8, 7,
+      extra={"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "valid", "color": "green"}, "1": {"text": "refresh failing", "color": "orange"},
+                                                                     "2": {"text": "no token", "color": "red"}}}],
+                          "color": {"mode": "thresholds"}, "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+                          "noValue": "no Entra ID region"},
+             "options": {"showValue": "never", "mergeValues": True, "rowHeight": 0.8}})
+panel("timeseries", "Entra ID token lifetime left", "Until each region's token expires. Tokens are renewed a quarter of their life before expiry: a line that keeps falling below 10 minutes means renewals fail (LifelineEntraTokenExpiring).",
+      [(f'min by (region) (lifeline_entra_token_expiry_timestamp_seconds{{{SEL},region=~"$region"}} > 0) - time()', "{{region}}")], 8, 8, 7, unit="s",
+      extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 600}]}}})
+panel("timeseries", "Shared state events", "With state.redis: events this replica published and applied from others (by how they arrived: pubsub or the periodic read), events rejected as malformed (LifelineStateEventsRejected) and background writes dropped.",
+      [(f'sum by (instance, kind) (rate(lifeline_state_events_published_total{{{SEL}}}[$__rate_interval]))', "published {{kind}} {{instance}}"),
+       (f'sum by (instance, via) (rate(lifeline_state_events_applied_total{{{SEL}}}[$__rate_interval]))', "applied via {{via}} {{instance}}"),
+       (f'sum by (instance) (rate(lifeline_state_events_rejected_total{{{SEL}}}[$__rate_interval]))', "rejected {{instance}}"),
+       (f'sum by (instance) (rate(lifeline_state_writes_dropped_total{{{SEL}}}[$__rate_interval]))', "writes dropped {{instance}}")], 16, 8, 7, unit="ops")
+y[0] += 7
+panel("timeseries", "Name fallbacks", "Requests per second that moved on to a fallback name (fallbacks:), by reason: unavailable (no region could serve the name) or context_length_exceeded.",
+      [(f'sum by (from, to, reason) (rate(lifeline_name_fallbacks_total{{{SEL}}}[$__rate_interval]))', "{{from}} → {{to}} ({{reason}})")], 0, 12, 7, unit="reqps")
+y[0] += 7
+
 row("Capacity")
 panel("timeseries", "Tokens per second", "From the usage that regions return, by region and kind.",
       [(f'sum by (region, kind) (rate(lifeline_tokens_total{{{SEL},region=~"$region"}}[$__rate_interval]))', "{{region}} {{kind}}")], 0, 8, 8)
