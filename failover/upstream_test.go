@@ -147,6 +147,16 @@ func TestUpstreamRefusedGoesAsItCame(t *testing.T) {
 	if st := east.Stats(); st.ByStatus[400] != 1 || st.ByStatus[200] != 2 || st.Streams != 0 {
 		t.Errorf("region counters: %+v", st)
 	}
+	// Responses the same way (the v1 surface has no api-version: remembered under "").
+	for i := 1; i <= 2; i++ {
+		a := s.post("/openai/v1/responses", `{"model":"gpt-4o","input":"hi"}`)
+		if a.status != 200 || a.attempts != "1" || !strings.Contains(a.body, `"object":"response"`) {
+			t.Errorf("responses %d: %d attempts %s %.200s", i, a.status, a.attempts, a.body)
+		}
+	}
+	if st := east.Stats(); st.ByStatus[400] != 2 || st.ByStatus[200] != 4 || st.Streams != 0 {
+		t.Errorf("region counters after responses: %+v", st)
+	}
 	// An api-version that does not know stream_options: the same, remembered per api-version.
 	s2 := newScenario(t, upstreamPolicy())
 	old := strings.Replace(upChat, "2024-10-21", "2024-06-01", 1)
