@@ -130,12 +130,12 @@ type responseTopLogprob struct {
 }
 
 type deltaLogprob struct {
-	Token       string          `json:"token"`
-	Logprob     float64         `json:"logprob"`
-	TopLogprobs []deltaTopLogpr `json:"top_logprobs"`
+	Token       string            `json:"token"`
+	Logprob     float64           `json:"logprob"`
+	TopLogprobs []deltaTopLogprob `json:"top_logprobs"`
 }
 
-type deltaTopLogpr struct {
+type deltaTopLogprob struct {
 	Token   string  `json:"token"`
 	Logprob float64 `json:"logprob"`
 }
@@ -586,9 +586,9 @@ func (p *responsePlan) deltaLogprobs(word string) []deltaLogprob {
 		return []deltaLogprob{}
 	}
 	e := chatLogprob(word, p.top)
-	d := deltaLogprob{Token: e.Token, Logprob: e.Logprob, TopLogprobs: []deltaTopLogpr{}}
+	d := deltaLogprob{Token: e.Token, Logprob: e.Logprob, TopLogprobs: []deltaTopLogprob{}}
 	for _, t := range e.TopLogprobs {
-		d.TopLogprobs = append(d.TopLogprobs, deltaTopLogpr{Token: t.Token, Logprob: t.Logprob})
+		d.TopLogprobs = append(d.TopLogprobs, deltaTopLogprob{Token: t.Token, Logprob: t.Logprob})
 	}
 	return []deltaLogprob{d}
 }
