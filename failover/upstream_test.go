@@ -117,6 +117,15 @@ func TestUpstreamStreamFailsOverMidGeneration(t *testing.T) {
 				t.Errorf("answer: %s", a.body)
 			}
 		})
+		t.Run(name+", responses", func(t *testing.T) {
+			s := newScenario(t, upstreamPolicy())
+			s.fault("eastus", f)
+			a := s.post("/openai/v1/responses", `{"model":"gpt-4o","input":"sim:tokens=12"}`)
+			if a.err != nil || a.status != 200 || a.region != "westus" || a.attempts != "2" ||
+				!strings.Contains(a.body, `"status":"completed"`) || !strings.Contains(a.body, `"output_tokens":12`) {
+				t.Errorf("%d %v region %s attempts %s: %.300s", a.status, a.err, a.region, a.attempts, a.body)
+			}
+		})
 	}
 }
 
