@@ -283,6 +283,10 @@ func TestReassembleRules(t *testing.T) {
 			"data: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"id\":\"a\"}}\n\n" +
 			"data: {\"type\":\"response.incomplete\",\"response\":{\"id\":\"r\",\"output\":[],\"status\":\"incomplete\"}}\n\n", 1,
 			`{"id":"r","output":[{"id":"a"},{"id":"b"}],"status":"incomplete"}`, nil},
+		{"responses: data-only events, type not first, then [DONE] (as Azure captures show)", "responses",
+			"data: {\"response\":{\"id\":\"r\",\"output\":[]},\"type\":\"response.created\",\"sequence_number\":0}\n\n" +
+				"data: {\"sequence_number\":1,\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"status\":\"completed\",\"output\":[{\"id\":\"m\"}]}}\n\ndata: [DONE]\n\n", 1,
+			`{"id":"r","status":"completed","output":[{"id":"m"}]}`, nil},
 		{"responses: cut before the end", "responses", "data: {\"type\":\"response.created\",\"response\":{}}\n\n", 1, "", errIncomplete},
 	}
 	for _, c := range cases {
