@@ -37,6 +37,11 @@ func TestStreamHoldsNoReadBuffer(t *testing.T) {
 			release := make(chan struct{})
 			s, addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
+				// The handler holds its request while it streams: its ended body must not keep net/http's
+				// body, which holds the connection's read buffer.
+				if rb, ok := r.Body.(*requestBody); ok && rb.rc != nil {
+					t.Error("the ended request body still holds net/http's body (and the read buffer)")
+				}
 				io.WriteString(w, "data: 1\n\n")
 				w.(http.Flusher).Flush()
 				flushed <- true

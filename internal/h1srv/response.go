@@ -363,6 +363,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.ended = true
 		b.w.bodyDone = true
+		// net/http's body keeps the connection's read buffer (it reads from it): let both go, or an open
+		// stream holds its request's read buffer for as long as the handler holds the request.
+		b.rc = nil
 	}
 	return n, err
 }
