@@ -242,13 +242,16 @@ func (b *streamBody) events(p []byte) {
 	}
 }
 
-// compact drops what the caller has read, keeping the start of an unfinished event.
+// compact drops what the caller has read, keeping the start of an unfinished event. A buffer left
+// empty goes: a stream can wait minutes for its next event, and until a read ends mid-event the
+// next reads go straight into the caller's buffer (Read). The first bytes' buffer (streamPeek) is
+// let go this way once the caller has them.
 func (b *streamBody) compact() {
 	rest := copy(b.buf, b.buf[b.ready:])
 	b.buf = b.buf[:rest]
 	b.off, b.ready = 0, 0
-	if rest == 0 && cap(b.buf) > 4<<10 {
-		b.buf = nil // a large event passed: let its buffer go, a stream can last minutes
+	if rest == 0 {
+		b.buf = nil
 	}
 }
 
