@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 )
@@ -109,7 +110,17 @@ func reassemble(op string, r io.Reader, n int, limit int) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("failover: no reassembly for %q", op)
 	}
-	buf := make([]byte, 0, min(16<<10, limit))
+	var buf []byte
+	if limit >= reassembleBufSize {
+		// Pooled: every non-streaming request that goes upstream as a stream comes here, and a fresh 16 KB
+		// per request was most of what such a request allocated. Nothing the assemblers keep points into it
+		// (gjson copies what it parses).
+		pb := reassembleBufs.Get().(*[]byte)
+		defer reassembleBufs.Put(pb)
+		buf = (*pb)[:0]
+	} else {
+		buf = make([]byte, 0, limit)
+	}
 	scan := 0 // bytes of buf already searched for an event end
 	for {
 		if len(buf) == cap(buf) {
@@ -154,6 +165,11 @@ func reassemble(op string, r io.Reader, n int, limit int) ([]byte, error) {
 		}
 	}
 }
+
+// reassembleBufSize is reassemble's first read buffer (it grows for a larger event, up to the limit).
+const reassembleBufSize = 16 << 10
+
+var reassembleBufs = sync.Pool{New: func() any { b := make([]byte, reassembleBufSize); return &b }}
 
 // pair is one member of an object being written.
 type pair struct {
