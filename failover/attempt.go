@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,11 @@ const errorPeek = 4 << 10
 // streamPeek is the buffer for the first bytes of a stream, read before the response is
 // handed over so that a region that stalls before its first event can still be failed over.
 const streamPeek = 2 << 10
+
+// peekBufs are the buffers of a stream's first bytes. Every streamed attempt that delivers takes one (with
+// policy.stream_upstream that is every chat request); its stream body gives it back once the caller has
+// read those bytes.
+var peekBufs = sync.Pool{New: func() any { b := make([]byte, streamPeek); return &b }}
 
 // newAttempt starts accounting an attempt in r (the observers hear of it now) and arms its timeout.
 func (rt *roundTrip) newAttempt(r *region, tg *target, tk ticket, hedge bool) *attempt {
@@ -106,21 +112,23 @@ func (a *attempt) send(start AttemptStart) (*http.Response, error) {
 // attempt ends when the body does: a stream only counts as a success once it is complete.
 func (a *attempt) deliver(resp *http.Response) attemptResult {
 	var first []byte
+	var peek *[]byte // first's pooled buffer: the stream body gives it back once it is read
 	if a.streamed() {
-		buf := make([]byte, streamPeek)
+		peek = peekBufs.Get().(*[]byte)
 		var n int
 		var err error
 		for n == 0 && err == nil {
-			n, err = resp.Body.Read(buf)
+			n, err = resp.Body.Read(*peek)
 		}
 		if n == 0 {
+			peekBufs.Put(peek)
 			resp.Body.Close()
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return a.fail(err)
 		}
-		first = buf[:n]
+		first = (*peek)[:n]
 	}
 	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
 		resp.Body.Close()
@@ -134,7 +142,9 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	a.label(resp)
 	if isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "" {
 		tk := newTracker(a.rt.in.op, choicesWanted(a.rt.in.body))
-		resp.Body = newStreamBody(a, resp.Body, resp.StatusCode, lat, first, tk)
+		sb := newStreamBody(a, resp.Body, resp.StatusCode, lat, first, tk)
+		sb.peek = peek
+		resp.Body = sb
 	} else {
 		if len(first) > 0 {
 			resp.Body = &prefixedBody{prefix: first, ReadCloser: resp.Body}

@@ -119,6 +119,7 @@ type streamBody struct {
 
 	// buf[off:ready] is ready for the caller; buf[ready:] is the start of an event not yet whole.
 	buf        []byte
+	peek       *[]byte // the pooled first-bytes buffer while buf may still be it (attempt.deliver)
 	off, ready int
 	midEvent   bool  // the caller got part of an event whose end has not come
 	skipToEnd  bool  // the bytes up to the next event end belong to an event passed on in pieces
@@ -195,6 +196,7 @@ func (b *streamBody) readHeld() {
 		nb := make([]byte, len(b.buf), min(max(2*cap(b.buf), 4<<10), maxHeldEvent))
 		copy(nb, b.buf)
 		b.buf = nb
+		b.givePeek()
 	}
 	from := len(b.buf)
 	n, err := b.read(b.buf[from:cap(b.buf)])
@@ -252,6 +254,15 @@ func (b *streamBody) compact() {
 	b.off, b.ready = 0, 0
 	if rest == 0 {
 		b.buf = nil
+		b.givePeek()
+	}
+}
+
+// givePeek gives the first-bytes buffer back to its pool once buf no longer uses it.
+func (b *streamBody) givePeek() {
+	if b.peek != nil {
+		peekBufs.Put(b.peek)
+		b.peek = nil
 	}
 }
 
