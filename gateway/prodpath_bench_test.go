@@ -57,6 +57,12 @@ func newProdRegion(b *testing.B) *prodRegion {
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
+		if !strings.Contains(string(body), `"user":"hold"`) {
+			// A request streamed without asking to be held (policy.stream_upstream sends non-streaming chat
+			// as a stream): the answer at once, as bench/cmd/mockupstream sends it.
+			io.WriteString(w, prodStream)
+			return
+		}
 		io.WriteString(w, `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}`+"\n\n")
 		w.(http.Flusher).Flush()
 		p.opened.Done()
@@ -77,12 +83,35 @@ func newProdRegion(b *testing.B) *prodRegion {
 	return p
 }
 
-// prodGateway serves the default gateway (one region, default policy and server) on a listener.
-func prodGateway(b *testing.B, region string, roots *x509.CertPool) string {
+// prodStream is a short chat answer as a stream: nine chunks, the usage chunk, [DONE].
+var prodStream = func() string {
+	var sb strings.Builder
+	chunk := func(delta, finish string) {
+		sb.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":` +
+			delta + `,"finish_reason":` + finish + `}]}` + "\n\n")
+	}
+	chunk(`{"role":"assistant","content":""}`, "null")
+	for _, w := range []string{"Hello", " there,", " how", " can", " I", " help", "?"} {
+		chunk(`{"content":"`+w+`"}`, "null")
+	}
+	chunk(`{}`, `"stop"`)
+	sb.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":7,"total_tokens":15}}` + "\n\ndata: [DONE]\n\n")
+	return sb.String()
+}()
+
+// holdBody asks the region to send one event and then wait.
+const holdBody = `{"model":"gpt-4o","stream":true,"user":"hold","messages":[{"role":"user","content":"hello"}]}`
+
+// prodGateway serves the default gateway (one region, default policy and server) on a listener; change, if
+// not nil, changes the config before its defaults are applied.
+func prodGateway(b *testing.B, region string, roots *x509.CertPool, change ...func(*config.Config)) string {
 	cfg := &config.Config{
 		Clients: []config.Client{{Name: "bench", Key: clientKey}},
 		Regions: []config.Region{{Name: "eastus", Endpoint: region, APIKey: regionKey,
 			Deployments: map[string]string{"gpt-4o": "gpt-4o"}}},
+	}
+	for _, c := range change {
+		c(cfg)
 	}
 	cfg.ApplyDefaults()
 	gw, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.DiscardHandler),
@@ -122,10 +151,21 @@ func processCPU() time.Duration {
 // region alike: compare the targets, not the absolute values); allocs/op and B/op count the process too.
 func BenchmarkProdPath(b *testing.B) {
 	reg := newProdRegion(b)
+	// What each recent piece of per-request work costs, in the same run: the default against the default
+	// with one thing off. A second region (the same server, priority 2) gives a hedge somewhere to go.
+	secondRegion := func(c *config.Config) {
+		c.Regions = append(c.Regions, config.Region{Name: "westus", Endpoint: reg.srv.URL, APIKey: regionKey,
+			Priority: 2, Deployments: map[string]string{"gpt-4o": "gpt-4o"}})
+	}
+	noUpstream := func(c *config.Config) { c.Policy.StreamUpstream = new(bool) }
+	noHedge := func(c *config.Config) { c.Policy.Hedge.Delay = config.HedgeOff }
 	targets := []struct{ name, base string }{
 		{"direct", reg.srv.URL},
 		{"goproxy", prodGoProxy(b, reg.srv.URL, reg.roots)},
 		{"gateway", prodGateway(b, reg.srv.URL, reg.roots)},
+		{"gateway/stream_upstream=false", prodGateway(b, reg.srv.URL, reg.roots, noUpstream)},
+		{"gateway/two-regions", prodGateway(b, reg.srv.URL, reg.roots, secondRegion)},
+		{"gateway/two-regions/hedge=off", prodGateway(b, reg.srv.URL, reg.roots, secondRegion, noHedge)},
 	}
 	const path = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 	for _, t := range targets {
@@ -214,7 +254,7 @@ func holdStreams(b *testing.B, reg *prodRegion, url string, n int) (c streamCost
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			req, _ := http.NewRequest("POST", url, strings.NewReader(streamBody))
+			req, _ := http.NewRequest("POST", url, strings.NewReader(holdBody))
 			req.Header.Set("api-key", clientKey)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
