@@ -4,7 +4,9 @@
 # and on the plain-HTTP path. For every change on the request path; bench/run.sh is the full report.
 #
 #   bench/ab.sh [REV]      (env: ROUNDS=5 DURATION=3s SEQ_N=1000 SSE_N=10 AB_PATHS="https plain"
-#                           PROTOCOL=auto|http1: the region client of both builds on the HTTPS path)
+#                           PROTOCOL=auto|http1: the region client of both builds on the HTTPS path;
+#                           BASE_POLICY, NEW_POLICY: YAML lines for that build's `policy:` section)
+#   NEW_POLICY='stream_upstream: false' bench/ab.sh HEAD    the cost of a policy setting, one build against itself
 #
 # Prints, per path and scenario, each target's median over rounds and the new build's ratios, CPU per request
 # included (CPU time of the target's processes over a closed-loop run, from /proc, divided by the requests
@@ -45,7 +47,7 @@ CERTS=$WORK/ab-certs
 "$WORK/bin/loadgen" certs -dir "$CERTS"
 CA=$CERTS/ca.pem
 
-cfg() { # cfg OUT PORT REGION_URL PROTOCOL
+cfg() { # cfg OUT PORT REGION_URL PROTOCOL [POLICY_LINES]
 	cat >"$1" <<YAML
 listen: 127.0.0.1:$2
 clients:
@@ -64,13 +66,17 @@ regions:
     deployments:
       gpt-4o: gpt-4o
 YAML
+	if [[ -n ${5:-} ]]; then
+		printf 'policy:\n' >>"$1"
+		printf '%s\n' "$5" | sed 's/^/  /' >>"$1"
+	fi
 }
 for path in $AB_PATHS; do
 	o=$((PB + OFF[$path]))
 	region=http://127.0.0.1:$UP proto=auto
 	[[ $path == https ]] && region=https://127.0.0.1:$TUP proto=$PROTOCOL
-	cfg "$WORK/ab-base-$path.yaml" $((o + 4)) "$region" "$proto"
-	cfg "$WORK/ab-new-$path.yaml" $((o + 5)) "$region" "$proto"
+	cfg "$WORK/ab-base-$path.yaml" $((o + 4)) "$region" "$proto" "${BASE_POLICY:-}"
+	cfg "$WORK/ab-new-$path.yaml" $((o + 5)) "$region" "$proto" "${NEW_POLICY:-}"
 done
 cat >"$WORK/ab-nginx.conf" <<NGX
 worker_processes 1;
