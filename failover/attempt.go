@@ -196,6 +196,9 @@ func (a *attempt) fail(err error) attemptResult {
 	now := a.rt.t.clock.Now()
 	lat := now.Sub(a.start)
 	v := Classify(Signal{Err: err, Now: now, Waited: lat, AbandonAfter: a.abandonAfter()})
+	if client, ok := ClientFromContext(a.rt.ctx); ok && v.Outcome == OutcomeAbandoned && !a.r.h.abandons.count(client, now, a.rt.p.Breaker) {
+		v = Verdict{Outcome: OutcomeCanceled} // beyond this client's share of the evidence (abandon.go)
+	}
 	if v.Outcome == OutcomeTimeout {
 		// Not for an abandoned attempt: its wait is the caller's patience, and it would raise the very
 		// latency that abandonment is measured against.

@@ -17,6 +17,7 @@ type health struct {
 	ewma     atomic.Uint64 // float64 bits: latency to headers, nanoseconds (0: no sample yet)
 	inflight atomic.Int64
 	attempts atomic.Uint64 // all attempts ever, for traffic share
+	abandons abandonLedger // each client's share of abandoned attempts (abandon.go)
 
 	probing   atomic.Bool // an active probe is in flight
 	lastProbe atomic.Pointer[ProbeStatus]

@@ -421,20 +421,23 @@ func TestStreamEventsArriveAsSent(t *testing.T) {
 }
 
 // TestImpatientClientsOpenBlackholedRegion: the primary black-holes and clients give up (close their connection)
-// long before timeouts.response. The gateway sees each client leave, counts the abandoned attempt against the
-// region (policy.breaker.abandoned_after), and once the breaker opens the next client is answered by westus.
+// long before timeouts.response. The gateway sees each client leave and counts the abandoned attempt against the
+// region (policy.breaker.abandoned_after), each client up to its share; once two clients agree the breaker opens and
+// the next client is answered by westus.
 func TestImpatientClientsOpenBlackholedRegion(t *testing.T) {
 	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
 		// Deadlines far away (the non-streaming request goes upstream as a stream: stream_first_byte applies).
 		c.Policy.Timeouts.Response = config.Duration(time.Minute)
 		c.Policy.Timeouts.StreamFirstByte = config.Duration(time.Minute)
 		c.Policy.Breaker.AbandonedAfter = config.Duration(100 * time.Millisecond)
+		c.Clients = append(c.Clients, config.Client{Name: "other-app", Key: "other-key-0123456789"})
 	}})
 	h.fault("eastus", simBlackhole)
 	client := &http.Client{Timeout: 300 * time.Millisecond}
-	for i := range h.cfg.Policy.Breaker.Failures {
+	// failures is 3: each client's share is 2, so the first client alone cannot open the region.
+	for i, key := range []string{clientKey, clientKey, "other-key-0123456789"} {
 		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(chatBody))
-		req.Header.Set("api-key", clientKey)
+		req.Header.Set("api-key", key)
 		req.Header.Set("Content-Type", "application/json")
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()

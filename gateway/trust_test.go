@@ -374,3 +374,45 @@ func TestHeaderTimeoutFromConnectionStart(t *testing.T) {
 		}
 	})
 }
+
+// "Hanging up slow requests after about 6 s counts as abandoned against the region: 6 hang-ups opened eastus, 12
+// opened both regions, and then every client got 503." One client's hang-ups count only up to its share: it cannot
+// open a region, let alone all of them, and a patient client is still served.
+func TestOneClientCannotSpendRegionHealth(t *testing.T) {
+	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		c.Policy.Breaker.AbandonedAfter = config.Duration(100 * time.Millisecond)
+		// Deadlines far away (the non-streaming request goes upstream as a stream: stream_first_byte applies).
+		c.Policy.Timeouts.Response = config.Duration(time.Minute)
+		c.Policy.Timeouts.StreamFirstByte = config.Duration(time.Minute)
+		c.Clients = append(c.Clients, config.Client{Name: "patient", Key: "patient-key-0123456789"})
+	}})
+	for _, r := range []string{"eastus", "westus"} {
+		h.fault(r, sim.Fault{Mode: sim.ModeSlow, Latency: sim.Duration(4 * time.Second)})
+	}
+	// The client gives up after 1.2s: the gateway notices at once or (h1srv) within a second, long before the
+	// region answers. Eight hang-ups opened both regions before (failures is 3 here).
+	impatient := &http.Client{Timeout: 1200 * time.Millisecond}
+	for i := range 8 {
+		req, _ := http.NewRequest("POST", h.url+"/v1/chat/completions", strings.NewReader(chatBody))
+		req.Header.Set("api-key", clientKey)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := impatient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("request %d answered within 1.2s through a 4s region: %d %s\n%s", i, resp.StatusCode, resp.Header.Get("x-lifeline-region"), grepLines(h.metrics(), "lifeline_upstream_attempts"))
+		}
+	}
+	eventually(t, "the hang-ups to be seen", 5*time.Second, func() bool {
+		return strings.Contains(h.metrics(), "lifeline_requests_in_flight 0")
+	})
+	m := h.metrics()
+	for _, r := range []string{"eastus", "westus"} {
+		if !strings.Contains(m, `lifeline_region_state{region="`+r+`"} 0`) {
+			t.Errorf("one client's hang-ups changed %s's state:\n%s", r, grepLines(m, "region_state"))
+		}
+	}
+	if !strings.Contains(m, `outcome="abandoned"`) {
+		t.Errorf("no attempt was counted as abandoned:\n%s", grepLines(m, "upstream_attempts"))
+	}
+	resp, body := h.do("POST", "/v1/chat/completions", chatBody, "api-key", "patient-key-0123456789")
+	wantStatus(t, resp, body, 200)
+}
