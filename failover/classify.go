@@ -138,6 +138,11 @@ func Classify(s Signal) Verdict {
 
 func classifyStatus(s Signal) Verdict {
 	switch st := s.Status; {
+	case st < 200:
+		// Not a final status: "HTTP/1.1 000" (net/http reads it as 0), or a 101 Switching Protocols that the engine
+		// never asked for (it sends no Upgrade). A broken answer, never passed on: a server cannot even write it to
+		// the client. (A Realtime session reads its 101 before classifying.)
+		return Verdict{Outcome: OutcomeReset, Retry: true, FailOver: true, Scope: ScopeRegion}
 	case st < 400:
 		return Verdict{Outcome: OutcomeOK}
 	case st == http.StatusTooManyRequests:

@@ -70,6 +70,8 @@ func TestClassifyTable(t *testing.T) {
 		{"read timeout", Signal{Err: &net.OpError{Op: "read", Err: timeoutErr{}}}, region(OutcomeTimeout, true)},
 		{"connection reset", Signal{Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, region(OutcomeReset, true)},
 		{"closed before response", Signal{Err: fmt.Errorf("Post: %w", io.EOF)}, region(OutcomeReset, true)},
+		{"not a status (HTTP/1.1 000)", Signal{Status: 0}, region(OutcomeReset, true)},
+		{"101 nobody asked for", Signal{Status: 101}, region(OutcomeReset, true)},
 		{"entra token failure", Signal{Err: &tokenError{identity: "service principal app in tenant t"}}, region(OutcomeAuthError, false)},
 		// 500, 502, 503, 504, 408: retry with backoff, counts, next region when attempts are spent.
 		{"500", Signal{Status: 500}, region(OutcomeServerError, true)},

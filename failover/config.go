@@ -46,10 +46,10 @@ type Region struct {
 // Protocols for Region.Protocol.
 const (
 	// ProtocolAuto: HTTP/2 when an https region offers it (ALPN), else HTTP/1.1; an http region
-	// gets HTTP/1.1 on the engine's own keep-alive client.
+	// gets HTTP/1.1.
 	ProtocolAuto = "auto"
-	// ProtocolHTTP1: HTTP/1.1 on the engine's own keep-alive client, for https regions too: the
-	// least added latency, one connection per concurrent request.
+	// ProtocolHTTP1: HTTP/1.1 only, for https regions too: less added latency and CPU per request
+	// than HTTP/2, one connection per concurrent request.
 	ProtocolHTTP1 = "http1"
 	// ProtocolHTTP2: HTTP/2 only (over TLS by ALPN; over plain http with prior knowledge, h2c).
 	ProtocolHTTP2 = "http2"

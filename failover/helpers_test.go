@@ -267,3 +267,15 @@ func readWith(r io.Reader, size int) ([]byte, error) {
 		}
 	}
 }
+
+// eventually waits (generously: the machine is shared) for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

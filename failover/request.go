@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Request is a client request read once, by the one parser the gateway and the library share:
@@ -107,6 +108,18 @@ func ParseRequest(req *http.Request, maxBody int64) (*Request, error) {
 	}
 	if req.URL == nil || strings.Contains(req.URL.Path, "//") || escapedSlash(req.URL.RawPath) {
 		return nil, errUnknownRoute // an escaped slash (%2F) has no place in a name, an id or an operation
+	}
+	for k, vs := range req.Header {
+		// A header the region's client would refuse to send must not become a failed attempt that counts against
+		// the region: it is the client's error, refused here (net/http's server refuses the same).
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, badRequest("invalid_header", "a request header has an invalid name")
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, badRequest("invalid_header", "a request header has an invalid value")
+			}
+		}
 	}
 	m, ok, methodOK, allow := matchRoute(req.Method, req.URL.Path)
 	if !ok {
@@ -350,7 +363,7 @@ func (r *Request) parseJSON() *RequestError {
 	root.ForEach(func(k, v gjson.Result) bool {
 		key := k.Str
 		if dup(&keys, &seen, key) {
-			e = badRequest("ambiguous_body", "the JSON body has the key "+strconv.Quote(key)+" more than once")
+			e = badRequest("ambiguous_body", "the JSON body has a top-level key more than once") // (never echo what a client sent)
 			return false
 		}
 		e = r.readKey(key, v)
@@ -427,7 +440,7 @@ func (r *Request) readKey(key string, v gjson.Result) *RequestError {
 	default:
 		for _, k := range bodyKeys {
 			if strings.EqualFold(key, k) {
-				return badRequest("ambiguous_body", "the JSON body has "+strconv.Quote(key)+"; the key is "+strconv.Quote(k))
+				return badRequest("ambiguous_body", "the JSON body has a case variant of the key "+strconv.Quote(k))
 			}
 		}
 	}
@@ -476,7 +489,7 @@ func (r *Request) parseMultipart(boundary string) *RequestError {
 		value := out.Bytes()[at:]
 		for _, k := range bodyKeys {
 			if strings.EqualFold(name, k) && name != k {
-				return badRequest("ambiguous_body", "the multipart body has a field "+strconv.Quote(name)+"; the field is "+strconv.Quote(k))
+				return badRequest("ambiguous_body", "the multipart body has a case variant of the field "+strconv.Quote(k))
 			}
 		}
 		switch name {

@@ -376,3 +376,15 @@ func (c *capReader) Read(p []byte) (int, error) {
 	c.data = c.data[n:]
 	return n, nil
 }
+
+// TestInvalidHeaderRefused: a header value the region's client would refuse to send is the caller's error (400),
+// never a failed attempt that counts against a region.
+func TestInvalidHeaderRefused(t *testing.T) {
+	req, _ := http.NewRequest("POST", "https://x/openai/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	req.Header["X-Trace"] = []string{"a\r\nInjected: 1"}
+	_, err := ParseRequest(req, 0)
+	var re *RequestError
+	if !errors.As(err, &re) || re.Status != 400 || re.Code != "invalid_header" {
+		t.Fatalf("%v", err)
+	}
+}

@@ -108,29 +108,36 @@ type ownedTransport struct {
 	tr  regionTransport
 }
 
-// regionTransport is what New builds per region: an *h1Transport or an *http.Transport.
+// regionTransport is what New builds per region: an *http.Transport.
 type regionTransport interface {
 	http.RoundTripper
 	CloseIdleConnections()
 }
 
-// newRegionTransport picks the region's client by its protocol and scheme.
-func newRegionTransport(scheme, host, protocol string, to Timeouts, tlsConf *tls.Config) regionTransport {
-	switch {
-	case protocol == ProtocolHTTP2:
-		tr := newHTTPTransport(to, tlsConf)
+// newRegionTransport picks the region's client by its protocol and scheme: net/http's Transport
+// always (docs/architecture.md says why the engine has no HTTP client of its own), limited to
+// HTTP/1.1 or HTTP/2 when the region's protocol asks for it.
+func newRegionTransport(scheme, protocol string, to Timeouts, tlsConf *tls.Config) regionTransport {
+	tr := newHTTPTransport(to, tlsConf)
+	switch protocol {
+	case ProtocolHTTP2:
 		tr.Protocols = new(http.Protocols)
 		if scheme == "https" {
 			tr.Protocols.SetHTTP2(true)
 		} else {
 			tr.Protocols.SetUnencryptedHTTP2(true)
 		}
-		return tr
-	case protocol == ProtocolHTTP1 || scheme == "http":
-		return newH1Transport(scheme, host, to, tlsConf)
+	case ProtocolHTTP1:
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP1(true)
+		tr.ForceAttemptHTTP2 = false
 	}
-	return newHTTPTransport(to, tlsConf)
+	return tr
 }
+
+// maxResponseHeaderBytes bounds a region's response head (interim 1xx answers each, and the
+// final one). Azure's are a few KB; net/http's own default is 10 MB.
+const maxResponseHeaderBytes = 1 << 20
 
 // newHTTPTransport builds a region's transport: keep-alive sized for high concurrency
 // (the default of two idle connections per host is far too few) and HTTP/2 where offered.
@@ -141,15 +148,16 @@ func newHTTPTransport(to Timeouts, tlsConf *tls.Config) *http.Transport {
 		tc = tlsConf.Clone()
 	}
 	return &http.Transport{
-		Proxy:                 nil, // traffic goes to the configured endpoints only; use WithBaseTransport for a proxy
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   to.Connect,
-		TLSClientConfig:       tc,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0, // no global limit
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  nil, // traffic goes to the configured endpoints only; use WithBaseTransport for a proxy
+		DialContext:            d.DialContext,
+		TLSHandshakeTimeout:    to.Connect,
+		TLSClientConfig:        tc,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           0, // no global limit
+		MaxIdleConnsPerHost:    1024,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes, // net/http also allows at most 5 interim (1xx) answers
+		ExpectContinueTimeout:  time.Second,
 		// ReadBufferSize and WriteBufferSize stay at net/http's 4 KB: each connection, idle ones too, holds
 		// both, and larger ones only inflate the heap the GC paces against (a large body bypasses them).
 		HTTP2: &http.HTTP2Config{
@@ -253,7 +261,7 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 		owned[rc.Name] = t.owned[rc.Name]
 		r.rt = owned[rc.Name].tr
 	default:
-		owned[rc.Name] = &ownedTransport{key: key, tr: newRegionTransport(u.scheme, u.host, rc.Protocol, p.Timeouts, t.tls)}
+		owned[rc.Name] = &ownedTransport{key: key, tr: newRegionTransport(u.scheme, rc.Protocol, p.Timeouts, t.tls)}
 		r.rt = owned[rc.Name].tr
 	}
 	for name, dep := range rc.Deployments {

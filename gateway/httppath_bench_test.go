@@ -20,10 +20,9 @@ import (
 	"github.com/lifeline-sre/lifeline/gateway"
 )
 
-// BenchmarkHTTPSPath measures the production path, an HTTPS region, with each combination of Lifeline's own
-// HTTP/1.x code and net/http: the client-facing server (server.http1: lifeline or net/http) and the region
-// client (regions[].protocol: http1 is the own client over TLS, auto is net/http, HTTP/2 where the region offers
-// it). The load generator and the region run in the same process, so CPU per request (cpu-µs/op, from getrusage)
+// BenchmarkHTTPSPath measures the production path, an HTTPS region, with each client-facing server
+// (server.http1: lifeline, Lifeline's own, or net/http) and each region protocol (auto: HTTP/2 where the region
+// offers it; http1). The load generator and the region run in the same process, so CPU per request (cpu-µs/op, from getrusage)
 // includes theirs: compare the variants with each other, within one run.
 //
 //	go test ./gateway -run '^$' -bench HTTPSPath -benchtime 20000x -count 5
@@ -55,11 +54,10 @@ func BenchmarkHTTPSPath(b *testing.B) {
 		name, server, protocol string
 		region                 *httptest.Server
 	}{
-		{"server=net-http/region=net-http-h2", config.HTTP1NetHTTP, "auto", up},
-		{"server=net-http/region=net-http-h1", config.HTTP1NetHTTP, "auto", up1},
-		{"server=lifeline/region=net-http-h1", config.HTTP1Lifeline, "auto", up1},
-		{"server=net-http/region=lifeline-h1", config.HTTP1NetHTTP, "http1", up1},
-		{"server=lifeline/region=lifeline-h1", config.HTTP1Lifeline, "http1", up1},
+		{"server=net-http/region=h2", config.HTTP1NetHTTP, "auto", up},
+		{"server=lifeline/region=h2", config.HTTP1Lifeline, "auto", up},
+		{"server=net-http/region=h1", config.HTTP1NetHTTP, "http1", up1},
+		{"server=lifeline/region=h1", config.HTTP1Lifeline, "http1", up1},
 	} {
 		addr := benchServe(b, c.region.URL, c.server, c.protocol, &tls.Config{RootCAs: roots})
 		for _, k := range []struct{ name, query, body string }{{"json", "", chatBody}, {"stream", "&stream", streamBody}} {

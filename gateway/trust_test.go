@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lifeline-sre/lifeline/config"
+	"github.com/lifeline-sre/lifeline/failover"
 	"github.com/lifeline-sre/lifeline/sim"
 )
 
@@ -415,4 +416,73 @@ func TestOneClientCannotSpendRegionHealth(t *testing.T) {
 	}
 	resp, body := h.do("POST", "/v1/chat/completions", chatBody, "api-key", "patient-key-0123456789")
 	wantStatus(t, resp, body, 200)
+}
+
+// "The in-process library and the gateway accept and refuse exactly the same requests." The same requests, sent
+// through the gateway (with a key granted every operation) and through the Go library's transport built from the
+// same config, get the same status and error code, and the region sees the same requests.
+func TestLibraryAndGatewayAgree(t *testing.T) {
+	rec, url := recordingRegion(t)
+	var ops []string
+	for _, o := range failover.Operations() {
+		ops = append(ops, string(o))
+	}
+	h := startHarness(t, harnessOpts{regions: []string{"eastus"}, mutate: func(c *config.Config) {
+		c.Regions[0].Endpoint = url
+		c.Clients[0].Operations = ops
+	}})
+	lib, err := failover.New(h.cfg.Failover())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	mp := "--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nx\r\n--B--\r\n"
+	for _, c := range []struct {
+		method, path, ct, body string
+		refused                int // a stored-object route: the status both must refuse it with
+	}{
+		{"POST", "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "application/json", chatBody, 0},
+		{"POST", "/v1/chat/completions", "application/json", chatBody, 0},
+		{"POST", "/openai/v1/embeddings", "application/json", `{"model":"embed","input":"x"}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"model":"gpt-5","messages":[]}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"messages":[]}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"model":"gpt-4o","model":"x"}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"Model":"x"}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"model":"gpt-4o","stream":"yes"}`, 0},
+		{"POST", "/v1/chat/completions", "application/json", `{"model":"gpt-4o"`, 0},
+		{"POST", "/v1/audio/transcriptions", "multipart/form-data; boundary=B", mp, 0},
+		{"GET", "/v1/chat/completions", "", "", 0},
+		{"POST", "/openai/v1/evals", "application/json", chatBody, 0},
+		{"POST", "/openai/deployments/gpt-4o/../../files", "application/json", chatBody, 0},
+		{"GET", "/openai/v1/models", "", "", 0},
+		{"GET", "/openai/v1/models/gpt-5", "", "", 0},
+		// Stored-object routes: the gateway places them by its object index (stored.go), so only their refusals
+		// are compared here; the parser that refuses is the same.
+		{"GET", "/openai/v1/files", "application/json", `{}`, 400},
+		{"DELETE", "/openai/v1/responses/resp_1", "application/json", `{}`, 400},
+		{"GET", "/openai/v1/responses/" + strings.Repeat("r", 200), "", "", 404},
+		{"POST", "/openai/v1/fine_tuning/jobs", "application/json", `{"model":"gpt-4o","training_file":"file-1","training_file":"file-2"}`, 400},
+		{"POST", "/openai/v1/files/file-1/content", "application/json", `{}`, 405},
+	} {
+		gwResp, gwBody := h.do(c.method, c.path, c.body, "Content-Type", c.ct)
+		req, _ := http.NewRequest(c.method, "https://lifeline.invalid"+c.path, strings.NewReader(c.body))
+		if c.ct != "" {
+			req.Header.Set("Content-Type", c.ct)
+		}
+		libResp, err := lib.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s %s: library: %v", c.method, c.path, err)
+		}
+		libBody, _ := io.ReadAll(libResp.Body)
+		libResp.Body.Close()
+		if gwResp.StatusCode != libResp.StatusCode || failover.ErrorCode([]byte(gwBody)) != failover.ErrorCode(libBody) {
+			t.Errorf("%s %s: gateway %d %s, library %d %s", c.method, c.path, gwResp.StatusCode, gwBody, libResp.StatusCode, libBody)
+		}
+		if c.refused != 0 && gwResp.StatusCode != c.refused {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, gwResp.StatusCode, gwBody, c.refused)
+		}
+	}
+	if n := rec.count(); n != 6 { // 3 successes, each sent by both
+		t.Errorf("the region got %d requests, want 6", n)
+	}
 }

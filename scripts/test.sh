@@ -22,7 +22,7 @@ set -e
 if [ "$status" -eq 0 ]; then
   # The trust boundary's differential fuzz targets, each for a short bounded time (docs/security.md).
   echo "== fuzz (bounded)"
-  for target in FuzzRequestJSON FuzzRequestMultipart FuzzRequestRoute; do
+  for target in FuzzRequestJSON FuzzRequestMultipart FuzzRequestRoute FuzzRegionResponse; do
     if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "${LIFELINE_FUZZTIME:-10s}" -parallel 1 ./failover >"$log.fuzz" 2>&1; then
       cat "$log.fuzz"
       status=1

@@ -538,6 +538,8 @@ func exchangeCases() []exchangeCase {
 		{name: "space-before-colon", raw: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc", methods: []string{"POST"},
 			h: echo, wantStatus: []int{400}, wantClosed: true, serverError: true},
 		{name: "invalid-header-name", raw: "GET / HTTP/1.1\r\nHost: x\r\nFoo Bar: x\r\n\r\n", h: text("no"), wantStatus: []int{400}, wantClosed: true, serverError: true},
+		{name: "control-character-in-header-value", raw: "GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x01b\r\n\r\n", h: text("no"), wantStatus: []int{400}, wantClosed: true, serverError: true},
+		{name: "delete-in-header-value", raw: "GET / HTTP/1.1\r\nHost: x\r\nFoo: a\x7fb\r\n\r\n", h: text("no"), wantStatus: []int{400}, wantClosed: true, serverError: true},
 		{name: "header-value-control-byte", raw: "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", h: text("no"), wantStatus: []int{400}, wantClosed: true, serverError: true},
 		{name: "header-too-large", raw: "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 16<<10) + "\r\n\r\n", maxHeaderBytes: 1 << 10,
 			h: text("no"), wantStatus: []int{431}, wantClosed: true, serverError: true},
