@@ -198,6 +198,10 @@ type conn struct {
 	raw    syscall.RawConn
 	remote string
 	state  atomic.Int32
+	// mu orders Shutdown's look at an idle connection (closeIfIdle) with the connection taking up
+	// the bytes of its next request (waitReadable): either the bytes are still in the socket when
+	// Shutdown looks, or the connection is active by then.
+	mu sync.Mutex
 	lr     limitedReader
 	br     *bufio.Reader // nil while not reading
 	// linger: the client may still be sending a request body; see closeGently.
@@ -216,12 +220,33 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-// closeIfIdle closes the connection if it waits for a request; a busy one closes after its
-// response because the server is shutting down.
+// closeIfIdle closes the connection if it waits for a request and none has arrived; a busy one
+// closes after its response because the server is shutting down. A connection whose request
+// bytes already wait in the socket (typically one just accepted: a load balancer connects and
+// sends at once) is served, then closed: closing it would lose a request the client believes
+// sent, which a client may not retry (a POST). net/http serves such a request too (it closes a
+// new connection only after 5 s without a request).
 func (c *conn) closeIfIdle() {
-	if c.state.CompareAndSwap(stateIdle, stateClosed) || c.state.CompareAndSwap(stateNew, stateClosed) {
-		c.nc.Close()
+	c.mu.Lock()
+	st := c.state.Load()
+	closing := (st == stateIdle || st == stateNew) && !c.pending() && c.state.CompareAndSwap(st, stateClosed)
+	c.mu.Unlock()
+	if closing {
+		c.nc.Close() // not under mu: Close waits for a read in progress, which may be waiting for mu
 	}
+}
+
+// pending reports whether request bytes wait in the socket, unread. It does not block; false
+// where the socket cannot be looked at (not a socket, or no MSG_PEEK here).
+func (c *conn) pending() bool {
+	if c.raw == nil || !canReadFD {
+		return false
+	}
+	var ready bool
+	if err := c.raw.Control(func(fd uintptr) { ready, _ = peekReady(fd) }); err != nil {
+		return false
+	}
+	return ready
 }
 
 var readerPool sync.Pool
@@ -294,7 +319,13 @@ func (l *limitedReader) release() {
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
+// testHookServe, when set (tests only), runs as a connection's goroutine starts.
+var testHookServe atomic.Pointer[func()]
+
 func (c *conn) serve() {
+	if h := testHookServe.Load(); h != nil {
+		(*h)()
+	}
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			c.s.logger().Error("h1srv: panic serving "+c.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -323,8 +354,8 @@ func (c *conn) serve() {
 			} else if !c.state.CompareAndSwap(stateNew, stateIdle) {
 				return
 			}
-			if c.s.shutdown.Load() {
-				return
+			if c.s.shutdown.Load() && !c.pending() {
+				return // a request already waiting is served (closeIfIdle), then the connection closes
 			}
 			if d := c.s.IdleTimeout; d > 0 && !first {
 				c.nc.SetReadDeadline(time.Now().Add(d))
@@ -332,10 +363,7 @@ func (c *conn) serve() {
 				c.nc.SetReadDeadline(time.Now().Add(d))
 			}
 			if !c.waitReadable() {
-				return
-			}
-			if !c.state.CompareAndSwap(stateIdle, stateActive) {
-				return // closed by Shutdown
+				return // closed by Shutdown, or the client left, or too slow
 			}
 		} else {
 			c.state.Store(stateActive)
@@ -379,22 +407,35 @@ func (c *conn) serve() {
 	}
 }
 
-// waitReadable waits for a request's first bytes (or the peer's close) without reading.
+// waitReadable waits for a request's first bytes (or the peer's close) and makes the idle
+// connection active; false when it ends instead (Shutdown closed it, a deadline, the client left).
 // Where the socket can be read directly, the first bytes are read into a pooled buffer that the
 // request's reader then takes them from: one syscall fewer than a peek followed by a read.
 func (c *conn) waitReadable() bool {
 	if c.raw == nil || !canReadFD {
 		_, err := c.reader().Peek(1)
-		return err == nil
+		return err == nil && c.state.CompareAndSwap(stateIdle, stateActive)
 	}
 	buf := firstBufs.Get().(*[]byte)
 	var n int
 	var rerr error
+	active := false
 	err := c.raw.Read(func(fd uintptr) bool {
+		// Under mu: the bytes leave the socket and the connection turns active as one step for closeIfIdle.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.state.Load() != stateIdle {
+			rerr = net.ErrClosed // closed by Shutdown
+			return true
+		}
 		n, rerr = readFD(fd, *buf)
-		return !isAgain(rerr)
+		if isAgain(rerr) {
+			return false
+		}
+		active = rerr == nil && n > 0 && c.state.CompareAndSwap(stateIdle, stateActive)
+		return true
 	})
-	if err != nil || rerr != nil || n <= 0 { // a deadline, the server closing it, an error, or the client's close
+	if err != nil || !active { // a deadline, the server closing it, an error, or the client's close
 		firstBufs.Put(buf)
 		return false
 	}

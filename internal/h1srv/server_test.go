@@ -519,6 +519,62 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 	}
 }
 
+// A connection accepted just before Shutdown, whose request is already waiting in its socket, is served and then
+// closed, as net/http does: closing it would lose a request the client believes sent (a load balancer connects and
+// sends at once, and does not retry a POST). Shutdown catches the connection before its goroutine has read anything.
+func TestShutdownServesAWaitingRequest(t *testing.T) {
+	s, addr, served, _, _ := shutdownServer(t)
+	hold := make(chan struct{})
+	wait := func() { <-hold }
+	testHookServe.Store(&wait)
+	t.Cleanup(func() { testHookServe.Store(nil) })
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	time.Sleep(100 * time.Millisecond) // the request reaches the server's socket; its goroutine waits on hold
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	for !s.shutdown.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // Shutdown has looked at the connection (it closed it, before the fix)
+	close(hold)
+	resp, body := readReply(t, br, "POST")
+	if resp.StatusCode != 200 || body != "done" {
+		t.Errorf("%d %q, want 200 done", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("the response does not say the connection closes")
+	}
+	waitClosed(t, c, br, time.Second)
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// A silent connection, and an idle one after its request, are closed at once (the first test); one that sent only
+// part of a request head before Shutdown gets until server.read_header_timeout to finish it, then is served.
+func TestShutdownWaitsForAHeadStarted(t *testing.T) {
+	s, addr, served, _, _ := shutdownServer(t)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\n")
+	time.Sleep(100 * time.Millisecond)
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(c, "Host: x\r\n\r\n")
+	resp, body := readReply(t, br, "GET")
+	if resp.StatusCode != 200 || body != "done" || !resp.Close {
+		t.Errorf("%d %q close=%v, want 200 done and a close", resp.StatusCode, body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	<-served
+}
+
 func TestShutdownWaitsForRequestsInFlight(t *testing.T) {
 	for _, path := range []string{"/block", "/stream"} {
 		t.Run(path, func(t *testing.T) {
