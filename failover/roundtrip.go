@@ -455,7 +455,7 @@ func outboundHeader(src http.Header) http.Header {
 
 // HopByHop reports whether the header named k (canonical form) is meaningful for one
 // connection only (RFC 9110 section 7.6.1), so that a proxy must not forward it. It is the one
-// list the engine, its HTTP/1.1 client and the gateway use.
+// list the engine and the gateway use.
 func HopByHop(k string) bool { return hopByHop(k) }
 
 func hopByHop(k string) bool {
