@@ -27,7 +27,12 @@ mkdir -p "$WORK/bin" "$WORK/nginx-tmp"
 export PATH=$PATH:/usr/sbin
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# Lifeline drains for server.shutdown_delay on SIGTERM: what is still there after a second is killed.
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	sleep 1
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # start NAME CMD...: pinned to the servers' core; $! is the server's own PID (taskset, nice and env exec it).

@@ -17,7 +17,12 @@ command -v strace >/dev/null || { echo "syscalls.sh: strace is not installed (ap
 mkdir -p "$WORK/bin" "$WORK/sc"
 S=$WORK/sc
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# Lifeline drains for server.shutdown_delay on SIGTERM: what is still there after a second is killed.
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	sleep 1
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 start() { local n=$1; shift; taskset -c "$SERVER_CPU" "$@" >"$S/$n.log" 2>&1 & pids+=($!); eval "PID_${n//-/_}=$!"; }
