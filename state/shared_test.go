@@ -266,7 +266,7 @@ func TestTripShared(t *testing.T) {
 }
 
 // TestLostMessage: an event written without its pub/sub message (as if the message was lost) arrives by the
-// periodic full read, within one sync interval (plus the read itself).
+// periodic full read, within one sync interval, read included.
 func TestLostMessage(t *testing.T) {
 	p := prefix(t)
 	b := startReplica(t, p, "b")

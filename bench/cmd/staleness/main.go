@@ -177,7 +177,7 @@ func (l *lags) markdown(interval time.Duration) string {
 	for _, k := range []struct{ kind, what, target string }{
 		{"switch", "manual disable / enable (admin API), default policy", "p99 < 100 ms"},
 		{"trip", "breaker trip (open_for 300ms to repeat; lag from the breaker's decision)", "p99 < 100 ms"},
-		{"lost", "pub/sub message lost: found by the full read", fmt.Sprintf("one sync_interval (%s) plus the read", interval)},
+		{"lost", "pub/sub message lost: found by the full read", fmt.Sprintf("at most one sync_interval (%s), read included", interval)},
 	} {
 		d := slices.Clone(l.by[k.kind])
 		slices.Sort(d)
