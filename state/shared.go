@@ -229,12 +229,13 @@ func (s *Shared) run(ctx context.Context) {
 	ps := s.client.Subscribe(ctx, s.channel)
 	defer ps.Close()
 	msgs := ps.Channel(redis.WithChannelSize(1024), redis.WithChannelHealthCheckInterval(s.interval))
-	// The full read runs a little less than one interval after the last one began, less twice the time the last
-	// exchange took: a change whose message was lost is then applied within one interval of being written, read
-	// included (it may land just after one read's snapshot and must be applied by the next).
+	// The full read runs a little less than one interval after the last one began: less twice the time the last
+	// exchange took, and at least a tenth of the interval (scheduling on a loaded host). A change whose message
+	// was lost is then applied within one interval of being written, read included (it may land just after one
+	// read's snapshot and must be applied by the next).
 	tick := time.NewTimer(s.interval)
 	defer tick.Stop()
-	next := func(took time.Duration) time.Duration { return max(s.interval-2*took, s.interval/2) }
+	next := func(took time.Duration) time.Duration { return max(s.interval-max(2*took, s.interval/10), s.interval/2) }
 	began := time.Now()
 	s.sync(ctx)
 	tick.Reset(next(time.Since(began)) - time.Since(began))
