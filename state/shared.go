@@ -235,7 +235,9 @@ func (s *Shared) run(ctx context.Context) {
 	// read's snapshot and must be applied by the next).
 	tick := time.NewTimer(s.interval)
 	defer tick.Stop()
-	next := func(took time.Duration) time.Duration { return max(s.interval-max(2*took, s.interval/10), s.interval/2) }
+	next := func(took time.Duration) time.Duration {
+		return max(s.interval-max(2*took, s.interval/10), s.interval/2)
+	}
 	began := time.Now()
 	s.sync(ctx)
 	tick.Reset(next(time.Since(began)) - time.Since(began))

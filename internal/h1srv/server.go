@@ -202,8 +202,8 @@ type conn struct {
 	// the bytes of its next request (waitReadable): either the bytes are still in the socket when
 	// Shutdown looks, or the connection is active by then.
 	mu sync.Mutex
-	lr     limitedReader
-	br     *bufio.Reader // nil while not reading
+	lr limitedReader
+	br *bufio.Reader // nil while not reading
 	// linger: the client may still be sending a request body; see closeGently.
 	linger bool
 	// handedOff: Fallback owns nc now.
