@@ -10,6 +10,7 @@
 #   bench/continuity.sh            full run, about 15 minutes; writes bench/results/CONTINUITY.md
 #   bench/continuity.sh --quick    smoke run, about 6 minutes (short faults; do not quote its figures)
 #   FAULTS="cut_stream blackhole" bench/continuity.sh   only some faults (names in the report)
+#   CONTINUITY_OUT=/tmp/c.md bench/continuity.sh        the report elsewhere
 #
 # Every peer gets its own two simulated regions (`lifeline sim --tls`, a primary and a secondary), so the peers
 # run at the same time; faults go through each simulator's control API (POST /regions/{name}/fault). The
@@ -29,7 +30,7 @@ for a in "$@"; do
 	--quick) QUICK=1 ;;
 	--no-install) INSTALL=0 ;;
 	-h | --help)
-		sed -n '2,17p' "$0"
+		sed -n '2,18p' "$0"
 		exit 0
 		;;
 	*)
@@ -291,6 +292,7 @@ cmd="bench/continuity.sh"
 [[ -n ${FAULTS:-} ]] && cmd="FAULTS=\"$FAULTS\" $cmd"
 out=$RES/CONTINUITY.md
 ((QUICK)) && out=$WORK/CONTINUITY-quick.md
+out=${CONTINUITY_OUT:-$out} # e.g. to measure another build without touching the committed report
 say "running the continuity scenario (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 args=(-plan "$WORK/plan.json" -out "$RES/raw/continuity.json" -md "$out" -command "$cmd"
 	-commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' with uncommitted changes')")
