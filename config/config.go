@@ -91,7 +91,9 @@ type Region struct {
 	Priority    int               `yaml:"priority"` // 0 means 1
 	Weight      int               `yaml:"weight"`   // 0 means 1
 	Deployments map[string]string `yaml:"deployments"`
-	Protocol    string            `yaml:"protocol"` // auto (default) | http1 | http2
+	// Prefill holds the names written in the long form with `prefill: true` (see deployments.go).
+	Prefill  map[string]bool `yaml:"-"`
+	Protocol string          `yaml:"protocol"` // auto (default) | http1 | http2
 }
 
 // Entra selects Microsoft Entra ID auth. All fields empty: DefaultAzureCredential (workload identity, managed
@@ -111,6 +113,7 @@ type Policy struct {
 	Breaker      Breaker  `yaml:"breaker"`
 	Timeouts     Timeouts `yaml:"timeouts"`
 	Hedge        Hedge    `yaml:"hedge"`
+	Streams      Streams  `yaml:"streams"`
 	MaxBodyBytes int64    `yaml:"max_body_bytes"` // default 32 MiB
 	// StreamUpstream sends non-streaming chat/completions, completions and responses requests to the region as
 	// streams and reassembles the non-streaming answer; default true.
@@ -125,6 +128,12 @@ type Hedge struct {
 	MinDelay Duration `yaml:"min_delay"` // floor of the learned delay; default 500ms
 	MaxDelay Duration `yaml:"max_delay"` // cap of the learned delay; default 10s
 	Budget   float64  `yaml:"budget"`    // hedged requests as a share of all; default 0.1, plus one a second
+}
+
+// Streams governs a stream that a region breaks after the client got bytes (docs/failover.md, Stream resume).
+type Streams struct {
+	Resume        string   `yaml:"resume"`         // replay (default) | prefill | off
+	ResumeTimeout Duration `yaml:"resume_timeout"` // how long a client may wait for the splice; default 30s
 }
 
 // Values of Hedge.Delay besides a duration.
@@ -215,6 +224,8 @@ const (
 	DefaultHedgeMinDelay     = failover.DefaultHedgeMinDelay
 	DefaultHedgeMaxDelay     = failover.DefaultHedgeMaxDelay
 	DefaultHedgeBudget       = failover.DefaultHedgeBudget
+	DefaultResume            = failover.ResumeReplay
+	DefaultResumeTimeout     = failover.DefaultResumeTimeout
 	DefaultConnect           = failover.DefaultConnectTimeout
 	DefaultStreamFirstByte   = failover.DefaultStreamFirstByte
 	DefaultResponse          = failover.DefaultResponseTimeout
@@ -265,7 +276,13 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	c := &Config{}
 	d := decoder{env: lookupEnv}
 	if len(doc.Content) > 0 {
+		prefill := d.longDeployments(doc.Content[0])
 		d.decode(doc.Content[0], "", c)
+		for i, names := range prefill {
+			if i < len(c.Regions) {
+				c.Regions[i].Prefill = names
+			}
+		}
 	}
 	if len(d.errs.Problems) > 0 {
 		return nil, &d.errs
@@ -307,6 +324,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&p.Hedge.MinDelay, Duration(DefaultHedgeMinDelay))
 	setDefault(&p.Hedge.MaxDelay, Duration(max(DefaultHedgeMaxDelay, p.Hedge.MinDelay.D())))
 	setDefault(&p.Hedge.Budget, DefaultHedgeBudget)
+	setDefault(&p.Streams.Resume, DefaultResume)
+	setDefault(&p.Streams.ResumeTimeout, Duration(DefaultResumeTimeout))
 	setDefault(&p.Timeouts.Connect, Duration(DefaultConnect))
 	setDefault(&p.Timeouts.StreamFirstByte, Duration(DefaultStreamFirstByte))
 	setDefault(&p.Timeouts.Response, Duration(DefaultResponse))

@@ -121,6 +121,9 @@ func yamlKeys(prefix string, t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
 		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag == "-" {
+			continue // not a key of the file (set from another key's long form)
+		}
 		keys = append(keys, prefix+tag)
 		keys = append(keys, yamlKeys(prefix+tag, t.Field(i).Type)...)
 	}

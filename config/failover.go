@@ -26,6 +26,7 @@ func (c *Config) Failover() failover.Config {
 			Weight:      r.Weight,
 			Deployments: maps.Clone(r.Deployments),
 			Protocol:    r.Protocol,
+			Prefill:     maps.Clone(r.Prefill),
 		}
 		if r.Entra != nil {
 			fr.Entra = &failover.Entra{TenantID: r.Entra.TenantID, ClientID: r.Entra.ClientID, ClientSecret: r.Entra.ClientSecret,
@@ -57,6 +58,10 @@ func (c *Config) Failover() failover.Config {
 			StreamFirstByte: p.Timeouts.StreamFirstByte.D(),
 			Response:        p.Timeouts.Response.D(),
 			StreamIdle:      p.Timeouts.StreamIdle.D(),
+		},
+		Streams: failover.StreamsPolicy{
+			Resume:        p.Streams.Resume,
+			ResumeTimeout: p.Streams.ResumeTimeout.D(),
 		},
 		Hedge: failover.HedgePolicy{
 			Delay:    p.Hedge.delay(),

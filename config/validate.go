@@ -310,6 +310,12 @@ func (p Policy) validate(e *Errors) {
 		e.add("policy.max_body_bytes", "must not be negative")
 	}
 	p.Hedge.validate(e)
+	switch p.Streams.Resume {
+	case "", failover.ResumeReplay, failover.ResumePrefill, failover.ResumeOff:
+	default:
+		e.add("policy.streams.resume", "must be replay, prefill or off, not %q", p.Streams.Resume)
+	}
+	nonNegative(e, "policy.streams.resume_timeout", p.Streams.ResumeTimeout)
 }
 
 func (h Hedge) validate(e *Errors) {

@@ -6,11 +6,13 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/lifeline-sre/lifeline/sim"
 )
 
 // Options are the flags of `lifeline demo`.
 type Options struct {
-	Duration time.Duration // whole run; default 60s
+	Duration time.Duration // whole run; default 2m
 	Rate     float64       // client requests per second; default 20
 	NoOutage bool          // run healthy throughout
 	Seed     int64         // simulator randomness
@@ -19,7 +21,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Duration <= 0 {
-		o.Duration = 60 * time.Second
+		o.Duration = 2 * time.Minute
 	}
 	if o.Rate <= 0 {
 		o.Rate = 20
@@ -39,16 +41,32 @@ type step struct {
 	do    func(*stack) error
 }
 
+// Phases of the timeline that the summary measures from.
+const (
+	phaseGray     = "eastus breaks streams"
+	phaseFailback = "eastus back: failback"
+)
+
+// timeline is the scripted outage: the gray failures first (eastus cuts its streams half-way, then westus, the
+// backup, accepts requests and never answers), then the clean ones (eastus refuses connections, westus throttles),
+// then the recovery, which on the default policy takes a probe (5 s) and a slow start (30 s).
 func timeline(noOutage bool) []step {
 	if noOutage {
 		return []step{{0, "healthy", nil}}
 	}
 	return []step{
 		{0, "healthy", nil},
-		{0.2, "eastus down", func(s *stack) error { return s.fault("eastus", "down", 0) }},
-		{0.45, "eastus down, westus 429", func(s *stack) error { return s.fault("westus", "throttle", 3*time.Second) }},
-		{0.6, "eastus down, westus ok", func(s *stack) error { return s.fault("westus", "clear", 0) }},
-		{0.7, "eastus back: failback", func(s *stack) error { return s.fault("eastus", "clear", 0) }},
+		{0.08, phaseGray, func(s *stack) error { return s.sim.Fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 4}) }},
+		{0.2, "westus goes silent", func(s *stack) error { return s.fault("westus", "blackhole", 0) }},
+		{0.32, "eastus down, westus ok", func(s *stack) error {
+			if err := s.fault("eastus", "down", 0); err != nil {
+				return err
+			}
+			return s.fault("westus", "clear", 0)
+		}},
+		{0.4, "eastus down, westus 429", func(s *stack) error { return s.fault("westus", "throttle", 3*time.Second) }},
+		{0.46, "eastus down, westus ok", func(s *stack) error { return s.fault("westus", "clear", 0) }},
+		{0.5, phaseFailback, func(s *stack) error { return s.fault("eastus", "clear", 0) }},
 	}
 }
 
@@ -64,6 +82,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	rec := st.rec
 	fmt.Fprintf(opts.Out, "Lifeline demo: %d simulated regions (%s primary), the gateway at %s, %.0f req/s from openai-go for %s\n",
 		len(Regions), Regions[0], st.gatewayURL, opts.Rate, opts.Duration)
+	fmt.Fprintf(opts.Out, "policy: the defaults, unchanged (docs/config.md); the simulated regions answer the same prompt with the same text, so that a broken stream can resume\n")
 	fmt.Fprintf(opts.Out, "status page: %s\n\n", st.statusURL)
 
 	begin := st.begin // events and samples share one time base
@@ -96,9 +115,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			mu.Lock()
 			phase = s.phase
 			switch s.phase {
-			case "eastus down":
+			case phaseGray:
 				outageAt = now
-			case "eastus back: failback":
+			case phaseFailback:
 				recoveryAt = now
 			}
 			mu.Unlock()
@@ -118,5 +137,6 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	samples, _ := rec.snapshot()
 	sum := summarize(samples, Regions[0], outageAt, recoveryAt, st.openedAt(Regions[0], outageAt))
 	sum.addBaseline(rec.baseline())
+	sum.Resumed, sum.ResumeFailed, sum.Hedged = st.gray()
 	return sum, nil
 }

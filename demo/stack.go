@@ -30,10 +30,11 @@ type stack struct {
 	rec        *recorder
 	begin      time.Time
 
-	mu     sync.Mutex
-	states map[string]failover.State
-	opened map[string][]time.Duration // when each region's breaker opened, since begin
-	last   map[string]time.Time       // last failover event shown per from->to, to keep the view readable
+	mu                            sync.Mutex
+	states                        map[string]failover.State
+	resumes, resumeFailed, hedges int
+	opened                        map[string][]time.Duration // when each region's breaker opened, since begin
+	last                          map[string]time.Time       // last failover event shown per from->to, to keep the view readable
 }
 
 func randomKey(prefix string) string {
@@ -42,8 +43,8 @@ func randomKey(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// demoConfig is the gateway config of the demo: three regions in order of preference, and a policy tuned so that
-// the whole outage and recovery fit in a minute (a probe at most every 3s, slow start over 4s).
+// demoConfig is the gateway config of the demo: three regions in order of preference, and no policy: the demo
+// shows what a user gets on the defaults.
 func demoConfig(urls []string, simKey, clientKey, adminKey string) string {
 	// The listen addresses are not used: the demo serves the gateway's handlers on listeners of its own.
 	c := fmt.Sprintf(`clients:
@@ -63,19 +64,7 @@ regions:
       gpt-4o-mini: gpt-4o-mini
 `, name, urls[i], simKey, i+1)
 	}
-	return c + `policy:
-  routing: priority
-  breaker:
-    failures: 3
-    open_for: 1s
-    max_open_for: 3s
-    slow_start: 4s
-  timeouts:
-    connect: 500ms
-    stream_first_byte: 5s
-    response: 10s
-    stream_idle: 5s
-`
+	return c
 }
 
 func startStack(seed int64) (*stack, error) {
@@ -86,7 +75,7 @@ func startStack(seed int64) (*stack, error) {
 		regions[i].TimeToFirstToken = 30 * time.Millisecond
 		regions[i].TokensPerSecond = 400
 	}
-	s, err := sim.Start(sim.Config{Regions: regions, APIKey: st.simKey, Seed: seed})
+	s, err := sim.Start(sim.Config{Regions: regions, APIKey: st.simKey, Seed: seed, Answers: sim.AnswersDeterministic})
 	if err != nil {
 		return nil, fmt.Errorf("starting simulated regions: %w", err)
 	}
@@ -211,6 +200,48 @@ func (o demoObserver) StateChanged(e failover.StateChange) {
 	}
 	st.mu.Unlock()
 	st.rec.event(Event{At: at, Text: fmt.Sprintf("region %s: %s -> %s", e.Region, e.From, e.To)})
+}
+
+func (o demoObserver) Resume(e failover.ResumeEvent) {
+	st := o.st
+	st.mu.Lock()
+	if e.Outcome == failover.ResumeOK {
+		st.resumes++
+	} else {
+		st.resumeFailed++
+	}
+	quiet := time.Since(st.last["resume"+e.Outcome]) < 2*time.Second
+	if !quiet {
+		st.last["resume"+e.Outcome] = time.Now()
+	}
+	st.mu.Unlock()
+	if !quiet {
+		st.rec.event(Event{At: time.Since(st.begin), Text: fmt.Sprintf("stream resumed %s -> %s (%s)", e.From, e.To, e.Outcome)})
+	}
+}
+
+func (o demoObserver) Hedge(e failover.HedgeEvent) {
+	st := o.st
+	st.mu.Lock()
+	if e.Outcome == failover.HedgeWon {
+		st.hedges++
+	}
+	key := "hedge" + e.Outcome
+	quiet := time.Since(st.last[key]) < 2*time.Second
+	if !quiet {
+		st.last[key] = time.Now()
+	}
+	st.mu.Unlock()
+	if !quiet {
+		st.rec.event(Event{At: time.Since(st.begin), Text: fmt.Sprintf("hedge %s -> %s after %s (%s)", e.From, e.To, e.Delay.Round(time.Millisecond), e.Outcome)})
+	}
+}
+
+// gray returns the counts of the gray phases: streams resumed and not, answers that came from a hedge.
+func (st *stack) gray() (resumed, failed, hedged int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.resumes, st.resumeFailed, st.hedges
 }
 
 func (o demoObserver) Failover(e failover.FailoverEvent) {

@@ -31,6 +31,9 @@ type Summary struct {
 	OutOfRotation  bool // the primary's breaker was seen opening
 	FailbackSeen   bool
 	FailbackFilled bool
+	Resumed        int // streams a region broke that went on from another region
+	ResumeFailed   int // resumes that did not complete (the client then saw the error event)
+	Hedged         int // answers that came from a hedge while a region stayed silent
 }
 
 // summarize computes the summary; outageAt/recoveryAt are negative when they did not happen, openedAt when the
@@ -152,6 +155,8 @@ func (s Summary) Print(w io.Writer) {
 			line += fmt.Sprintf("; %s out of rotation (breaker open) after %s", s.PrimaryRegion, ms(s.FailoverOut))
 		}
 		fmt.Fprintf(w, "  time to fail over        %s\n", line)
+		fmt.Fprintf(w, "  gray failures            %d broken streams resumed in another region (%d resumes failed); %d answers from a hedge\n",
+			s.Resumed, s.ResumeFailed, s.Hedged)
 		line = "the primary never served again before the end"
 		if s.FailbackSeen {
 			line = fmt.Sprintf("first answer from %s %s after it came back", s.PrimaryRegion, ms(s.FailbackFirst))

@@ -24,8 +24,15 @@ type attempt struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	ended  atomic.Bool
-	hedge  bool                // started as the hedge of another attempt
-	trace  func(AttemptResult) // the tracer's end of the attempt's span, nil without one
+	hedge  bool // started as the hedge of another attempt
+	// resumeFrom is the region whose broken stream this attempt resumes ("" for others); transform
+	// changes the body the region gets (a prefill), nil for none.
+	resumeFrom string
+	transform  func([]byte) ([]byte, error)
+	trace      func(AttemptResult) // the tracer's end of the attempt's span, nil without one
+	// unwait stops the attempt's watch on its region's breaker (it leaves when the breaker opens
+	// before its first byte came).
+	unwait func() bool
 	// upstream: the request is not streaming but goes to the region as a stream, to be reassembled
 	// (upstream.go); false once the region refused the streamed form.
 	upstream bool
@@ -56,6 +63,7 @@ func (rt *roundTrip) newAttempt(r *region, tg *target, tk ticket, hedge bool) *a
 	a.timer = time.AfterFunc(timeout, func() { a.cancel(ErrAttemptTimeout) })
 	r.h.inflight.Add(1)
 	r.h.attempts.Add(1)
+	a.unwait = context.AfterFunc(r.h.waiting(), func() { a.cancel(errRegionOpened) })
 	return a
 }
 
@@ -65,10 +73,19 @@ func (rt *roundTrip) streamed() bool { return rt.in.stream || rt.upstream }
 // streamed reports whether this attempt is a stream.
 func (a *attempt) streamed() bool { return a.rt.in.stream || a.upstream }
 
+// kind is the kind of this request's attempts, for the breaker's counts.
+func (rt *roundTrip) kind() int {
+	if rt.streamed() {
+		return kindStreamed
+	}
+	return kindOther
+}
+
 // run sends the attempt and classifies what came back.
 func (a *attempt) run() attemptResult {
 	rt, r, t := a.rt, a.r, a.rt.t
-	start := AttemptStart{Region: r.cfg.Name, Name: rt.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge}
+	start := AttemptStart{Region: r.cfg.Name, Name: rt.name, Attempt: a.n, Probe: a.tk.trial != 0, Hedge: a.hedge,
+		ResumeFrom: a.resumeFrom}
 	t.obs.AttemptStarted(start)
 	resp, err := a.send(start)
 	if err == nil && a.upstream {
@@ -98,6 +115,9 @@ func (a *attempt) run() attemptResult {
 // send builds the request for the attempt's region and sends it.
 func (a *attempt) send(start AttemptStart) (*http.Response, error) {
 	out, err := a.rt.build(a.ctx, a.r, a.tg, a.upstream)
+	if err == nil && a.transform != nil {
+		err = transformBody(out, a.transform)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +150,7 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 		}
 		first = (*peek)[:n]
 	}
+	a.stopWaiting() // the first byte came: the region answered
 	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
 		resp.Body.Close()
 		return a.fail(ErrAttemptTimeout)
@@ -141,10 +162,21 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 	}
 	a.label(resp)
 	if isEventStream(resp.Header) && resp.Header.Get("Content-Encoding") == "" {
-		tk := newTracker(a.rt.in.op, choicesWanted(a.rt.in.body))
-		sb := newStreamBody(a, resp.Body, resp.StatusCode, lat, first, tk)
+		n := choicesWanted(a.rt.in.body)
+		tk := newTracker(a.rt.in.op, n)
+		sb := newStreamBody(a, resp.Body, resp.StatusCode, lat, nil, tk)
 		sb.peek = peek
-		resp.Body = sb
+		if ct, ok := tk.(*choicesTracker); ok && a.resumeFrom == "" && a.rt.resumable() {
+			ct.log = newReplayLog(ct.want, a.rt.p.Streams.Resume == ResumePrefill)
+			if wantsLogprobs(a.rt.in.body) {
+				ct.log.broken = "the request asks for logprobs, which a resumed answer could not match"
+			}
+			sb.feed(first)
+			resp.Body = &resumingBody{rt: a.rt, cur: sb, src: sb, track: ct, region: a.r}
+		} else {
+			sb.feed(first)
+			resp.Body = sb
+		}
 	} else {
 		if len(first) > 0 {
 			resp.Body = &prefixedBody{prefix: first, ReadCloser: resp.Body}
@@ -187,9 +219,9 @@ func (a *attempt) fail(err error) attemptResult {
 	switch cause := context.Cause(a.ctx); {
 	case a.rt.ctx.Err() != nil:
 		err = a.rt.ctx.Err()
-	case cause == ErrAttemptTimeout, cause == errLostBySilence:
+	case cause == ErrAttemptTimeout, cause == errLostBySilence, cause == errRegionOpened:
 		err = fmt.Errorf("region %s: %w", a.r.cfg.Name, cause)
-	case cause == errHedgeSettled:
+	case cause == errHedgeSettled, cause == errResumeTimeout:
 		err = cause
 	}
 	a.cancel(nil)
@@ -228,6 +260,7 @@ func (a *attempt) end(v Verdict, status int, lat time.Duration, err error) bool 
 	if !a.ended.CompareAndSwap(false, true) {
 		return false
 	}
+	a.stopWaiting()
 	now := a.rt.t.clock.Now()
 	a.tk.done(now, v)
 	a.markDeployment(v, now)
@@ -263,6 +296,14 @@ func (a *attempt) markDeployment(v Verdict, now time.Time) {
 }
 
 var hedgedTrue = []string{"true"}
+
+// stopWaiting ends the attempt's watch on its region's breaker (attempts made elsewhere than
+// newAttempt, such as a Realtime session's, have none).
+func (a *attempt) stopWaiting() {
+	if a.unwait != nil {
+		a.unwait()
+	}
+}
 
 // label sets x-lifeline-region, x-lifeline-attempts (attempts made so far) and, for an answer from a
 // hedge, x-lifeline-hedged, and points the response at the

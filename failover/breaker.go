@@ -71,9 +71,13 @@ type breaker struct {
 	state    atomic.Int32 // State without the manual override: Healthy, HalfOpen, Open
 	disabled atomic.Bool
 
-	mu          sync.Mutex
-	consecutive int
+	mu sync.Mutex
+	// consecutive counts failures in a row: [kindAll] of every attempt, and per kind of attempt (streamed
+	// or not), so that the successes of one kind do not hide that every attempt of the other fails
+	// (embeddings answering while every stream breaks).
+	consecutive [3]int
 	trips       int       // consecutive trips without a lasting recovery
+	tripKind    int       // the kind of attempt whose failures opened it: only that kind may be the trial
 	openUntil   time.Time // while Open
 	trial       uint64    // generation of the half-open trial in flight (0: none)
 	trialSeq    uint64
@@ -88,10 +92,18 @@ type breaker struct {
 type ticket struct {
 	b     *breaker
 	trial uint64 // non-zero: this attempt is the half-open trial of that generation
+	kind  int    // kindStreamed or kindOther: failures in a row are also counted per kind
 }
 
+// Kinds of attempts, for counting failures in a row.
+const (
+	kindOther    = 0
+	kindStreamed = 1
+	kindAll      = 2
+)
+
 func newBreaker(p BreakerPolicy) *breaker {
-	b := &breaker{}
+	b := &breaker{tripKind: kindAll}
 	b.setPolicy(p)
 	return b
 }
@@ -127,37 +139,41 @@ func (b *breaker) available(now time.Time) bool {
 
 // acquire asks to send an attempt now. The ticket's trial field says the attempt is the half-open
 // trial that decides whether the region comes back.
-func (b *breaker) acquire(now time.Time) (ticket, bool) {
+func (b *breaker) acquire(now time.Time) (ticket, bool) { return b.acquireKind(now, kindOther) }
+
+// acquireKind is acquire for an attempt of a kind (kindStreamed or kindOther). A region that every
+// attempt of one kind failed takes only that kind as its trial: its other answers prove nothing.
+func (b *breaker) acquireKind(now time.Time, kind int) (ticket, bool) {
 	switch b.State() {
 	case Healthy:
-		return ticket{b: b}, true
+		return ticket{b: b, kind: kind}, true
 	case Disabled:
 		return ticket{}, false
 	}
 	var tr *transition
 	b.mu.Lock()
-	tk, ok := b.acquireLocked(now, &tr)
+	tk, ok := b.acquireLocked(now, kind, &tr)
 	b.mu.Unlock()
 	b.emit(tr)
 	return tk, ok
 }
 
-func (b *breaker) acquireLocked(now time.Time, tr **transition) (ticket, bool) {
+func (b *breaker) acquireLocked(now time.Time, kind int, tr **transition) (ticket, bool) {
 	switch State(b.state.Load()) {
 	case Healthy:
-		return ticket{b: b}, true
+		return ticket{b: b, kind: kind}, true
 	case Open:
 		if now.Before(b.openUntil) {
 			return ticket{}, false
 		}
 		*tr = b.setState(now, HalfOpen, ReasonOpenForPassed)
 	}
-	if b.trial != 0 {
+	if b.trial != 0 || b.tripKind != kindAll && kind != b.tripKind {
 		return ticket{}, false
 	}
 	b.trialSeq++
 	b.trial = b.trialSeq
-	return ticket{b: b, trial: b.trial}, true
+	return ticket{b: b, trial: b.trial, kind: kind}, true
 }
 
 // healthOf is what one attempt's verdict means for its region: a failure, nothing (the caller went
@@ -182,12 +198,12 @@ func (t ticket) done(now time.Time, v Verdict) {
 	}
 	failed, neutral := healthOf(v)
 	b.mu.Lock()
-	tr := b.doneLocked(now, t.trial, v.Outcome, failed, neutral)
+	tr := b.doneLocked(now, t.trial, t.kind, v.Outcome, failed, neutral)
 	b.mu.Unlock()
 	b.emit(tr)
 }
 
-func (b *breaker) doneLocked(now time.Time, trial uint64, o Outcome, failed, neutral bool) *transition {
+func (b *breaker) doneLocked(now time.Time, trial uint64, kind int, o Outcome, failed, neutral bool) *transition {
 	isTrial := trial != 0 && trial == b.trial
 	if isTrial {
 		b.trial = 0
@@ -198,7 +214,7 @@ func (b *breaker) doneLocked(now time.Time, trial uint64, o Outcome, failed, neu
 	b.count(now, failed)
 	st := State(b.state.Load())
 	if !failed {
-		b.consecutive = 0
+		b.consecutive[kind], b.consecutive[kindAll] = 0, 0
 		if st == HalfOpen && isTrial {
 			b.recovered.Store(now.UnixNano())
 			b.resetWindow()
@@ -206,13 +222,19 @@ func (b *breaker) doneLocked(now time.Time, trial uint64, o Outcome, failed, neu
 		}
 		return nil
 	}
-	b.consecutive++
+	b.consecutive[kind]++
+	b.consecutive[kindAll]++
 	switch {
 	case st == HalfOpen && isTrial:
 		return b.trip(now, o.String())
-	case st == Healthy && b.consecutive >= b.p.Failures:
+	case st == Healthy && b.consecutive[kindAll] >= b.p.Failures:
+		b.tripKind = kindAll
+		return b.trip(now, o.String())
+	case st == Healthy && b.consecutive[kind] >= b.p.Failures:
+		b.tripKind = kind
 		return b.trip(now, o.String())
 	case st == Healthy && b.rateExceeded(now):
+		b.tripKind = kindAll
 		return b.trip(now, ReasonFailureRate)
 	}
 	return nil
@@ -230,7 +252,7 @@ func (b *breaker) trip(now time.Time, reason string) *transition {
 		d *= 2
 	}
 	b.openUntil = now.Add(min(d, b.p.MaxOpenFor))
-	b.consecutive = 0
+	b.consecutive = [3]int{}
 	b.trial = 0
 	return b.setState(now, Open, reason)
 }
@@ -306,13 +328,13 @@ func (b *breaker) apply(now time.Time, to State, until time.Time, reason string)
 			break // already out for at least as long
 		}
 		b.openUntil = until
-		b.consecutive, b.trial = 0, 0
+		b.consecutive, b.trial, b.tripKind = [3]int{}, 0, kindAll
 		tr = b.setState(now, Open, reason)
 	case Healthy:
 		if State(b.state.Load()) == Healthy {
 			break
 		}
-		b.consecutive, b.trial = 0, 0
+		b.consecutive, b.trial = [3]int{}, 0
 		b.recovered.Store(now.UnixNano())
 		b.resetWindow()
 		tr = b.setState(now, Healthy, reason)

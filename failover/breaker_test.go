@@ -278,3 +278,36 @@ func TestBreakerApply(t *testing.T) {
 		t.Fatalf("shared recovery: %v %+v ramp %v", b.State(), tr, b.rampFactor(c.Now()))
 	}
 }
+
+// TestBreakerCountsPerKind: a region that fails every stream leaves rotation after Failures streams even
+// when the non-streamed attempts between them succeed.
+func TestBreakerCountsPerKind(t *testing.T) {
+	c := newManualClock()
+	b, _ := testBreaker()
+	for i := range 3 {
+		if b.State() != Healthy {
+			t.Fatalf("open after %d broken streams", i)
+		}
+		tk, _ := b.acquireKind(c.Now(), kindStreamed)
+		tk.done(c.Now(), vCut)
+		if i < 2 {
+			attemptWith(t, b, c.Now(), vOK) // an embedding answers in between
+		}
+	}
+	if b.State() != Open {
+		t.Fatalf("3 streams broke in a row, with successes of another kind between them: %v", b.State())
+	}
+	// Its trial is a stream: an embedding's answer proves nothing about streams.
+	c.Add(10 * time.Second)
+	if _, ok := b.acquireKind(c.Now(), kindOther); ok {
+		t.Fatal("a trial of the other kind")
+	}
+	tk, ok := b.acquireKind(c.Now(), kindStreamed)
+	if !ok || tk.trial == 0 {
+		t.Fatal("no stream trial")
+	}
+	tk.done(c.Now(), vOK)
+	if b.State() != Healthy {
+		t.Fatalf("after a stream trial that ended well: %v", b.State())
+	}
+}

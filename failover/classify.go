@@ -174,8 +174,11 @@ func classifyErr(err error) Verdict {
 		tok    *tokenError
 	)
 	switch {
-	case errors.Is(err, errHedgeSettled):
+	case errors.Is(err, errHedgeSettled), errors.Is(err, errResumeTimeout):
 		return Verdict{Outcome: OutcomeCanceled}
+	case errors.Is(err, errRegionOpened):
+		// Its region's breaker opened while it waited: go on to the next region at once.
+		return Verdict{Outcome: OutcomeTimeout, FailOver: true, Scope: ScopeRegion}
 	case errors.Is(err, errLostBySilence):
 		// It lost a hedge by staying silent past the delay: held against the region like a timeout.
 		return Verdict{Outcome: OutcomeTimeout, FailOver: true, Scope: ScopeRegion}

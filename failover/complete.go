@@ -47,6 +47,7 @@ type choicesTracker struct {
 	finished []bool // by choice index
 	nDone    int
 	sawDone  bool
+	log      *replayLog // what the caller got, for a resume; nil when the stream cannot be resumed
 }
 
 var doneData = []byte("[DONE]")
@@ -60,7 +61,13 @@ func (t *choicesTracker) event(ev sseEvent, partial bool) {
 		return
 	}
 	if partial || ev.data[0] != '{' {
+		if t.log != nil {
+			t.log.broken = "an event the engine could not read whole"
+		}
 		return
+	}
+	if t.log != nil {
+		t.log.chunk(ev.data)
 	}
 	gjson.GetBytes(ev.data, "choices").ForEach(func(_, c gjson.Result) bool {
 		fr := c.Get("finish_reason")

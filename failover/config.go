@@ -41,6 +41,10 @@ type Region struct {
 	Deployments map[string]string
 	// Protocol is how the engine talks to the region: ProtocolAuto (""), ProtocolHTTP1 or ProtocolHTTP2.
 	Protocol string
+	// Prefill marks the client-visible names whose deployment here continues a trailing assistant
+	// message (a prefill): with Streams.Resume ResumePrefill, a broken stream resumes here by sending
+	// the partial answer instead of replaying it.
+	Prefill map[string]bool
 }
 
 // Protocols for Region.Protocol.
@@ -81,6 +85,8 @@ type Policy struct {
 	Timeouts Timeouts
 	// Hedge starts a request also in the next region when the first has no first byte in time.
 	Hedge HedgePolicy
+	// Streams governs what happens to a stream a region breaks after the caller got bytes.
+	Streams StreamsPolicy
 	// MaxBodyBytes bounds the buffered request body, and the memory of an answer reassembled from a stream
 	// (StreamUpstream); 0 means 32 MiB.
 	MaxBodyBytes int64
@@ -147,6 +153,17 @@ type HedgePolicy struct {
 	Budget float64
 }
 
+// StreamsPolicy governs streams that a region breaks after the caller got bytes (SPEC.md section 9).
+type StreamsPolicy struct {
+	// Resume is ResumeReplay (default: the request restarts in another region, whose answer must
+	// repeat what the caller has), ResumePrefill (the partial answer is sent as an assistant message to
+	// deployments marked Region.Prefill; replay elsewhere) or ResumeOff (the stream ends with an error).
+	Resume string
+	// ResumeTimeout bounds how long the caller waits for a resume to reach the splice; then the stream
+	// ends with the error event. 0 means 30s.
+	ResumeTimeout time.Duration
+}
+
 // AbandonedFactor is how many times its usual latency a region must have kept an abandoned
 // attempt waiting for the attempt to count against it (see BreakerPolicy.AbandonedAfter).
 const AbandonedFactor = 4
@@ -180,6 +197,7 @@ const (
 	DefaultHedgeMinDelay     = 500 * time.Millisecond
 	DefaultHedgeMaxDelay     = 10 * time.Second
 	DefaultHedgeBudget       = 0.1
+	DefaultResumeTimeout     = 30 * time.Second
 	DefaultConnectTimeout    = 3 * time.Second
 	DefaultStreamFirstByte   = 30 * time.Second
 	DefaultResponseTimeout   = 300 * time.Second
@@ -220,6 +238,10 @@ func (p Policy) WithDefaults() Policy {
 	if h.Budget == 0 {
 		h.Budget = DefaultHedgeBudget
 	}
+	if p.Streams.Resume == "" {
+		p.Streams.Resume = ResumeReplay
+	}
+	setDur(&p.Streams.ResumeTimeout, DefaultResumeTimeout)
 	t := &p.Timeouts
 	setDur(&t.Connect, DefaultConnectTimeout)
 	setDur(&t.StreamFirstByte, DefaultStreamFirstByte)
@@ -296,6 +318,11 @@ func (c Config) Validate() error {
 				f("deployments", "empty name in %q: %q", k, v)
 			}
 		}
+		for k := range r.Prefill {
+			if _, ok := r.Deployments[k]; !ok {
+				f("prefill", "%q is not one of its deployments", k)
+			}
+		}
 	}
 	errs = append(errs, c.validateFallbacks()...)
 	p := c.Policy
@@ -309,6 +336,11 @@ func (c Config) Validate() error {
 	}
 	if p.Breaker.Failures < 0 {
 		errs = append(errs, errors.New("policy.breaker.failures: must not be negative"))
+	}
+	switch p.Streams.Resume {
+	case "", ResumeReplay, ResumePrefill, ResumeOff:
+	default:
+		errs = append(errs, fmt.Errorf("policy.streams.resume: %q is not one of replay, prefill, off", p.Streams.Resume))
 	}
 	if p.Hedge.Budget < 0 || p.Hedge.Budget > 1 {
 		errs = append(errs, errors.New("policy.hedge.budget: must be between 0 and 1"))

@@ -39,10 +39,17 @@ var (
 type StreamError struct {
 	Region string
 	Err    error
+	// Resume says what a resume of the stream came to (policy.streams.resume), "" when none was tried:
+	// "diverged in westus: ...", "no_region: ...", "not resumed: ...".
+	Resume string
 }
 
 func (e *StreamError) Error() string {
-	return "region " + e.Region + ": stream failed: " + e.Err.Error()
+	s := "region " + e.Region + ": stream failed: " + e.Err.Error()
+	if e.Resume != "" {
+		s += "; resume: " + e.Resume
+	}
+	return s
 }
 func (e *StreamError) Unwrap() error { return e.Err }
 

@@ -25,6 +25,8 @@ var (
 	errLostBySilence = errors.New("no first byte before the hedge in another region answered")
 	// errHedgeSettled: the other attempt of the pair won, or the request ended; nothing to hold against.
 	errHedgeSettled = errors.New("hedge settled by the other attempt")
+	// errRegionOpened: the region's breaker opened while the attempt waited for its first byte.
+	errRegionOpened = errors.New("the region was taken out of service while the attempt waited")
 )
 
 // Hedge outcomes, the values of HedgeEvent.Outcome and of lifeline_hedges_total's outcome label.
@@ -222,7 +224,7 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 			continue
 		}
 		var ok bool
-		if tk, ok = r.h.breaker.acquire(now); ok {
+		if tk, ok = r.h.breaker.acquireKind(now, rt.kind()); ok {
 			to = r
 			break
 		}

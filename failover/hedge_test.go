@@ -188,3 +188,23 @@ func TestHedgeNoBudget(t *testing.T) {
 		t.Errorf("hedges: %s", got)
 	}
 }
+
+// TestRegionOpenReleasesWaiters: once a region is out of service, a request still waiting for its first
+// byte there stops waiting and goes to the next region at once, hedge budget or not.
+func TestRegionOpenReleasesWaiters(t *testing.T) {
+	p := hedgePolicy()
+	p.Hedge.Delay = -1 // no hedging: only the breaker can release the request
+	p.Timeouts.Response = 20 * time.Second
+	s := newScenario(t, p)
+	s.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		s.tr.ApplyRegionEvent("eastus", RegionEvent{State: Open, Until: time.Now().Add(time.Hour)})
+	}()
+	start := time.Now()
+	a := s.send("gpt-4o", false)
+	s.ok(a, false, "westus")
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the request waited %v on a region out of service", el)
+	}
+}

@@ -141,6 +141,23 @@ type recorder struct {
 	probes    []ProbeEvent
 	hedges    []HedgeEvent
 	fallbacks []FallbackEvent
+	resumes   []ResumeEvent
+}
+
+func (r *recorder) Resume(e ResumeEvent) {
+	r.mu.Lock()
+	r.resumes = append(r.resumes, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) resumeOutcomes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.resumes {
+		out = append(out, e.From+">"+e.To+":"+e.Outcome)
+	}
+	return out
 }
 
 func (r *recorder) NameFallback(e FallbackEvent) {

@@ -16,6 +16,8 @@ type Observer interface {
 	Hedge(HedgeEvent)
 	// NameFallback is called when a request moves on to a fallback name (Config.Fallbacks).
 	NameFallback(FallbackEvent)
+	// Resume is called for each resume of a broken stream that was tried (policy.streams.resume).
+	Resume(ResumeEvent)
 }
 
 // AttemptStart is sent before each upstream attempt.
@@ -25,6 +27,8 @@ type AttemptStart struct {
 	Attempt int    // 1-based attempt number within the request
 	Probe   bool   // the half-open trial that decides whether the region comes back
 	Hedge   bool   // a hedge: the same request as an attempt in another region that had no first byte yet
+	// ResumeFrom is, for an attempt that resumes a stream another region broke, that region.
+	ResumeFrom string
 }
 
 // AttemptResult is sent once per attempt. For a response that is handed to the caller with a
@@ -77,6 +81,7 @@ func (NopObserver) StateChanged(StateChange)      {}
 func (NopObserver) Probe(ProbeEvent)              {}
 func (NopObserver) Hedge(HedgeEvent)              {}
 func (NopObserver) NameFallback(FallbackEvent)    {}
+func (NopObserver) Resume(ResumeEvent)            {}
 
 // Observers fans events out to several observers, in order.
 type Observers []Observer
@@ -120,5 +125,11 @@ func (os Observers) Hedge(e HedgeEvent) {
 func (os Observers) NameFallback(e FallbackEvent) {
 	for _, o := range os {
 		o.NameFallback(e)
+	}
+}
+
+func (os Observers) Resume(e ResumeEvent) {
+	for _, o := range os {
+		o.Resume(e)
 	}
 }

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"sort"
@@ -22,12 +23,36 @@ type health struct {
 	probing   atomic.Bool // an active probe is in flight
 	lastProbe atomic.Pointer[ProbeStatus]
 
+	// wait is cancelled, and replaced, when the region's breaker opens: attempts that had no answer
+	// from the region yet stop waiting for it at once, since it has been seen to fail.
+	waitMu     sync.Mutex
+	wait       context.Context
+	waitCancel context.CancelFunc
+
 	mu   sync.Mutex
 	deps map[string]*deploymentState // by deployment name in this region
 }
 
 func newHealth(name string, p BreakerPolicy) *health {
-	return &health{name: name, breaker: newBreaker(p), deps: map[string]*deploymentState{}}
+	h := &health{name: name, breaker: newBreaker(p), deps: map[string]*deploymentState{}}
+	h.wait, h.waitCancel = context.WithCancel(context.Background())
+	return h
+}
+
+// waiting is the context that ends when the region's breaker next opens.
+func (h *health) waiting() context.Context {
+	h.waitMu.Lock()
+	defer h.waitMu.Unlock()
+	return h.wait
+}
+
+// opened ends the waits of the attempts in flight: the breaker just opened.
+func (h *health) opened() {
+	h.waitMu.Lock()
+	cancel := h.waitCancel
+	h.wait, h.waitCancel = context.WithCancel(context.Background())
+	h.waitMu.Unlock()
+	cancel()
 }
 
 func (h *health) deployment(name string) *deploymentState {

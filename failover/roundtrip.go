@@ -239,7 +239,7 @@ func (rt *roundTrip) admit(r *region, tg *target) (ticket, bool) {
 	now := rt.t.clock.Now()
 	why, until := r.check(tg, now)
 	if why == isAvailable {
-		if tk, ok := r.h.breaker.acquire(now); ok {
+		if tk, ok := r.h.breaker.acquireKind(now, rt.kind()); ok {
 			return tk, true
 		}
 		why, until = isOpen, r.h.breaker.retryAt()

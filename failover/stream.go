@@ -130,11 +130,16 @@ type streamBody struct {
 func newStreamBody(a *attempt, rc io.ReadCloser, status int, lat time.Duration, first []byte, tk tracker) *streamBody {
 	b := &streamBody{track: tk}
 	b.init(a, rc, status, lat)
+	b.feed(first)
+	return b
+}
+
+// feed takes the first bytes the region sent, read before the body was made.
+func (b *streamBody) feed(first []byte) {
 	if len(first) > 0 {
 		b.buf = first
 		b.scanHeld(0)
 	}
-	return b
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {

@@ -236,7 +236,7 @@ func (t *Transport) buildRegion(rc Region, p Policy, prev *region, owned map[str
 	h := t.healths[rc.Name]
 	if h == nil {
 		h = newHealth(rc.Name, p.Breaker)
-		h.breaker.notify = t.stateNotifier(rc.Name)
+		h.breaker.notify = t.stateNotifier(h)
 	} else {
 		h.breaker.setPolicy(p.Breaker)
 	}
@@ -336,10 +336,14 @@ func (t *Transport) ApplyRegionEvent(name string, e RegionEvent) error {
 	return nil
 }
 
-// stateNotifier reports a region's breaker changes to the observers.
-func (t *Transport) stateNotifier(region string) func(transition) {
+// stateNotifier reports a region's breaker changes to the observers. When the breaker opens, the
+// attempts still waiting for the region's first byte stop waiting and move on.
+func (t *Transport) stateNotifier(h *health) func(transition) {
 	return func(tr transition) {
-		t.obs.StateChanged(StateChange{Region: region, From: tr.from, To: tr.to, At: t.clock.Now(),
+		if tr.to == Open {
+			h.opened()
+		}
+		t.obs.StateChanged(StateChange{Region: h.name, From: tr.from, To: tr.to, At: t.clock.Now(),
 			Reason: tr.reason, Until: tr.until, Shared: tr.shared})
 	}
 }

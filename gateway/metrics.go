@@ -31,6 +31,7 @@ type metrics struct {
 	probes       *prometheus.CounterVec   // region, outcome
 	hedges       *prometheus.CounterVec   // region, outcome
 	fallbacks    *prometheus.CounterVec   // from, to, reason
+	resumes      *prometheus.CounterVec   // from, to, outcome
 	inFlight     prometheus.Gauge
 	realtime     *prometheus.GaugeVec // region: open Realtime sessions
 	// Per client key (SPEC.md section 12): configured client names only.
@@ -113,6 +114,8 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Hedges by the region they went to and outcome (won, lost, failed, no_budget)."}, []string{"region", "outcome"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_name_fallbacks_total",
 			Help: "Requests that moved on to a fallback name (fallbacks:), by reason (unavailable, context_length_exceeded)."}, []string{"from", "to", "reason"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_stream_resumes_total",
+			Help: "Resumes of streams a region broke after the client got bytes, by outcome (ok, diverged, failed, timeout, no_region, unsupported)."}, []string{"from", "to", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeline_config_reloads_total",
 			Help: "Config reloads by result (ok, error)."}, []string{"result"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lifeline_requests_in_flight",
@@ -121,7 +124,7 @@ func newMetrics(reg prometheus.Registerer, gath prometheus.Gatherer) (*metrics, 
 			Help: "Open Realtime (WebSocket) sessions, by the region that serves them."}, []string{"region"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.attempts, m.failovers, m.state, m.duration, m.ttfb, m.tokens,
-		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime, m.fallbacks, m.clientRequests, m.clientTokens, m.clientLimited} {
+		m.upstream, m.streamErrors, m.reloads, m.inFlight, m.probes, m.hedges, m.realtime, m.fallbacks, m.resumes, m.clientRequests, m.clientTokens, m.clientLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -246,6 +249,18 @@ func againstRegion(o failover.Outcome) bool {
 func (o gatewayObserver) Failover(e failover.FailoverEvent) {
 	o.g.metrics.failovers.WithLabelValues(e.From, e.To, e.Reason.String()).Inc()
 	o.g.events.failover(o.g.now(), e)
+}
+
+func (o gatewayObserver) Resume(e failover.ResumeEvent) {
+	to := e.To
+	if to == "" {
+		to = "none"
+	}
+	o.g.metrics.resumes.WithLabelValues(e.From, to, e.Outcome).Inc()
+	if e.Outcome != failover.ResumeOK && e.Outcome != failover.ResumeUnsupported {
+		o.g.log.Info("stream resume failed", "name", e.Name, "from", e.From, "to", e.To, "mode", e.Mode,
+			"outcome", e.Outcome, "reason", e.Reason, "wait", e.Wait.String())
+	}
 }
 
 func (o gatewayObserver) NameFallback(e failover.FallbackEvent) {

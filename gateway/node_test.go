@@ -10,7 +10,9 @@ import (
 )
 
 // TestNodeOpenAIClient runs e2e/node/gateway.test.mjs (npm openai: AzureOpenAI and OpenAI with a base URL, streaming
-// and not) against the gateway in front of simulated regions, once per fault of the primary region.
+// and not) against the gateway in front of simulated regions, once per fault of the primary region. In
+// stream-cut-midway every region cuts its streams, so that no resume can complete them: the client must see the
+// error event.
 func TestNodeOpenAIClient(t *testing.T) {
 	scenarios := []struct {
 		name     string
@@ -30,6 +32,9 @@ func TestNodeOpenAIClient(t *testing.T) {
 			h := startHarness(t, harnessOpts{})
 			if s.fault != nil {
 				h.fault("eastus", *s.fault)
+				if s.scenario == "cut" {
+					h.fault("westus", *s.fault)
+				}
 			}
 			nodetest.Run(t, "gateway.test.mjs", map[string]string{
 				"GATEWAY_URL": h.url, "CLIENT_KEY": clientKey, "SCENARIO": s.scenario, "EXPECT_REGION": s.region,

@@ -125,11 +125,13 @@ func TestOpenAIGoSurvivesOutages(t *testing.T) {
 	}
 }
 
-// TestOpenAIGoStreamCutMidway: a stream that the region cuts after events reached the client ends with an error
-// in the client (never a clean end); one cut before any event reached it is failed over transparently.
+// TestOpenAIGoStreamCutMidway: a stream that the region cuts after events reached the client, and that no other
+// region can resume (westus cuts its streams too), ends with an error in the client (never a clean end); one cut
+// before any event reached it is failed over transparently.
 func TestOpenAIGoStreamCutMidway(t *testing.T) {
 	h := startHarness(t, harnessOpts{})
 	h.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
+	h.fault("westus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
 	for _, m := range clientModes {
 		region, chunks, _, err := stream(t, m.client(h))
 		if err == nil {
@@ -144,6 +146,7 @@ func TestOpenAIGoStreamCutMidway(t *testing.T) {
 		t.Error("lifeline_stream_errors_total not counted for eastus")
 	}
 
+	h = startHarness(t, harnessOpts{}) // westus's breaker opened on the cut resumes
 	h.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 0})
 	for _, m := range clientModes {
 		region, chunks, _, err := stream(t, m.client(h))

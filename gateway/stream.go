@@ -216,6 +216,9 @@ func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, mi
 	case errors.Is(err, context.Canceled) && g.hardCtx.Err() != nil:
 		code, msg = "shutting_down", "lifeline: the gateway is shutting down; the answer is incomplete"
 	}
+	if se := (*failover.StreamError)(nil); errors.As(err, &se) && se.Resume != "" {
+		msg += " (resume: " + se.Resume + ")"
+	}
 	g.metrics.streamErrors.WithLabelValues(x.region).Inc()
 	x.streamErr = code
 	var b []byte

@@ -13,7 +13,7 @@ func runDemo(args []string, env *Env) int {
 	fs := flag.NewFlagSet("lifeline demo", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var o demo.Options
-	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "how long the whole demo runs; the outage timeline scales with it")
+	fs.DurationVar(&o.Duration, "duration", 2*time.Minute, "how long the whole demo runs; the outage timeline scales with it")
 	fs.Float64Var(&o.Rate, "rate", 20, "client requests per second (half of them streaming)")
 	fs.BoolVar(&o.NoOutage, "no-outage", false, "keep every region healthy (a baseline run)")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulator's randomness, so a run replays")
