@@ -86,13 +86,18 @@ func (p *prober) run() {
 		case <-tm.C:
 		}
 		if interval > 0 {
-			p.round(interval)
+			// A probe gets less than the interval, so that one to a silent region has ended before the next round.
+			to := p.t.tab.Load().policy.Timeouts.Connect
+			p.round(min(interval, max(probeTimeout, to)))
 		}
 	}
 }
 
+// probeTimeout bounds a probe (or the connect timeout, if longer; never more than the interval).
+const probeTimeout = 2 * time.Second
+
 // round starts a probe for every region out of service that has none in flight.
-func (p *prober) round(interval time.Duration) {
+func (p *prober) round(timeout time.Duration) {
 	for _, r := range p.t.tab.Load().regions {
 		if !r.h.breaker.wantsProbe() || !r.h.probing.CompareAndSwap(false, true) {
 			continue
@@ -101,15 +106,15 @@ func (p *prober) round(interval time.Duration) {
 		go func() {
 			defer p.wg.Done()
 			defer r.h.probing.Store(false)
-			p.probe(r, interval)
+			p.probe(r, timeout)
 		}()
 	}
 }
 
-// probe sends one probe to r, bounded by the interval, and applies its result.
+// probe sends one probe to r, bounded by timeout, and applies its result.
 func (p *prober) probe(r *region, timeout time.Duration) {
 	t := p.t
-	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	go func() { // Close ends a probe in flight
 		select {

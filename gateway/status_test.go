@@ -30,6 +30,7 @@ func TestStatusViewDuringIncident(t *testing.T) {
 		c.Policy.Breaker.OpenFor = config.Duration(time.Minute)
 		c.Policy.Breaker.MaxOpenFor = config.Duration(time.Minute)
 		c.Policy.Timeouts.Response = config.Duration(300 * time.Millisecond)
+		c.Policy.Streams.Resume = "off" // the cut stream must reach the client as one, not be resumed elsewhere
 	}})
 	h.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
 	for i := 0; i < 4; i++ {
