@@ -42,8 +42,12 @@ type attempt struct {
 const errorPeek = 4 << 10
 
 // streamPeek is the buffer for the first bytes of a stream, read before the response is
-// handed over so that a region that stalls before its first event can still be failed over.
-const streamPeek = 2 << 10
+// handed over so that a region that stalls before its first event can still be failed over;
+// jsonPeek the same for an answer that is not a stream.
+const (
+	streamPeek = 2 << 10
+	jsonPeek   = 512
+)
 
 // peekBufs are the buffers of a stream's first bytes. Every streamed attempt that delivers takes one (with
 // policy.stream_upstream that is every chat request); its stream body gives it back once the caller has
@@ -127,29 +131,37 @@ func (a *attempt) send(start AttemptStart) (*http.Response, error) {
 	return a.r.rt.RoundTrip(out)
 }
 
-// deliver hands a good response to the caller. For a stream it first waits for the first
-// bytes, within the first-byte timeout, so that a region that stalls can still be left. The
+// deliver hands a good response to the caller. It first waits for the first bytes of the body,
+// within the attempt's timeout (a stream's first-byte timeout), so that a region that sends its
+// headers and then stalls can still be left (and hedged: a hedge races to the first byte). The
 // attempt ends when the body does: a stream only counts as a success once it is complete.
 func (a *attempt) deliver(resp *http.Response) attemptResult {
-	var first []byte
-	var peek *[]byte // first's pooled buffer: the stream body gives it back once it is read
+	// A stream's first bytes go into a pooled buffer (its stream body gives it back once the caller has
+	// read them); an answer that is not a stream peeks into a small one that its body keeps.
+	var peek *[]byte
+	var buf []byte
 	if a.streamed() {
 		peek = peekBufs.Get().(*[]byte)
-		var n int
-		var err error
-		for n == 0 && err == nil {
-			n, err = resp.Body.Read(*peek)
-		}
-		if n == 0 {
-			peekBufs.Put(peek)
-			resp.Body.Close()
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return a.fail(err)
-		}
-		first = (*peek)[:n]
+		buf = *peek
+	} else {
+		buf = make([]byte, jsonPeek)
 	}
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = resp.Body.Read(buf)
+	}
+	if n == 0 && (err != io.EOF || a.streamed()) {
+		if peek != nil {
+			peekBufs.Put(peek)
+		}
+		resp.Body.Close()
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return a.fail(err)
+	}
+	first := buf[:n]
 	a.stopWaiting() // the first byte came: the region answered
 	if !a.timer.Stop() && context.Cause(a.ctx) == ErrAttemptTimeout {
 		resp.Body.Close()

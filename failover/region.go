@@ -99,6 +99,10 @@ type deploymentState struct {
 	// noStream: api-versions for which the deployment refused the streamed form of a non-streaming request
 	// (upstream.go), with the time until which requests go as they came.
 	noStream noStreamSet
+	// gaps: the longest wait of one read within each recent complete stream; stalledUntil: until when
+	// the deployment counts as seen stalling mid-stream (unix nanos). quiet.go.
+	gaps         latencySketch
+	stalledUntil atomic.Int64
 }
 
 // extend moves an instant held in v later, never earlier.

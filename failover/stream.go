@@ -28,21 +28,59 @@ type bodyGuard struct {
 	idleT   *time.Timer
 	closed  atomic.Bool
 	err     error // sticky
+
+	// Streams only (quiet.go): quiet is the bound on a read once the deployment was seen stalling (0:
+	// none); readStart is when the read in progress began (unix nanos, 0: none); longest is the
+	// longest read so far.
+	quiet     time.Duration
+	readStart atomic.Int64
+	longest   time.Duration
 }
 
 func (g *bodyGuard) init(a *attempt, rc io.ReadCloser, status int, lat time.Duration) {
 	g.a, g.rc, g.status, g.latency = a, rc, status, lat
 	g.idle = a.rt.p.Timeouts.StreamIdle
-	g.idleT = time.AfterFunc(time.Hour, func() { a.cancel(errIdle) })
+	g.idleT = time.AfterFunc(time.Hour, g.expire)
 	g.idleT.Stop()
 }
 
 // read reads from the region within the idle bound.
 func (g *bodyGuard) read(p []byte) (int, error) {
-	g.idleT.Reset(g.idle)
+	if g.quiet == 0 {
+		g.idleT.Reset(g.idle)
+		n, err := g.rc.Read(p)
+		g.idleT.Stop()
+		return n, err
+	}
+	start := time.Now()
+	g.readStart.Store(start.UnixNano())
+	g.idleT.Reset(g.quiet)
 	n, err := g.rc.Read(p)
+	g.readStart.Store(0)
 	g.idleT.Stop()
+	g.longest = max(g.longest, time.Since(start))
 	return n, err
+}
+
+// expire runs when a read has waited its bound: the idle timeout, or, for a stream, the quiet bound,
+// which ends the read only if the deployment has been seen stalling; otherwise the read waits on.
+func (g *bodyGuard) expire() {
+	a := g.a
+	if g.quiet == 0 {
+		a.cancel(errIdle)
+		return
+	}
+	start := g.readStart.Load()
+	if start == 0 {
+		return // the read ended meanwhile
+	}
+	now := time.Now()
+	waited := now.Sub(time.Unix(0, start))
+	if waited >= g.idle || (waited >= g.quiet && a.tg.state.stalled(a.rt.t.clock.Now())) {
+		a.cancel(errIdle)
+		return
+	}
+	g.idleT.Reset(min(g.idle-waited, g.quiet))
 }
 
 // failure turns a read error into the caller's error and ends the attempt: canceled when the caller
@@ -57,6 +95,9 @@ func (g *bodyGuard) failure(err error) error {
 		err = ErrStreamTruncated
 	} else if context.Cause(a.ctx) == errIdle {
 		err = ErrStreamIdle
+		if g.quiet != 0 {
+			a.tg.state.stall(a.rt.t.clock.Now())
+		}
 	}
 	g.err = &StreamError{Region: a.r.cfg.Name, Err: err}
 	g.finish(OutcomeStreamError, g.err)
@@ -130,6 +171,7 @@ type streamBody struct {
 func newStreamBody(a *attempt, rc io.ReadCloser, status int, lat time.Duration, first []byte, tk tracker) *streamBody {
 	b := &streamBody{track: tk}
 	b.init(a, rc, status, lat)
+	b.quiet = a.rt.quietBound(a.tg)
 	b.feed(first)
 	return b
 }
@@ -291,15 +333,24 @@ func (b *streamBody) end(err error) error {
 		b.buf = append(b.buf, '\n')
 		b.ready = len(b.buf)
 		b.ended = true
+		b.learn()
 		b.finish(OutcomeOK, nil)
 		return nil
 	}
 	if err == io.EOF && b.track.complete() {
 		b.ended = true
+		b.learn()
 		b.finish(OutcomeOK, nil)
 		return io.EOF
 	}
 	return b.failure(err)
+}
+
+// learn tells the deployment that one of its streams ended complete, and its longest wait (quiet.go).
+func (b *streamBody) learn() {
+	if b.quiet != 0 {
+		b.a.tg.state.streamEnded(b.longest)
+	}
 }
 
 func (b *streamBody) Close() error {
