@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,6 +29,13 @@ func Dir(t testing.TB) string {
 // their absence is a test failure, not a skip, because these tests are the proof that real clients work.
 func Run(t testing.TB, script string, env map[string]string) string {
 	t.Helper()
+	return Start(t, script, env, 2*time.Minute)()
+}
+
+// Start starts `node --test SCRIPT` like Run, bounded by timeout, and returns at once. wait waits for the script
+// to end and fails t if it failed; call it from the test's goroutine.
+func Start(t testing.TB, script string, env map[string]string, timeout time.Duration) (wait func() string) {
+	t.Helper()
 	dir := Dir(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -36,8 +44,7 @@ func Run(t testing.TB, script string, env map[string]string) string {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
 		t.Fatalf("nodetest: npm packages are missing: run `npm ci` in %s (scripts/test.sh does it)", dir)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", script)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
@@ -47,9 +54,25 @@ func Run(t testing.TB, script string, env map[string]string) string {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node --test %s failed: %v\n%s", script, err, out.String())
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("node --test %s: %v", script, err)
 	}
-	t.Logf("node --test %s:\n%s", script, out.String())
-	return out.String()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	var once sync.Once
+	var err2 error
+	return func() string {
+		t.Helper()
+		once.Do(func() { err2 = <-done; done <- err2 })
+		if err2 != nil {
+			t.Fatalf("node --test %s failed: %v\n%s", script, err2, out.String())
+		}
+		t.Logf("node --test %s:\n%s", script, out.String())
+		return out.String()
+	}
 }

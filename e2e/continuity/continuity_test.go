@@ -1,0 +1,254 @@
+package continuity_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeline-sre/lifeline/failover"
+	"github.com/lifeline-sre/lifeline/sim"
+)
+
+// TestGrayFailures is issue 12's end-to-end test: one subtest per fault, each with its own simulated regions
+// (eastus primary, westus) and gateway on the default policy, driven by openai-go and the npm openai client with
+// their retries off, streaming and not (embeddings too). Wherever westus can serve, no client may see an error; a
+// healed primary serves again within 10 s; once a region has been seen silent, no request waits for it more than
+// the hedge delay and a little. The subtests run in parallel: the whole test takes about as long as its longest
+// fault (a stall, which the default policy only detects after stream_idle, 60 s).
+func TestGrayFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"cut-streams", cutStreams},
+		{"stall-mid-stream", stallMidStream},
+		{"blackhole", blackhole},
+		{"slow-first-byte-8s", slowFirstByte},
+		{"flap-60s", flap},
+		{"no-done", noDone},
+		{"context-length-fallback", contextLength},
+		{"throttled-everywhere-1s", throttledEverywhere},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t)
+		})
+	}
+}
+
+// warmup is the healthy traffic before a fault: enough for the hedge delay to be learned from first bytes.
+const warmup = 3 * time.Second
+
+// cutStreams: eastus resets every stream after 5 events. Streams the clients had started resume in westus
+// (the answers are deterministic); non-streaming requests, which go to the region as streams, fail over before
+// the client saw a byte; eastus leaves rotation after breaker.failures broken streams, and serves again after it
+// heals.
+func cutStreams(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt, healedAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 5})
+		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
+		time.Sleep(5 * time.Second)
+		healedAt = st.heal("eastus")
+		st.answeredBy("eastus", healedAt, 15*time.Second)
+	})
+	noClientErrors(t, samples)
+	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n == 0 {
+		t.Errorf("no stream was resumed (resumes %v): the fault did not reach a client's stream", st.rec.resumeOutcomes())
+	}
+	if st.sim.Region("eastus").Stats().StreamsCut == 0 {
+		t.Error("eastus cut no stream")
+	}
+	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// stallMidStream: eastus stops sending after 5 events and holds the connection open. On the default policy the
+// first stalls are only cut after timeouts.stream_idle (60 s), then resumed in westus; once eastus has been seen
+// silent, no stream waits on it for more than the hedge delay and a little.
+func stallMidStream(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt, silentAt, healedAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 5})
+		waitFor(t, "eastus to be seen silent", 100*time.Second, func() bool {
+			silentAt = st.rec.firstFailure("eastus", faultAt, func(f failure) bool { return f.outcome == failover.OutcomeStreamError })
+			return !silentAt.IsZero()
+		})
+		time.Sleep(15 * time.Second) // long enough for a probe to let a trial request through
+		healedAt = st.heal("eastus")
+		st.answeredBy("eastus", healedAt, 15*time.Second)
+	})
+	noClientErrors(t, samples)
+	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n == 0 {
+		t.Errorf("no stream was resumed (resumes %v)", st.rec.resumeOutcomes())
+	}
+	after := startedIn(samples, silentAt.Add(100*time.Millisecond), healedAt)
+	waitedAtMost(t, "after eastus was seen silent", after, st.rec.hedgeBound()+slack)
+	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// blackhole: eastus accepts connections and requests and never answers, for streams, non-streaming chat (which
+// goes to the region as a stream) and embeddings (which hedge on their whole answer). Every request is answered by
+// westus after at most the hedge delay, and eastus leaves rotation.
+func blackhole(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt, healedAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeBlackhole})
+		time.Sleep(12 * time.Second)
+		healedAt = st.heal("eastus")
+		st.answeredBy("eastus", healedAt, 15*time.Second)
+	})
+	noClientErrors(t, samples)
+	during := startedIn(samples, faultAt, healedAt)
+	if k := kinds(during); k["chat"] == 0 || k["stream"] == 0 || k["embed"] == 0 {
+		t.Errorf("requests during the fault by kind: %v; want each kind", k)
+	}
+	if st.rec.opened("eastus", faultAt).IsZero() {
+		t.Errorf("eastus never left rotation\n%s", st.rec.summary(st))
+	}
+	waitedAtMost(t, "while eastus was black-holed", during, st.rec.hedgeBound()+slack)
+	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// slowFirstByte: eastus sends its headers at once and its first byte after 8 s. Requests hedge to westus after
+// the hedge delay instead of waiting 8 s.
+func slowFirstByte(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt, healedAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeSlowFirstByte, Latency: sim.Duration(8 * time.Second)})
+		time.Sleep(15 * time.Second)
+		healedAt = st.heal("eastus")
+		st.answeredBy("eastus", healedAt, 15*time.Second)
+	})
+	noClientErrors(t, samples)
+	during := startedIn(samples, faultAt, healedAt)
+	waitedAtMost(t, "while eastus took 8s to its first byte", during, st.rec.hedgeBound()+slack)
+	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// flap: for 60 s eastus is black-holed for 10 s, then healthy for 5 s (four times, then healthy). No client sees
+// an error, no request waits on eastus for more than the hedge delay and a little, and after its last outage
+// eastus serves again within 10 s.
+func flap(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt, lastOutageEnd time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeFlap, Outage: sim.ModeBlackhole,
+			DownFor: sim.Duration(10 * time.Second), UpFor: sim.Duration(5 * time.Second), Repeat: 4})
+		lastOutageEnd = faultAt.Add(55 * time.Second)
+		time.Sleep(time.Until(faultAt.Add(60 * time.Second)))
+		if f, ok := st.sim.Region("eastus").Flap(); !ok || f.Phase == "out" || f.Outages != 4 {
+			t.Errorf("the flap's outages are not over after 60s: %+v", f)
+		}
+		st.answeredBy("eastus", lastOutageEnd, 10*time.Second)
+	})
+	noClientErrors(t, samples)
+	waitedAtMost(t, "while eastus flapped", startedIn(samples, faultAt, faultAt.Add(60*time.Second)), st.rec.hedgeBound()+slack)
+	servedAgain(t, st, samples, "eastus", lastOutageEnd)
+}
+
+// noDone: eastus ends its streams after the finish chunk and the usage chunk without data: [DONE]. The answers are
+// complete: clients get them whole, and eastus stays in rotation and answers everything.
+func noDone(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(time.Second)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeNoDone})
+		time.Sleep(8 * time.Second)
+	})
+	noClientErrors(t, samples)
+	during := startedIn(samples, faultAt, time.Now())
+	for _, s := range during {
+		if s.Region != "eastus" {
+			t.Errorf("answered by %q, want eastus: a stream without [DONE] is complete\n%s", s.Region, s)
+		}
+	}
+	if k := kinds(during); k["stream"] == 0 || k["chat"] == 0 {
+		t.Errorf("requests during the fault by kind: %v", k)
+	}
+	if st.sim.Region("eastus").Stats().StreamsNoDone == 0 {
+		t.Error("eastus sent no stream without [DONE]")
+	}
+	if !st.rec.opened("eastus", faultAt).IsZero() {
+		t.Errorf("eastus left rotation\n%s", st.rec.summary(st))
+	}
+}
+
+// contextLength: gpt-4o has a context window of 300 tokens in both regions, and `fallbacks: {gpt-4o:
+// [gpt-4o-128k]}`. A long prompt gets context_length_exceeded from gpt-4o and is answered by gpt-4o-128k
+// (x-lifeline-name), streaming or not; a short one by gpt-4o.
+func contextLength(t *testing.T) {
+	st := start(t, stackOpts{
+		deployments: []sim.Deployment{{Name: "gpt-4o-128k", Model: "gpt-4o", Version: "2024-11-20"}},
+		names:       map[string]string{"gpt-4o-128k": "gpt-4o-128k"},
+		extraYAML:   "fallbacks:\n  gpt-4o: [gpt-4o-128k]\n",
+	})
+	for _, r := range []string{"eastus", "westus"} {
+		if err := st.sim.AddDeployment(r, sim.Deployment{Name: "gpt-4o", Model: "gpt-4o", Version: "2024-11-20", ContextWindow: 300}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("The river runs to the sea. ", 100)
+	samples := st.drive(traffic{kinds: []string{"chat", "stream"}, prompts: []string{"Tell me about rivers", long}}, func() {
+		time.Sleep(6 * time.Second)
+	})
+	noClientErrors(t, samples)
+	n := map[int]int{}
+	for _, s := range samples {
+		want := ""
+		if s.Prompt == 1 {
+			want = "gpt-4o-128k"
+		}
+		if s.Name != want {
+			t.Errorf("x-lifeline-name %q, want %q\n%s", s.Name, want, s)
+		}
+		n[s.Prompt]++
+	}
+	if n[0] == 0 || n[1] == 0 {
+		t.Errorf("requests per prompt %v; want both", n)
+	}
+}
+
+// throttledEverywhere: both regions answer 429 (Retry-After: 1) for one second. The gateway waits the throttle out
+// (it is shorter than retry.max_backoff), so clients without retries see no error.
+func throttledEverywhere(t *testing.T) {
+	st := start(t, stackOpts{})
+	var faultAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(2 * time.Second)
+		faultAt = time.Now()
+		for _, r := range []string{"eastus", "westus"} {
+			st.fault(r, sim.Fault{Mode: sim.ModeThrottle, RetryAfter: sim.Duration(time.Second)})
+		}
+		time.Sleep(time.Second)
+		st.heal("eastus")
+		st.heal("westus")
+		time.Sleep(4 * time.Second)
+	})
+	noClientErrors(t, samples)
+	throttled := st.sim.Region("eastus").Stats().Throttled + st.sim.Region("westus").Stats().Throttled
+	if throttled == 0 {
+		t.Error("no request was throttled: the fault did not act")
+	}
+	t.Logf("%d requests started during the throttle, %d answers 429 from the regions", len(startedIn(samples, faultAt, faultAt.Add(time.Second))), throttled)
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
