@@ -324,9 +324,9 @@ func (c *call) streamChat(p chatPlan, longest int) {
 		steps[k] = c.chatSteps(&p.outs[k], k)
 		rounds = max(rounds, len(steps[k]))
 	}
-	gap := c.perToken()
+	pace := c.pacer()
 	for i := 0; i < rounds; i++ {
-		if i > 1 && !c.sleep(gap) { // the first round is the role chunks
+		if i > 1 && !pace.wait() { // the first round is the role chunks
 			s.abort()
 			return
 		}

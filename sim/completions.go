@@ -136,9 +136,9 @@ func (c *call) streamCompletions(p textPlan, longest int) {
 			}
 		}
 	}
-	gap := c.perToken()
+	pace := c.pacer()
 	for i := 0; i < longest; i++ {
-		if i > 0 && !c.sleep(gap) {
+		if i > 0 && !pace.wait() {
 			s.abort()
 			return
 		}

@@ -501,7 +501,7 @@ func (c *call) streamResponse(p responsePlan, rc responseContext) {
 		}
 		idx++
 	}
-	gap := c.perToken()
+	pace := c.pacer()
 	for _, f := range p.calls {
 		added := f
 		added.Status, added.Arguments = "in_progress", ""
@@ -509,7 +509,7 @@ func (c *call) streamResponse(p responsePlan, rc responseContext) {
 			return
 		}
 		for k, piece := range splitPieces(f.Arguments, 8) {
-			if k > 0 && !c.sleep(gap) {
+			if k > 0 && !pace.wait() {
 				w.s.abort()
 				return
 			}
@@ -550,9 +550,9 @@ func (c *call) streamMessage(w *eventWriter, p *responsePlan, idx int) bool {
 	if p.out.kind == outRefusal {
 		deltaName, doneName, doneKey = "response.refusal.delta", "response.refusal.done", "refusal"
 	}
-	gap := c.perToken()
+	pace := c.pacer()
 	for i, word := range p.out.words {
-		if i > 0 && !c.sleep(gap) {
+		if i > 0 && !pace.wait() {
 			w.s.abort()
 			return false
 		}
