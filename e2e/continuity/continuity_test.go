@@ -21,6 +21,7 @@ func TestGrayFailures(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"cut-streams", cutStreams},
+		{"cut-streams-diverging", cutStreamsDiverging},
 		{"stall-mid-stream", stallMidStream},
 		{"blackhole", blackhole},
 		{"slow-first-byte-8s", slowFirstByte},
@@ -62,6 +63,39 @@ func cutStreams(t *testing.T) {
 		t.Error("eastus cut no stream")
 	}
 	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// cutStreamsDiverging: as cut-streams, but every answer is new text (temperature above 0, no seed), so a stream
+// eastus cut after the client got events cannot be resumed: it ends with the explicit error event, which both
+// clients raise, never a clean end or a spliced answer. Everything else (non-streaming requests, embeddings) is
+// answered without an error, and eastus leaves rotation.
+func cutStreamsDiverging(t *testing.T) {
+	st := start(t, stackOpts{answers: sim.AnswersRandom})
+	var faultAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 5})
+		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
+		time.Sleep(3 * time.Second)
+	})
+	errs := 0
+	for _, s := range samples {
+		if s.Err == "" {
+			continue
+		}
+		errs++
+		t.Logf("error event: %s", s)
+		if s.Kind != "stream" || s.Region != "eastus" || !strings.Contains(s.Err, "resume: diverged") {
+			t.Errorf("a client error other than a cut stream's error event after a diverged resume:\n%s", s)
+		}
+	}
+	if errs == 0 {
+		t.Errorf("no stream ended with the error event (resumes %v): the fault did not reach a client's stream", st.rec.resumeOutcomes())
+	}
+	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n != 0 {
+		t.Errorf("%d resumes succeeded with answers that differ every time", n)
+	}
+	t.Logf("%d of %d requests ended with the error event of a diverged resume", errs, len(samples))
 }
 
 // stallMidStream: eastus stops sending after 5 events and holds the connection open. On the default policy the

@@ -53,11 +53,12 @@ type stackOpts struct {
 	deployments []sim.Deployment  // extra simulated deployments in both regions
 	names       map[string]string // extra client-visible names: name -> deployment
 	extraYAML   string            // top-level YAML appended to the config (fallbacks:)
+	answers     string            // the regions' answer mode; "": sim.AnswersDeterministic
 }
 
 // start starts the stack. The gateway's config is YAML with no policy section, parsed as `lifeline serve` parses
-// its file: the defaults, unchanged. The simulated regions answer a prompt with the same text in both (as a model
-// with a seed and temperature 0 does), so that a broken stream can resume.
+// its file: the defaults, unchanged. Unless o.answers says otherwise, the simulated regions answer a prompt with
+// the same text in both (as a model with a seed and temperature 0 does), so that a broken stream can resume.
 func start(t *testing.T, o stackOpts) *stack {
 	t.Helper()
 	regions := sim.DefaultRegions("eastus", "westus")
@@ -66,7 +67,10 @@ func start(t *testing.T, o stackOpts) *stack {
 		regions[i].TokensPerSecond = 400
 		regions[i].Deployments = append(regions[i].Deployments, o.deployments...)
 	}
-	s, err := sim.Start(sim.Config{Regions: regions, APIKey: regionKey, Seed: 1, Answers: sim.AnswersDeterministic})
+	if o.answers == "" {
+		o.answers = sim.AnswersDeterministic
+	}
+	s, err := sim.Start(sim.Config{Regions: regions, APIKey: regionKey, Seed: 1, Answers: o.answers})
 	if err != nil {
 		t.Fatal(err)
 	}
