@@ -135,8 +135,9 @@ func newRegionTransport(scheme, protocol string, to Timeouts, tlsConf *tls.Confi
 	return tr
 }
 
-// maxResponseHeaderBytes bounds a region's response head (interim 1xx answers each, and the
-// final one). Azure's are a few KB; net/http's own default is 10 MB.
+// maxResponseHeaderBytes bounds a region's response head: net/http adds up the interim (1xx)
+// answers and the final head against it, over HTTP/1.1 and HTTP/2 alike. Azure's are a few KB;
+// net/http's own default is 10 MB.
 const maxResponseHeaderBytes = 1 << 20
 
 // newHTTPTransport builds a region's transport: keep-alive sized for high concurrency
@@ -156,7 +157,7 @@ func newHTTPTransport(to Timeouts, tlsConf *tls.Config) *http.Transport {
 		MaxIdleConns:           0, // no global limit
 		MaxIdleConnsPerHost:    1024,
 		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: maxResponseHeaderBytes, // net/http also allows at most 5 interim (1xx) answers
+		MaxResponseHeaderBytes: maxResponseHeaderBytes, // interim (1xx) answers included
 		ExpectContinueTimeout:  time.Second,
 		// ReadBufferSize and WriteBufferSize stay at net/http's 4 KB: each connection, idle ones too, holds
 		// both, and larger ones only inflate the heap the GC paces against (a large body bypasses them).
