@@ -25,7 +25,8 @@ const (
 	cStreamErrors          // attempts whose stream broke, stalled or was truncated after it started
 	cHedges                // requests hedged away from the region: no first byte after the hedge delay
 	cHedgesWon             // hedges that the region answered first (the request waited for elsewhere)
-	cResumes               // streams the region broke that the engine tried to resume elsewhere
+	cResumes               // streams the region broke that went on from another region (a resume that worked)
+	cResumesFailed         // resumes of streams the region broke that did not work (per region tried)
 	cResumed               // streams another region broke that the region took over (the splice worked)
 	cProbes                // active probes of the region (while it was out of service)
 	cProbesFailed          // of which failed
@@ -115,12 +116,19 @@ func (h *history) hedge(now time.Time, e failover.HedgeEvent) {
 	}
 }
 
-// resume records a broken stream that the engine tried to continue elsewhere: against the region that broke it
-// and, when the splice worked, for the region that took it over.
-func (h *history) resume(now time.Time, from, to string, ok bool) {
-	h.add(now, from, cResumes, 1)
-	if ok {
-		h.add(now, to, cResumed, 1)
+// resume records a resume of a stream that a region broke after the client got bytes (failover.ResumeEvent: one
+// per region tried, or one that says no region could take it). One that worked counts against the region that
+// broke the stream and for the region that took it over; one that did not (diverged, failed, timeout, no_region)
+// counts against the region that broke it. A stream that cannot be resumed at all (unsupported) is only the
+// stream error it already is.
+func (h *history) resume(now time.Time, e failover.ResumeEvent) {
+	switch e.Outcome {
+	case failover.ResumeOK:
+		h.add(now, e.From, cResumes, 1)
+		h.add(now, e.To, cResumed, 1)
+	case failover.ResumeUnsupported:
+	default:
+		h.add(now, e.From, cResumesFailed, 1)
 	}
 }
 
@@ -145,6 +153,7 @@ type Series struct {
 	Hedges         []int64   `json:"hedges"`
 	HedgesWon      []int64   `json:"hedges_won"`
 	Resumes        []int64   `json:"resumes"`
+	ResumesFailed  []int64   `json:"resumes_failed"`
 	Resumed        []int64   `json:"resumed"`
 	Probes         []int64   `json:"probes"`
 	ProbesFailed   []int64   `json:"probes_failed"`
@@ -166,10 +175,13 @@ type Recent struct {
 	// hedges the region answered first for another region.
 	Hedges    int64 `json:"hedges"`
 	HedgesWon int64 `json:"hedges_won"`
-	// Resumes are the streams the region broke that the engine tried to continue in another region; Resumed the
-	// streams another region broke that this one continued.
-	Resumes int64 `json:"resumes"`
-	Resumed int64 `json:"resumed"`
+	// Resumes are the streams the region broke after the client got bytes that went on from another region
+	// (policy.streams.resume), so the client saw no error; ResumesFailed the resumes of its broken streams that
+	// did not work (one per region tried: the new answer diverged, that region failed or took too long, or no
+	// region could take it); Resumed the streams another region broke that this one continued.
+	Resumes       int64 `json:"resumes"`
+	ResumesFailed int64 `json:"resumes_failed"`
+	Resumed       int64 `json:"resumed"`
 	// Probes are the active probes of the region while it was out of service; ProbesFailed those that failed.
 	Probes       int64 `json:"probes"`
 	ProbesFailed int64 `json:"probes_failed"`
@@ -201,7 +213,8 @@ func (h *history) series(name string, now time.Time) Series {
 	}
 	out.Requests, out.ClientErrors, out.StreamErrors = cols[cRequests], cols[cClientErrors], cols[cStreamErrors]
 	out.Attempts, out.FailedAttempts = cols[cAttempts], cols[cFailedAttempts]
-	out.Hedges, out.HedgesWon, out.Resumes, out.Resumed = cols[cHedges], cols[cHedgesWon], cols[cResumes], cols[cResumed]
+	out.Hedges, out.HedgesWon = cols[cHedges], cols[cHedgesWon]
+	out.Resumes, out.ResumesFailed, out.Resumed = cols[cResumes], cols[cResumesFailed], cols[cResumed]
 	out.Probes, out.ProbesFailed = cols[cProbes], cols[cProbesFailed]
 	return out
 }
@@ -217,6 +230,6 @@ func (h *history) recent(name string, now time.Time) Recent {
 	}
 	return Recent{Requests: sum(s.Requests), ClientErrors: sum(s.ClientErrors), Attempts: sum(s.Attempts),
 		FailedAttempts: sum(s.FailedAttempts), StreamErrors: sum(s.StreamErrors), Hedges: sum(s.Hedges),
-		HedgesWon: sum(s.HedgesWon), Resumes: sum(s.Resumes), Resumed: sum(s.Resumed), Probes: sum(s.Probes),
+		HedgesWon: sum(s.HedgesWon), Resumes: sum(s.Resumes), ResumesFailed: sum(s.ResumesFailed), Resumed: sum(s.Resumed), Probes: sum(s.Probes),
 		ProbesFailed: sum(s.ProbesFailed)}
 }

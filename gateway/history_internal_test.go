@@ -23,8 +23,12 @@ func TestHistorySlots(t *testing.T) {
 	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeWon})
 	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeLost})
 	h.hedge(t0, failover.HedgeEvent{From: "eastus", To: "westus", Outcome: failover.HedgeNoBudget})
-	h.resume(t0.Add(7*time.Second), "eastus", "westus", true)
-	h.resume(t0.Add(7*time.Second), "eastus", "", false)
+	// eastus broke three streams: one went on from westus; one diverged in westus, then no region was left; one
+	// could not be resumed at all (only its stream error counts).
+	h.resume(t0.Add(7*time.Second), failover.ResumeEvent{From: "eastus", To: "westus", Outcome: failover.ResumeOK})
+	h.resume(t0.Add(7*time.Second), failover.ResumeEvent{From: "eastus", To: "westus", Outcome: failover.ResumeDiverged})
+	h.resume(t0.Add(7*time.Second), failover.ResumeEvent{From: "eastus", Outcome: failover.ResumeNoRegion})
+	h.resume(t0.Add(7*time.Second), failover.ResumeEvent{From: "eastus", Outcome: failover.ResumeUnsupported})
 	h.probe(t0.Add(8*time.Second), failover.ProbeEvent{Region: "eastus", Outcome: failover.OutcomeTimeout})
 	h.probe(t0.Add(8*time.Second), failover.ProbeEvent{Region: "eastus", Outcome: failover.OutcomeOK})
 	h.request(t0, "none", 499, false, time.Second) // nobody answered: not a region's
@@ -39,13 +43,13 @@ func TestHistorySlots(t *testing.T) {
 		s.Attempts[prev] != 4 || s.FailedAttempts[prev] != 2 || s.LatencyMs[prev] != 200 {
 		t.Errorf("first slot: %+v", s)
 	}
-	if s.Requests[last] != 1 || s.ClientErrors[last] != 1 || s.Resumes[last] != 2 || s.LatencyMs[last] != 1000 ||
+	if s.Requests[last] != 1 || s.ClientErrors[last] != 1 || s.Resumes[last] != 1 || s.ResumesFailed[last] != 2 || s.LatencyMs[last] != 1000 ||
 		s.Probes[last] != 2 || s.ProbesFailed[last] != 1 {
-		t.Errorf("second slot: req %d err %d resumes %d probes %d/%d lat %v", s.Requests[last], s.ClientErrors[last],
-			s.Resumes[last], s.ProbesFailed[last], s.Probes[last], s.LatencyMs[last])
+		t.Errorf("second slot: req %d err %d resumes %d/%d failed probes %d/%d lat %v", s.Requests[last], s.ClientErrors[last],
+			s.Resumes[last], s.ResumesFailed[last], s.ProbesFailed[last], s.Probes[last], s.LatencyMs[last])
 	}
-	want := Recent{Requests: 4, ClientErrors: 2, StreamErrors: 1, Attempts: 4, FailedAttempts: 2, Hedges: 2, Resumes: 2,
-		Probes: 2, ProbesFailed: 1}
+	want := Recent{Requests: 4, ClientErrors: 2, StreamErrors: 1, Attempts: 4, FailedAttempts: 2, Hedges: 2, Resumes: 1,
+		ResumesFailed: 2, Probes: 2, ProbesFailed: 1}
 	if r := h.recent("eastus", t0.Add(9*time.Second)); r != want {
 		t.Errorf("recent = %+v\nwant %+v", r, want)
 	}

@@ -257,6 +257,7 @@ func (o gatewayObserver) Resume(e failover.ResumeEvent) {
 		to = "none"
 	}
 	o.g.metrics.resumes.WithLabelValues(e.From, to, e.Outcome).Inc()
+	o.g.hist.resume(o.g.now(), e)
 	if e.Outcome != failover.ResumeOK && e.Outcome != failover.ResumeUnsupported {
 		o.g.log.Info("stream resume failed", "name", e.Name, "from", e.From, "to", e.To, "mode", e.Mode,
 			"outcome", e.Outcome, "reason", e.Reason, "wait", e.Wait.String())

@@ -123,3 +123,48 @@ func TestStatusViewHedgesAndProbes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestStatusViewResumes: stream resumes as the engine reports them, on the default policy. Streams that eastus cuts
+// after the client got events go on from westus: eastus's card counts them as stream errors resumed away (no
+// client error), westus's as resumed here. When westus refuses connections too, the resume fails: eastus counts a
+// failed resume and a client error.
+func TestStatusViewResumes(t *testing.T) {
+	h := startHarness(t, harnessOpts{})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
+	for i := 0; i < 2; i++ {
+		resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+		wantStatus(t, resp, out, 200)
+		if !strings.Contains(out, ": lifeline resumed eastus -> westus") || strings.Contains(out, "stream_error") {
+			t.Fatalf("stream %d was not resumed:\n%s", i, out)
+		}
+	}
+	v := h.regionsView()
+	east, west := v.Regions[0].Last15m, v.Regions[1].Last15m
+	if east.StreamErrors != 2 || east.Resumes != 2 || east.ResumesFailed != 0 || east.ClientErrors != 0 || west.Resumed != 2 || west.Resumes != 0 {
+		t.Errorf("after two resumed streams: eastus %+v, westus %+v", east, west)
+	}
+
+	h.fault("westus", sim.Fault{Mode: sim.ModeDown})
+	resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+	wantStatus(t, resp, out, 200)
+	if !strings.Contains(out, "(resume: failed in westus") {
+		t.Fatalf("want the error event with the failed resume:\n%s", out)
+	}
+	v = h.regionsView()
+	east = v.Regions[0].Last15m
+	if east.StreamErrors != 3 || east.Resumes != 2 || east.ResumesFailed != 1 || east.ClientErrors != 1 || v.Regions[1].Last15m.Resumed != 2 {
+		t.Errorf("after a failed resume: eastus %+v, westus %+v", east, v.Regions[1].Last15m)
+	}
+	_, body := h.admin("GET", "/admin/history", adminKey)
+	var hv gateway.HistoryView
+	if err := json.Unmarshal([]byte(body), &hv); err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed int64
+	for i := range hv.Regions[0].Resumes {
+		ok, failed = ok+hv.Regions[0].Resumes[i], failed+hv.Regions[0].ResumesFailed[i]
+	}
+	if ok != 2 || failed != 1 {
+		t.Errorf("eastus's history: %d resumes, %d failed", ok, failed)
+	}
+}

@@ -273,3 +273,49 @@ func TestTracesHedge(t *testing.T) {
 		t.Errorf("request span: %+v", server)
 	}
 }
+
+// TestTracesResume: a stream that eastus cuts after the client got events goes on from westus (policy.streams.resume
+// on its default, replay); the trace shows the broken attempt as a stream_error and the one that took the stream
+// over marked lifeline.attempt.resume_from, both under the request span, which ends without an error.
+func TestTracesResume(t *testing.T) {
+	rcv := otlptest.Start(t)
+	h := startHarness(t, harnessOpts{mutate: func(c *config.Config) {
+		c.Telemetry.OTLP.Endpoint = rcv.URL
+	}})
+	h.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 3})
+	resp, out := h.do("POST", "/openai/v1/chat/completions", streamBody)
+	wantStatus(t, resp, out, 200)
+	if !strings.Contains(out, ": lifeline resumed eastus -> westus") || !strings.Contains(out, "data: [DONE]") ||
+		strings.Contains(out, "stream_error") {
+		t.Fatalf("the stream was not resumed:\n%s", out)
+	}
+	h.stop()
+	var server *otlptest.Span
+	attempts := map[string]*otlptest.Span{}
+	spans := rcv.Spans()
+	for i := range spans {
+		switch spans[i].Kind {
+		case tracepb.Span_SPAN_KIND_SERVER:
+			server = &spans[i]
+		case tracepb.Span_SPAN_KIND_CLIENT:
+			attempts[spans[i].Attrs["lifeline.region"].(string)] = &spans[i]
+		}
+	}
+	east, west := attempts["eastus"], attempts["westus"]
+	if server == nil || east == nil || west == nil {
+		t.Fatalf("spans: %+v", spans)
+	}
+	if east.Attrs["lifeline.attempt.outcome"] != "stream_error" || east.ParentSpanID != server.SpanID {
+		t.Errorf("the broken attempt's span: %+v", east)
+	}
+	if _, marked := east.Attrs["lifeline.attempt.resume_from"]; marked {
+		t.Errorf("the first attempt is marked as a resume: %+v", east)
+	}
+	if west.Attrs["lifeline.attempt.resume_from"] != "eastus" || west.Attrs["lifeline.attempt.outcome"] != "ok" ||
+		west.ParentSpanID != server.SpanID || west.TraceID != server.TraceID {
+		t.Errorf("the resume's span: %+v", west)
+	}
+	if server.StatusCode == tracepb.Status_STATUS_CODE_ERROR || server.Attrs["lifeline.stream_error"] != nil {
+		t.Errorf("the request span of a resumed stream: %+v", server)
+	}
+}

@@ -58,6 +58,9 @@ func (t *AttemptTracer) StartAttempt(out *http.Request, e failover.AttemptStart)
 	if e.Hedge {
 		attrs = append(attrs, AttrHedge.Bool(true))
 	}
+	if e.ResumeFrom != "" {
+		attrs = append(attrs, AttrResumeFrom.String(e.ResumeFrom))
+	}
 	ctx, span := t.tracer.Start(out.Context(), SpanName(op, e.Name)+" ("+e.Region+")",
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	t.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))

@@ -9,15 +9,16 @@ import (
 
 // Lifeline's own span attributes, next to the semantic conventions' ones.
 const (
-	AttrRegion        = attribute.Key("lifeline.region")             // the region of an attempt, or the one that answered
-	AttrName          = attribute.Key("lifeline.name")               // the client-visible name asked for
-	AttrAttempt       = attribute.Key("lifeline.attempt")            // 1-based number of the attempt within its request
-	AttrAttempts      = attribute.Key("lifeline.attempts")           // attempts a request took
-	AttrOutcome       = attribute.Key("lifeline.attempt.outcome")    // ok, timeout, server_error, throttled, stream_error...
-	AttrProbe         = attribute.Key("lifeline.attempt.probe")      // the attempt decides whether an open region comes back
-	AttrHedge         = attribute.Key("lifeline.attempt.hedge")      // the attempt is a hedge: the request waited for another region
-	AttrLatencyMs     = attribute.Key("lifeline.attempt.headers_ms") // until the region's response headers (or the failure)
-	AttrRetryAfterMs  = attribute.Key("lifeline.retry_after_ms")     // the region's Retry-After hint
+	AttrRegion        = attribute.Key("lifeline.region")              // the region of an attempt, or the one that answered
+	AttrName          = attribute.Key("lifeline.name")                // the client-visible name asked for
+	AttrAttempt       = attribute.Key("lifeline.attempt")             // 1-based number of the attempt within its request
+	AttrAttempts      = attribute.Key("lifeline.attempts")            // attempts a request took
+	AttrOutcome       = attribute.Key("lifeline.attempt.outcome")     // ok, timeout, server_error, throttled, stream_error...
+	AttrProbe         = attribute.Key("lifeline.attempt.probe")       // the attempt decides whether an open region comes back
+	AttrHedge         = attribute.Key("lifeline.attempt.hedge")       // the attempt is a hedge: the request waited for another region
+	AttrResumeFrom    = attribute.Key("lifeline.attempt.resume_from") // the attempt resumes a stream that this region broke
+	AttrLatencyMs     = attribute.Key("lifeline.attempt.headers_ms")  // until the region's response headers (or the failure)
+	AttrRetryAfterMs  = attribute.Key("lifeline.retry_after_ms")      // the region's Retry-After hint
 	AttrRequestID     = attribute.Key("lifeline.request_id")
 	AttrClient        = attribute.Key("lifeline.client") // the configured name of the client key (never the key)
 	AttrStream        = attribute.Key("lifeline.stream")

@@ -98,7 +98,10 @@
       "requests that had no first byte from this region after the hedge delay, so they also went to another region");
     figure(last, "hedges won", l.hedges_won || 0, "hedges_won", false, "hedges this region answered first for a slower region");
     figure(last, "resumed away", l.resumes || 0, "resumes", l.resumes > 0,
-      "streams this region broke after they started that were resumed (or tried) in another region");
+      "streams this region broke after they started that went on from another region: the client saw no error");
+    figure(last, "resumes failed", l.resumes_failed || 0, "resumes_failed", l.resumes_failed > 0,
+      "resumes of streams this region broke that did not work, one per region tried (the new answer differed, " +
+      "that region failed or took too long, or no region was left): those clients got the error event");
     figure(last, "resumed here", l.resumed || 0, "resumed", false, "streams another region broke that this region continued");
     figure(last, "probes (failed)", (l.probes || 0) + " (" + (l.probes_failed || 0) + ")", "probes", l.probes_failed > 0,
       "active probes while the region was out of service (policy.breaker.probe_interval)");
