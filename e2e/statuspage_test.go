@@ -145,6 +145,7 @@ func TestStatusPageIncident(t *testing.T) {
 	}
 	waitJS(t, ctx, "westus's broken streams resumed in swedencentral", `Number(`+field("westus", "stream_errors")+`) > 0 && `+
 		`Number(`+field("westus", "resumes")+`) > 0 && Number(`+field("swedencentral", "resumed")+`) > 0`, 20*time.Second)
+	waitJS(t, ctx, "the resumes in the events", `document.querySelector("#events tbody").textContent.includes("stream resumed westus \u2192 swedencentral")`, 5*time.Second)
 	waitJS(t, ctx, "westus open for its broken streams", field("westus", "state")+` === "open" && `+
 		field("westus", "reason")+`.includes("stream_error")`, 20*time.Second)
 	if n := eval[int](t, ctx, `Number(`+field("westus", "client_errors")+`)`); n != clientErrors {

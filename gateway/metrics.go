@@ -258,6 +258,7 @@ func (o gatewayObserver) Resume(e failover.ResumeEvent) {
 	}
 	o.g.metrics.resumes.WithLabelValues(e.From, to, e.Outcome).Inc()
 	o.g.hist.resume(o.g.now(), e)
+	o.g.events.resume(o.g.now(), e)
 	if e.Outcome != failover.ResumeOK && e.Outcome != failover.ResumeUnsupported {
 		o.g.log.Info("stream resume failed", "name", e.Name, "from", e.From, "to", e.To, "mode", e.Mode,
 			"outcome", e.Outcome, "reason", e.Reason, "wait", e.Wait.String())
@@ -310,7 +311,7 @@ type eventLog struct {
 // Event is one entry of the recent events list.
 type Event struct {
 	At     time.Time `json:"at"`
-	Kind   string    `json:"kind"` // "failover" or "state"
+	Kind   string    `json:"kind"` // "failover", "state" or "resume"
 	From   string    `json:"from"`
 	To     string    `json:"to"`
 	Reason string    `json:"reason,omitempty"`
@@ -321,16 +322,30 @@ type Event struct {
 func newEventLog(max int) *eventLog { return &eventLog{max: max} }
 
 func (l *eventLog) failover(now time.Time, e failover.FailoverEvent) {
+	l.counted(Event{At: now, Kind: "failover", From: e.From, To: e.To, Reason: e.Reason.String(), Count: 1})
+}
+
+// resume records a resume of a broken stream that was tried (To is "" when no region could take it; Reason is the
+// outcome). A stream that could not be resumed at all is left out: its stream error shows on the region's card.
+func (l *eventLog) resume(now time.Time, e failover.ResumeEvent) {
+	if e.Outcome == failover.ResumeUnsupported {
+		return
+	}
+	l.counted(Event{At: now, Kind: "resume", From: e.From, To: e.To, Reason: e.Outcome, Count: 1})
+}
+
+// counted adds e, or counts it in the last entry when that one is the same event less than a second ago.
+func (l *eventLog) counted(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.events); n > 0 {
 		last := &l.events[n-1]
-		if last.Kind == "failover" && last.From == e.From && last.To == e.To && last.Reason == e.Reason.String() && now.Sub(last.At) < time.Second {
+		if last.Kind == e.Kind && last.From == e.From && last.To == e.To && last.Reason == e.Reason && e.At.Sub(last.At) < time.Second {
 			last.Count++
 			return
 		}
 	}
-	l.add(Event{At: now, Kind: "failover", From: e.From, To: e.To, Reason: e.Reason.String(), Count: 1})
+	l.add(e)
 }
 
 func (l *eventLog) state(now time.Time, e failover.StateChange) {

@@ -155,6 +155,19 @@ func TestStatusViewResumes(t *testing.T) {
 	if east.StreamErrors != 3 || east.Resumes != 2 || east.ResumesFailed != 1 || east.ClientErrors != 1 || v.Regions[1].Last15m.Resumed != 2 {
 		t.Errorf("after a failed resume: eastus %+v, westus %+v", east, v.Regions[1].Last15m)
 	}
+	// The recent events list the resumes, with what they came to.
+	resumed, failedIn := 0, 0
+	for _, e := range v.Events {
+		switch {
+		case e.Kind == "resume" && e.From == "eastus" && e.To == "westus" && e.Reason == "ok":
+			resumed += e.Count
+		case e.Kind == "resume" && e.From == "eastus" && e.To == "westus" && e.Reason == "failed":
+			failedIn += e.Count
+		}
+	}
+	if resumed != 2 || failedIn != 1 {
+		t.Errorf("resume events: %d resumed, %d failed; events %+v", resumed, failedIn, v.Events)
+	}
 	_, body := h.admin("GET", "/admin/history", adminKey)
 	var hv gateway.HistoryView
 	if err := json.Unmarshal([]byte(body), &hv); err != nil {

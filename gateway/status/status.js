@@ -311,8 +311,16 @@
       ev.appendChild(tr);
     }
     events.forEach(function (e) {
-      var what = e.kind === "failover" ? "failover " + e.from + " \u2192 " + e.to + " (" + e.reason + ")"
-        : e.region + ": " + stateLabel(e.from) + " \u2192 " + stateLabel(e.to) + (e.reason ? " (" + e.reason + ")" : "");
+      var what;
+      if (e.kind === "failover") {
+        what = "failover " + e.from + " \u2192 " + e.to + " (" + e.reason + ")";
+      } else if (e.kind === "resume") {
+        what = e.reason === "ok" ? "stream resumed " + e.from + " \u2192 " + e.to
+          : e.to ? "resume " + e.from + " \u2192 " + e.to + " failed (" + e.reason + ")"
+          : "stream from " + e.from + " not resumed (" + e.reason + ")";
+      } else {
+        what = e.region + ": " + stateLabel(e.from) + " \u2192 " + stateLabel(e.to) + (e.reason ? " (" + e.reason + ")" : "");
+      }
       var row = el("tr");
       row.appendChild(el("td", new Date(e.at).toISOString().replace("T", " ").slice(0, 23)));
       row.appendChild(el("td", what));
