@@ -82,7 +82,8 @@ or %v.
 - **added time**: mean time per request (to the last byte of the answer, retries included) while the fault lasted,
   minus the same peer's mean in the baseline; p99 and the longest in brackets. Failures count with the time they
   took, so a peer that fails fast can show less than zero.
-- **on primary**: answers from the primary while the fault lasted (a gateway that keeps sending to a broken region).
+- **on primary**: answers from the primary while the fault lasted (a gateway that keeps sending to a broken region;
+  a stream Lifeline resumed in the secondary keeps the primary's headers, so it counts here).
 - **recovery**: from the heal to the first answer from the primary, and to the first of %d answers in a row all from
   the primary (all traffic back); "not within" when it did not happen before traffic stopped. A peer that never
   moved traffic away from the primary (it tries the primary first on every request) is back at once: read this
