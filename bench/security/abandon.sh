@@ -3,20 +3,17 @@
 # requests from one key, each client giving up after 6.5 s; then a second key's request with patience.
 # Usage: abandon.sh LIFELINE_BINARY
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$1
 d=$(mktemp -d)
-cport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cport=$(freeport)
 "$bin" sim --regions eastus,westus --port 0 --control 127.0.0.1:$cport --api-key simkey >"$d/sim.log" 2>&1 &
 sim=$!
-trap 'kill $sim $gw 2>/dev/null; rm -rf $d' EXIT
+trap 'kill $sim ${gw:-} 2>/dev/null; rm -rf $d' EXIT
 for i in $(seq 50); do [ "$(grep -c 'http://127.0.0.1' "$d/sim.log")" -ge 3 ] && break; sleep 0.2; done
 e=$(grep eastus "$d/sim.log" | grep -o 'http://127.0.0.1:[0-9]*' | head -1)
 w=$(grep westus "$d/sim.log" | grep -o 'http://127.0.0.1:[0-9]*' | head -1)
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-aport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat >"$d/c.yaml" <<Y
-listen: 127.0.0.1:$port
-admin: {listen: "127.0.0.1:$aport"}
+start_gateway "$bin" "$d" <<Y
 clients:
   - {name: impatient, key: impatient-0123456789}
   - {name: patient, key: patient-0123456789}
@@ -24,9 +21,6 @@ regions:
   - {name: eastus, endpoint: "$e", api_key: simkey, deployments: {gpt-4o: gpt-4o}}
   - {name: westus, endpoint: "$w", api_key: simkey, priority: 2, deployments: {gpt-4o: gpt-4o}}
 Y
-"$bin" serve --config "$d/c.yaml" >"$d/gw.log" 2>&1 &
-gw=$!
-for i in $(seq 50); do curl -sf "127.0.0.1:$aport/healthz" >/dev/null && break; sleep 0.2; done
 for r in eastus westus; do curl -s -X POST "127.0.0.1:$cport/regions/$r/fault" -d '{"mode":"slow","latency":"20s"}' >/dev/null; done
 ask() { curl -s -o /dev/null -w '%{http_code}' --max-time "$2" -H "api-key: $1" -H 'Content-Type: application/json' \
   -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}' "127.0.0.1:$port/v1/chat/completions" || true; }

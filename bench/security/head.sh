@@ -2,9 +2,10 @@
 # A region that answers with an endless response header (issue 11). Usage: head.sh LIFELINE_BINARY
 # Prints the gateway's peak RSS over 15 s while one request waits on that region, and what the client got.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$1
 d=$(mktemp -d)
-rport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+rport=$(freeport)
 python3 - "$rport" <<'P' &
 import socket,sys,threading
 ls=socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); ls.bind(("127.0.0.1",int(sys.argv[1]))); ls.listen(64)
@@ -20,19 +21,12 @@ while True:
     c,_=ls.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()
 P
 region=$!
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-aport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat >"$d/c.yaml" <<Y
-listen: 127.0.0.1:$port
-admin: {listen: "127.0.0.1:$aport"}
+trap 'kill $region ${gw:-} 2>/dev/null; rm -rf $d' EXIT
+start_gateway "$bin" "$d" <<Y
 clients: [{name: app, key: appkey-0123456789}]
 regions:
   - {name: eastus, endpoint: "http://127.0.0.1:$rport", api_key: k, deployments: {gpt-4o: gpt-4o}}
 Y
-"$bin" serve --config "$d/c.yaml" >"$d/gw.log" 2>&1 &
-gw=$!
-trap 'kill $region $gw 2>/dev/null; rm -rf $d' EXIT
-for i in $(seq 50); do curl -sf "127.0.0.1:$aport/healthz" >/dev/null && break; sleep 0.2; done
 curl -s -o "$d/out" -w '%{http_code} in %{time_total}s\n' --max-time 15 -H 'api-key: appkey-0123456789' -H 'Content-Type: application/json' \
   -d '{"model":"gpt-4o","input":"x"}' "127.0.0.1:$port/v1/embeddings" > "$d/code" &
 cl=$!

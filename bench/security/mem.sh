@@ -2,25 +2,19 @@
 # Memory on demand (issue 11): N connections declare Content-Length 32 MiB and send one byte.
 # Usage: mem.sh LIFELINE_BINARY [N]   (loopback only; prints the gateway's heap before and after)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$1; n=${2:-60}
 d=$(mktemp -d)
 "$bin" sim --regions eastus --port 0 --control 127.0.0.1:0 --api-key simkey >"$d/sim.log" 2>&1 &
 sim=$!
-trap 'kill $sim $gw 2>/dev/null; rm -rf $d' EXIT
+trap 'kill $sim ${gw:-} 2>/dev/null; rm -rf $d' EXIT
 for i in $(seq 50); do grep -q 'eastus' "$d/sim.log" && grep -qo 'http://127.0.0.1:[0-9]*' "$d/sim.log" && break; sleep 0.2; done
 ep=$(grep -o 'http://127.0.0.1:[0-9]*' "$d/sim.log" | grep -v ':18000' | head -1)
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-aport=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat >"$d/c.yaml" <<Y
-listen: 127.0.0.1:$port
-admin: {listen: "127.0.0.1:$aport"}
+start_gateway "$bin" "$d" <<Y
 clients: [{name: app, key: appkey-0123456789}]
 regions:
   - {name: eastus, endpoint: "$ep", api_key: simkey, deployments: {gpt-4o: gpt-4o}}
 Y
-"$bin" serve --config "$d/c.yaml" >"$d/gw.log" 2>&1 &
-gw=$!
-for i in $(seq 50); do curl -sf "127.0.0.1:$aport/healthz" >/dev/null && break; sleep 0.2; done
 heap() { awk '/^VmRSS|^VmData/{printf "%s %.1f MiB ", $1, $2/1024}' /proc/$gw/status; }
 echo "region $ep; gateway RSS before: $(heap)"
 python3 - "$port" "$n" "$aport" "$gw" <<'P'
