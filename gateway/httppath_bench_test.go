@@ -1,11 +1,8 @@
 package gateway_test
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lifeline-sre/lifeline/config"
-	"github.com/lifeline-sre/lifeline/gateway"
 )
 
 // BenchmarkHTTPSPath measures the production path, an HTTPS region, with each client-facing server
@@ -59,37 +53,15 @@ func BenchmarkHTTPSPath(b *testing.B) {
 		{"server=net-http/region=h1", config.HTTP1NetHTTP, "http1", up1},
 		{"server=lifeline/region=h1", config.HTTP1Lifeline, "http1", up1},
 	} {
-		addr := benchServe(b, c.region.URL, c.server, c.protocol, &tls.Config{RootCAs: roots})
+		url := prodGateway(b, c.region.URL, roots, func(cfg *config.Config) {
+			cfg.Server.HTTP1, cfg.Regions[0].Protocol = c.server, c.protocol
+		})
 		for _, k := range []struct{ name, query, body string }{{"json", "", chatBody}, {"stream", "&stream", streamBody}} {
 			b.Run(c.name+"/"+k.name, func(b *testing.B) {
-				runParallelCPU(b, "http://"+addr+"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"+k.query, k.body)
+				runParallelCPU(b, url+"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"+k.query, k.body)
 			})
 		}
 	}
-}
-
-func benchServe(b *testing.B, upstream, server, protocol string, rt *tls.Config) string {
-	cfg := &config.Config{
-		Clients: []config.Client{{Name: "bench", Key: clientKey}},
-		Regions: []config.Region{{Name: "eastus", Endpoint: upstream, APIKey: regionKey, Protocol: protocol,
-			Deployments: map[string]string{"gpt-4o": "gpt-4o"}}},
-		Server: config.Server{HTTP1: server},
-	}
-	cfg.ApplyDefaults()
-	gw, err := gateway.New(cfg, gateway.Options{Logger: gateway.NewLogger(io.Discard, "json", slog.LevelInfo),
-		Registerer: prometheus.NewRegistry(), RegionTLS: rt})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { gw.Serve(ctx, ln, nil); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
 }
 
 // runParallelCPU runs b.N requests from 16 goroutines and reports the process's CPU time per request.
