@@ -184,7 +184,11 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 				ct.log.broken = "the request asks for logprobs, which a resumed answer could not match"
 			}
 			sb.feed(first)
-			resp.Body = &resumingBody{rt: a.rt, cur: sb, src: sb, track: ct, region: a.r}
+			rb := &resumingBody{rt: a.rt, cur: sb, src: sb, track: ct, region: a.r}
+			if a.rt.hedging() {
+				sb.onQuiet = func(read int64) { rb.startQuiet(sb, read) } // quiet.go
+			}
+			resp.Body = rb
 		} else {
 			sb.feed(first)
 			resp.Body = sb

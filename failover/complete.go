@@ -62,12 +62,18 @@ func (t *choicesTracker) event(ev sseEvent, partial bool) {
 	}
 	if partial || ev.data[0] != '{' {
 		if t.log != nil {
+			t.log.mu.Lock()
 			t.log.broken = "an event the engine could not read whole"
+			t.log.ver++
+			t.log.mu.Unlock()
 		}
 		return
 	}
 	if t.log != nil {
+		t.log.mu.Lock()
 		t.log.chunk(ev.data)
+		t.log.ver++
+		t.log.mu.Unlock()
 	}
 	gjson.GetBytes(ev.data, "choices").ForEach(func(_, c gjson.Result) bool {
 		fr := c.Get("finish_reason")

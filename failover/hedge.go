@@ -43,6 +43,9 @@ type HedgeEvent struct {
 	From, To string        // the region waited for, and the region of the hedge
 	Delay    time.Duration // how long the first attempt had been waiting
 	Outcome  string        // HedgeWon, HedgeLost, HedgeFailed, HedgeNoBudget
+	// MidStream: an early resume of a stream gone quiet mid-way (quiet.go), not a wait for a first
+	// byte; Delay is then the quiet bound. Won: the other region answered while From stayed silent.
+	MidStream bool
 }
 
 // hedgeOps are the operations that hedge: generation and embeddings. Images and audio cost too much

@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"errors"
+	"sync"
 	"time"
 )
 
@@ -35,6 +37,9 @@ func (s *deploymentState) stall(now time.Time) {
 // streams again.
 func (s *deploymentState) streamEnded(longest time.Duration) {
 	s.gaps.add(longest)
+	if s.quietLosses.Load() != 0 {
+		s.quietLosses.Store(0)
+	}
 	if s.stalledUntil.Load() != 0 {
 		s.stalledUntil.Store(0)
 	}
@@ -55,4 +60,196 @@ func (rt *roundTrip) quietBound(tg *target) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// Early resume. A stream that has waited the quiet bound for its next event, in a deployment not yet
+// seen stalling, may be stalling, or may be pausing (a model thinking). The engine does not cut it:
+// it starts the resume in the next region at once, while the caller's stream goes on waiting, and
+// the first of the two to go on wins.
+//
+//   - The first region sends its next event first: the early resume is cancelled (the hedge lost);
+//     nothing counts against anyone.
+//   - The early resume reaches the caller's position and has new output first (replay: the same
+//     answer, checked as for any resume): the first region is cut, counted against like a stall, and
+//     the caller's stream goes on from the new region, after the quiet bound plus the time the new
+//     region took to catch up, instead of timeouts.stream_idle.
+//   - The new region's answer differs (a sampled answer): the stream cannot be resumed, and the new
+//     region has shown it answers while the first stays silent. That is one stream lost by silence;
+//     the first region's stream waits on unless the deployment is now seen stalling.
+//
+// Each stream lost by silence counts; quietEvidence of them since the deployment's last complete
+// stream mark it as seen stalling, and then every read of its streams that waits longer than the
+// quiet bound is a stall (those streams are resumed, or end with the error event when their answer
+// cannot be). Two and not one, so that one stream pausing long in a healthy region costs nothing but
+// its own early resume. An early resume is a hedge: one per stream, within policy.hedge.budget, and
+// never when hedging is off (policy.hedge.delay < 0) or the stream cannot be resumed.
+
+// quietEvidence is how many streams lost by silence mark a deployment as seen stalling.
+const quietEvidence = 2
+
+// errQuietLost is the cause set on a stream's attempt cut because it stayed quiet while an early
+// resume in another region answered.
+var errQuietLost = errors.New("quiet mid-stream while another region answered")
+
+// lostBySilence counts a stream of the deployment lost by silence, and reports whether the
+// deployment is now seen stalling.
+func (s *deploymentState) lostBySilence(now time.Time) bool {
+	if s.quietLosses.Add(1) >= quietEvidence {
+		s.stall(now)
+	}
+	return s.stalled(now)
+}
+
+// quietHedge is a stream's early resume, run on its own goroutine.
+type quietHedge struct {
+	b     *resumingBody
+	src   *streamBody // the first region's stream
+	read  int64       // the start of its read that went quiet (bodyGuard.readStart)
+	start time.Time
+	done  chan struct{} // closed when the result is set
+
+	mu      sync.Mutex
+	a       *attempt    // the early resume's attempt in flight
+	asrc    *streamBody // its stream
+	stopped bool        // the first region went on, or the stream ended: the early resume lost
+	claimed bool        // the first region's stream failed: the caller waits for the result
+	sp      *splicer    // the result: ready at the caller's position
+	ev      ResumeEvent // the result's event (Outcome "" when nothing came of it)
+	tried   []*region   // the regions tried (the run's goroutine writes it before done closes)
+}
+
+// startQuiet runs on src's idle timer when its read started at read has waited the quiet bound.
+func (b *resumingBody) startQuiet(src *streamBody, read int64) {
+	rt := b.rt
+	if rt.ctx.Err() != nil || !b.hedgeUsed.CompareAndSwap(false, true) {
+		return
+	}
+	now := rt.t.clock.Now()
+	if !rt.t.hedges.take(now) {
+		rt.t.obs.Hedge(HedgeEvent{Name: rt.name, From: src.a.r.cfg.Name, Delay: src.quiet, Outcome: HedgeNoBudget, MidStream: true})
+		return
+	}
+	h := &quietHedge{b: b, src: src, read: read, start: time.Now(), done: make(chan struct{})}
+	b.hedge.Store(h)
+	go h.run()
+}
+
+func (h *quietHedge) run() {
+	b, rt := h.b, h.b.rt
+	from := h.src.a.r
+	defer close(h.done)
+	log := b.track.log
+	log.mu.Lock()
+	broken := log.broken
+	log.mu.Unlock()
+	if broken != "" {
+		return
+	}
+	deadline := h.start.Add(rt.p.Streams.ResumeTimeout)
+	var sp *splicer
+	var ev ResumeEvent
+	for _, r := range b.planWithout(from) {
+		if time.Now().After(deadline) || h.isStopped() {
+			break
+		}
+		e, s := b.try(r, from.cfg.Name, deadline, h)
+		if e.Outcome == "" {
+			continue
+		}
+		ev, sp = e, s
+		if sp != nil || e.Outcome == ResumeDiverged || e.Outcome == ResumeTimedOut || rt.ctx.Err() != nil {
+			break
+		}
+	}
+	if ev.Outcome == "" {
+		return // no region could take it
+	}
+	ev.Early = true
+	hev := HedgeEvent{Name: rt.name, From: from.cfg.Name, To: ev.To, Delay: h.src.quiet, MidStream: true, Outcome: HedgeFailed}
+	h.mu.Lock()
+	quiet := !h.stopped && (h.claimed || h.src.readStart.Load() == h.read)
+	keep := sp != nil && quiet
+	switch {
+	case keep:
+		h.sp, h.ev = sp, ev
+		hev.Outcome = HedgeWon
+	case sp != nil:
+		hev.Outcome = HedgeLost
+	case ev.Outcome == ResumeDiverged && quiet:
+		h.ev = ev
+		hev.Outcome = HedgeWon // the other region answered while this one stayed silent
+	default:
+		h.ev = ev
+	}
+	claimed := h.claimed
+	h.mu.Unlock()
+	if sp != nil && !keep {
+		sp.Close()
+	}
+	rt.t.obs.Hedge(hev)
+	if hev.Outcome != HedgeWon || claimed {
+		return // a first region that failed on its own has counted against itself
+	}
+	// The first region stayed silent while the other answered: one stream lost by silence.
+	stalled := h.src.a.tg.state.lostBySilence(rt.t.clock.Now())
+	if keep || stalled {
+		h.src.a.cancel(errQuietLost)
+	}
+}
+
+func (h *quietHedge) isStopped() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stopped
+}
+
+// bind tells the early resume's attempt, so that it can be cancelled; false when it lost already.
+func (h *quietHedge) bind(a *attempt) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.a = a
+	return !h.stopped
+}
+
+// bindStream tells the early resume's stream, so that its cancellation is not the region's failure.
+func (h *quietHedge) bindStream(sb *streamBody) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asrc = sb
+	if h.stopped {
+		sb.closed.Store(true)
+	}
+}
+
+// lose ends the early resume because the first region went on (or the stream ended): it is cancelled
+// at once, and a result it had already is dropped.
+func (h *quietHedge) lose() {
+	h.mu.Lock()
+	h.stopped = true
+	a, asrc, sp := h.a, h.asrc, h.sp
+	h.sp = nil
+	h.mu.Unlock()
+	if sp != nil {
+		sp.Close()
+		return
+	}
+	if asrc != nil {
+		asrc.closed.Store(true) // our decision, not the region's failure
+	}
+	if a != nil {
+		a.cancel(errHedgeSettled)
+	}
+}
+
+// claim waits for the early resume's result once the first region's stream failed.
+func (h *quietHedge) claim() (*splicer, ResumeEvent) {
+	h.mu.Lock()
+	h.claimed = true
+	h.mu.Unlock()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sp, ev := h.sp, h.ev
+	h.sp = nil
+	return sp, ev
 }

@@ -2,7 +2,11 @@ package failover
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +73,132 @@ func TestHedgeOnFirstBodyByte(t *testing.T) {
 	body := readAll(t, resp)
 	if resp.Header.Get(HeaderRegion) != "westus" || resp.Header.Get(HeaderHedged) != "true" || time.Since(start) > 4*time.Second {
 		t.Errorf("answered by %s (hedged %q) after %v: %s", resp.Header.Get(HeaderRegion), resp.Header.Get(HeaderHedged), time.Since(start), body)
+	}
+}
+
+// TestEarlyResumeStall: on the default policy, a region that stalls a stream mid-way (connection
+// open) costs that stream the quiet bound plus the next region's catch-up, not timeouts.stream_idle
+// (60 s): the resume starts while the stream still waits, and goes on from the region that answered.
+// The client gets the whole answer, once, with the first region's id, and no error.
+func TestEarlyResumeStall(t *testing.T) {
+	s := newScenario(t, Policy{})
+	s.answers(sim.AnswersDeterministic)
+	want := s.send("gpt-4o", true)
+	s.ok(want, true, "eastus")
+	wantText, _, _ := streamText(want.body)
+	s.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 4})
+	start := time.Now()
+	a := s.send("gpt-4o", true) // the scenario's client gives up after 20 s
+	took := time.Since(start)
+	s.ok(a, true, "eastus")
+	text, ids, comments := streamText(a.body)
+	if text != wantText || len(ids) != 1 {
+		t.Errorf("content %q (ids %v), want %q under one id", text, ids, wantText)
+	}
+	if len(comments) != 1 || comments[0] != ": lifeline resumed eastus -> westus" {
+		t.Errorf("comments %q", comments)
+	}
+	if took > 10*time.Second {
+		t.Errorf("the stalled stream took %v; want about the quiet bound (2s until learned)", took)
+	}
+	s.rec.mu.Lock()
+	resumes, hedges := slices.Clone(s.rec.resumes), slices.Clone(s.rec.hedges)
+	s.rec.mu.Unlock()
+	if len(resumes) != 1 || !resumes[0].Early || resumes[0].Outcome != ResumeOK || resumes[0].To != "westus" {
+		t.Errorf("resumes %+v; want one early resume to westus, ok", resumes)
+	}
+	if len(hedges) != 1 || !hedges[0].MidStream || hedges[0].Outcome != HedgeWon || hedges[0].From != "eastus" {
+		t.Errorf("hedges %+v; want one mid-stream hedge won against eastus", hedges)
+	}
+	// eastus's stream counts against it, as a stall; one is not yet enough to mark it stalling.
+	eventually(t, "eastus's attempt ended", func() bool {
+		return strings.Contains(strings.Join(s.rec.outcomes(), ","), "eastus:stream_error")
+	})
+	st := s.tr.tab.Load().regions[0].targets["gpt-4o"].state
+	if st.stalled(time.Now()) || st.quietLosses.Load() != 1 {
+		t.Errorf("after one stream lost by silence: stalled %v, losses %d", st.stalled(time.Now()), st.quietLosses.Load())
+	}
+}
+
+// TestEarlyResumeSampled: answers that differ between regions cannot be resumed; but when streams
+// stall in a region while the next answers, two of them mark the region as seen stalling, and every
+// stalled stream then ends with the error event after about the quiet bound, not stream_idle. Each
+// counts against the region. Default policy.
+func TestEarlyResumeSampled(t *testing.T) {
+	s := newScenario(t, Policy{})
+	s.answers(sim.AnswersRandom)
+	s.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 4})
+	start := time.Now()
+	var wg sync.WaitGroup
+	res := make([]answer, 3)
+	for i := range res {
+		wg.Go(func() { res[i] = s.send("gpt-4o", true) })
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, a := range res {
+		var se *StreamError
+		if !errors.As(a.err, &se) || se.Region != "eastus" || !strings.HasPrefix(se.Resume, "diverged in westus") {
+			t.Errorf("stream %d: err %v; want eastus's stall, diverged in westus", i, a.err)
+		}
+	}
+	if took > 12*time.Second {
+		t.Errorf("the stalled streams took %v; want about the quiet bound", took)
+	}
+	if st := s.tr.tab.Load().regions[0].targets["gpt-4o"].state; !st.stalled(time.Now()) {
+		t.Error("eastus is not marked as seen stalling")
+	}
+	eventually(t, "three stream errors counted against eastus", func() bool {
+		return strings.Count(strings.Join(s.rec.outcomes(), ","), "eastus:stream_error") == 3
+	})
+}
+
+// TestEarlyResumePause: a stream that pauses past the quiet bound in a healthy region and goes on is
+// not harmed: the early resume (here to a region whose answer differs) is dropped, the client gets
+// the first region's whole answer, and one such pause does not mark the region.
+func TestEarlyResumePause(t *testing.T) {
+	const text = "a long pause in the middle of a healthy answer"
+	first := chatChunks("chatcmpl-east", "fp_east", strings.SplitAfter(text, " "))
+	east := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, ev := range first {
+			if i == 4 {
+				select {
+				case <-time.After(3 * time.Second): // past the quiet bound (2 s until learned)
+				case <-r.Context().Done():
+					return
+				}
+			}
+			io.WriteString(w, ev+"\n\n")
+			w.(http.Flusher).Flush()
+		}
+	})
+	west := newBackend(t, events(chatChunks("chatcmpl-west", "fp_west", []string{"another ", "answer"})...))
+	rec := &recorder{}
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o"),
+		testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o")}}, WithObserver(rec))
+	req, _ := http.NewRequest("POST", "https://lifeline.invalid/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+		strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("the paused stream failed: %v", err)
+	}
+	if got, _, comments := streamText(string(body)); got != text || len(comments) != 0 {
+		t.Errorf("content %q comments %q; want eastus's answer untouched", got, comments)
+	}
+	if west.hits.Load() != 1 {
+		t.Errorf("westus got %d requests; want the one early resume", west.hits.Load())
+	}
+	st := tr.tab.Load().regions[0].targets["gpt-4o"].state
+	if st.stalled(time.Now()) || st.quietLosses.Load() != 0 {
+		t.Errorf("after a pause and a complete stream: stalled %v, losses %d", st.stalled(time.Now()), st.quietLosses.Load())
+	}
+	if got := strings.Join(rec.outcomes(), ","); !strings.Contains(got, "eastus:ok") || strings.Contains(got, "eastus:stream_error") {
+		t.Errorf("attempts %s", got)
 	}
 }

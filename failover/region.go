@@ -103,6 +103,8 @@ type deploymentState struct {
 	// the deployment counts as seen stalling mid-stream (unix nanos). quiet.go.
 	gaps         latencySketch
 	stalledUntil atomic.Int64
+	// quietLosses: its streams lost by silence to an early resume since its last complete stream.
+	quietLosses atomic.Int32
 }
 
 // extend moves an instant held in v later, never earlier.

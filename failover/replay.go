@@ -3,6 +3,7 @@ package failover
 import (
 	"hash/maphash"
 	"strconv"
+	"sync"
 
 	"github.com/tidwall/gjson"
 )
@@ -19,6 +20,10 @@ const maxPrefillText = 1 << 20
 
 // replayLog is the log of what the caller got.
 type replayLog struct {
+	// mu guards what follows against an early resume (quiet.go), which reads the log on its own
+	// goroutine while the caller's stream waits; ver counts the events logged.
+	mu       sync.Mutex
+	ver      uint64
 	seed     maphash.Seed
 	meta     chunkMeta
 	choices  []choiceLog

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type ResumeEvent struct {
 	Outcome  string
 	Reason   string        // for ResumeUnsupported and failures: why
 	Wait     time.Duration // from the failure to the splice, or to giving up
+	// Early: the resume started while the first region's stream was still waiting, quiet past the
+	// quiet bound (quiet.go); Wait is then from the caller's last event to the splice.
+	Early bool
 }
 
 // errResumeTimeout ends a resume attempt that did not reach the splice within Streams.ResumeTimeout.
@@ -93,6 +97,9 @@ type resumingBody struct {
 	failed  []*region       // regions that broke this stream
 	resumes int
 	err     error
+
+	hedge     atomic.Pointer[quietHedge] // the early resume in flight or done (quiet.go)
+	hedgeUsed atomic.Bool                // one early resume per stream
 }
 
 func (b *resumingBody) Read(p []byte) (int, error) {
@@ -102,7 +109,13 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 		}
 		n, err := b.cur.Read(p)
 		var se *StreamError
-		if err == nil || err == io.EOF || !errors.As(err, &se) {
+		broke := err != nil && errors.As(err, &se)
+		if (n > 0 || err != nil && !broke) && b.hedge.Load() != nil {
+			if h := b.hedge.Swap(nil); h != nil {
+				h.lose() // the first region went on, or the stream ended: the early resume lost
+			}
+		}
+		if !broke {
 			if err != nil && err != io.EOF {
 				b.err = err
 			}
@@ -119,6 +132,9 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 }
 
 func (b *resumingBody) Close() error {
+	if h := b.hedge.Swap(nil); h != nil {
+		h.lose()
+	}
 	err := b.cur.Close()
 	if b.cur != io.ReadCloser(b.src) {
 		b.src.Close()
@@ -149,6 +165,9 @@ func (b *resumingBody) resume(se *StreamError) error {
 	rt := b.rt
 	b.failed = append(b.failed, b.region)
 	if why := b.cannotResume(); why != "" {
+		if h := b.hedge.Swap(nil); h != nil {
+			h.lose()
+		}
 		if rt.ctx.Err() == nil {
 			rt.t.obs.Resume(ResumeEvent{Name: rt.name, From: se.Region, Outcome: ResumeUnsupported, Reason: why})
 			se.Resume = "not resumed: " + why
@@ -156,6 +175,20 @@ func (b *resumingBody) resume(se *StreamError) error {
 		return se
 	}
 	start := time.Now()
+	if h := b.hedge.Swap(nil); h != nil {
+		sp, ev := h.claim()
+		switch {
+		case sp != nil && b.adopt(sp, h, ev):
+			return nil
+		case ev.Outcome == ResumeDiverged:
+			ev.Wait = time.Since(time.Unix(0, h.read))
+			rt.t.obs.Resume(ev)
+			se.Resume = ev.Outcome + " in " + ev.To + ": " + ev.Reason
+			return se
+		case ev.To != "":
+			b.failed = append(b.failed, h.tried...)
+		}
+	}
 	deadline := start.Add(rt.p.Streams.ResumeTimeout)
 	last := ResumeEvent{Name: rt.name, From: se.Region, Outcome: ResumeNoRegion, Reason: "no other region could take the request"}
 	for _, r := range b.plan() {
@@ -163,13 +196,14 @@ func (b *resumingBody) resume(se *StreamError) error {
 			last = ResumeEvent{Name: rt.name, From: se.Region, To: r.cfg.Name, Outcome: ResumeTimedOut, Reason: errResumeTimeout.Error()}
 			break
 		}
-		ev, sp := b.try(r, se.Region, deadline)
+		ev, sp := b.try(r, se.Region, deadline, nil)
 		if ev.Outcome == "" {
 			continue // out of service: not tried
 		}
 		ev.Wait = time.Since(start)
 		rt.t.obs.Resume(ev)
 		if sp != nil {
+			sp.adopt()
 			b.cur, b.src, b.region = sp, sp.src, r
 			b.resumes++
 			return nil
@@ -195,36 +229,69 @@ func (b *resumingBody) resume(se *StreamError) error {
 
 // plan is the regions a resume may go to, in the order a new request would try them, without those
 // that broke this stream.
-func (b *resumingBody) plan() []*region {
+func (b *resumingBody) plan() []*region { return b.planWithout(b.failed...) }
+
+// planWithout is the regions a resume may go to, without those given.
+func (b *resumingBody) planWithout(without ...*region) []*region {
 	rt := b.rt
 	var buf [maxCandidates]*region
 	all := rt.t.order(buf[:0], rt.tab.names[rt.name], rt.p, rt.name, rt.t.clock.Now())
 	out := make([]*region, 0, len(all))
 	for _, r := range all {
-		skip := false
-		for _, f := range b.failed {
-			skip = skip || f == r
-		}
-		if !skip {
+		if !slices.Contains(without, r) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
+// adopt makes an early resume's result the caller's stream, if the caller has nothing more than
+// when it was made (else the result is dropped, and false).
+func (b *resumingBody) adopt(sp *splicer, h *quietHedge, ev ResumeEvent) bool {
+	if sp.ver != b.track.log.ver {
+		sp.Close()
+		return false
+	}
+	sp.adopt()
+	ev.Wait = time.Since(time.Unix(0, h.read))
+	b.rt.t.obs.Resume(ev)
+	b.cur, b.src, b.region = sp, sp.src, h.tried[len(h.tried)-1]
+	b.resumes++
+	return true
+}
+
 // try sends the request to r for a resume and reads its stream up to the splice. It returns the
 // splicer to read on from, or nil and what happened (no Outcome when r could not be tried).
-func (b *resumingBody) try(r *region, from string, deadline time.Time) (ResumeEvent, *splicer) {
+// An early resume (h not nil) runs while the caller's stream may still go on: it takes r only if r
+// is available now, without noting why not (the caller's goroutine owns those notes), and can be
+// cancelled through h.
+func (b *resumingBody) try(r *region, from string, deadline time.Time, h *quietHedge) (ResumeEvent, *splicer) {
 	rt := b.rt
 	ev := ResumeEvent{Name: rt.name, From: from, To: r.cfg.Name, Mode: ResumeReplay}
 	tg := r.targets[rt.name]
-	tk, ok := rt.admit(r, tg)
+	var tk ticket
+	ok := false
+	if h == nil {
+		tk, ok = rt.admit(r, tg)
+	} else if why, _ := r.check(tg, rt.t.clock.Now()); why == isAvailable {
+		tk, ok = r.h.breaker.acquireKind(rt.t.clock.Now(), rt.kind())
+	}
 	if !ok {
 		return ev, nil // Outcome "": not tried
 	}
 	a := rt.newAttempt(r, tg, tk, false)
 	a.resumeFrom = from
-	if text, ok := b.track.log.prefillText(); ok && rt.p.Streams.Resume == ResumePrefill && r.cfg.Prefill[rt.name] {
+	if h != nil {
+		h.tried = append(h.tried, r)
+		if !h.bind(a) {
+			a.cancel(errHedgeSettled)
+		}
+	}
+	log := b.track.log
+	log.mu.Lock()
+	text, ok := log.prefillText()
+	log.mu.Unlock()
+	if ok && rt.p.Streams.Resume == ResumePrefill && r.cfg.Prefill[rt.name] {
 		if tf := prefillTransform(rt.in.op, text); tf != nil {
 			ev.Mode, a.transform = ResumePrefill, tf
 		}
@@ -253,6 +320,9 @@ func (b *resumingBody) try(r *region, from string, deadline time.Time) (ResumeEv
 		return ev, nil
 	}
 	src.Store(sb)
+	if h != nil {
+		h.bindStream(sb)
+	}
 	if context.Cause(a.ctx) == errResumeTimeout {
 		sb.closed.Store(true)
 	}

@@ -16,7 +16,8 @@ import (
 type splicer struct {
 	b        *resumingBody
 	src      *streamBody
-	log      *replayLog // the caller's log (before the resume)
+	meta     chunkMeta // the identity of the caller's chunks
+	ver      uint64    // the caller's log version the splicer was made from
 	prefill  bool
 	comment  []byte
 	v        []verifyChoice
@@ -27,6 +28,11 @@ type splicer struct {
 	eof      bool
 	err      error
 	segs     []segment
+
+	// Until the caller takes the splicer (adopt), the events it makes are the caller's only
+	// potentially: an early resume (quiet.go) may lose to the first region. They are logged at adoption.
+	adopted bool
+	pending [][]byte
 }
 
 // verifyChoice follows one choice of the new stream against what the caller has of it.
@@ -42,7 +48,9 @@ type verifyChoice struct {
 
 func newSplicer(b *resumingBody, src *streamBody, prefill bool, from, to string) *splicer {
 	log := b.track.log
-	sp := &splicer{b: b, src: src, log: log, prefill: prefill,
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	sp := &splicer{b: b, src: src, meta: log.meta, ver: log.ver, prefill: prefill,
 		comment: []byte(": lifeline resumed " + from + " -> " + to + "\n\n"), v: make([]verifyChoice, len(log.choices))}
 	for i := range sp.v {
 		c := &log.choices[i]
@@ -178,7 +186,21 @@ func (sp *splicer) emit(data []byte) {
 	} else {
 		sp.held = append(sp.held, ev...)
 	}
-	sp.b.track.event(sseEvent{data: ev[len("data: ") : len(ev)-2]}, false)
+	data = ev[len("data: ") : len(ev)-2]
+	if !sp.adopted {
+		sp.pending = append(sp.pending, data)
+		return
+	}
+	sp.b.track.event(sseEvent{data: data}, false)
+}
+
+// adopt makes the splicer the caller's: the events it made so far are logged as the caller's.
+func (sp *splicer) adopt() {
+	sp.adopted = true
+	for _, data := range sp.pending {
+		sp.b.track.event(sseEvent{data: data}, false)
+	}
+	sp.pending = nil
 }
 
 // rewrite takes one chunk of the new stream: what the caller has is cut out, the rest gets the first
@@ -279,7 +301,7 @@ func (sp *splicer) rewrite(data []byte) (out []byte, keep bool, outcome, why str
 			}
 		}
 	}
-	if m := sp.log.meta; m.set {
+	if m := sp.meta; m.set {
 		for _, f := range [...]struct {
 			key string
 			raw []byte

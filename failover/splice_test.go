@@ -52,6 +52,7 @@ func spliceOffline(t *testing.T, first []string, second []string) (string, strin
 	if o, why := sp.prime(); o != ResumeOK {
 		return "", o, why
 	}
+	sp.adopt()
 	rest, err := io.ReadAll(sp)
 	if err != nil {
 		t.Fatalf("after the splice: %v", err)

@@ -35,6 +35,11 @@ type bodyGuard struct {
 	quiet     time.Duration
 	readStart atomic.Int64
 	longest   time.Duration
+	// onQuiet, when set, is called (on the timer's goroutine) once per read that has waited the quiet
+	// bound in a deployment not seen stalling: the early resume (quiet.go). quietRead is the read it
+	// was called for.
+	onQuiet   func(read int64)
+	quietRead int64
 }
 
 func (g *bodyGuard) init(a *attempt, rc io.ReadCloser, status int, lat time.Duration) {
@@ -80,7 +85,16 @@ func (g *bodyGuard) expire() {
 		a.cancel(errIdle)
 		return
 	}
-	g.idleT.Reset(min(g.idle-waited, g.quiet))
+	next := g.quiet
+	if waited >= g.quiet && g.onQuiet != nil {
+		if g.quietRead != start {
+			g.quietRead = start
+			g.onQuiet(start)
+		}
+		// An early resume may mark the deployment as seen stalling any moment now: look again soon.
+		next = max(g.quiet/4, 100*time.Millisecond)
+	}
+	g.idleT.Reset(min(g.idle-waited, next))
 }
 
 // failure turns a read error into the caller's error and ends the attempt: canceled when the caller
@@ -93,9 +107,9 @@ func (g *bodyGuard) failure(err error) error {
 	}
 	if err == io.EOF {
 		err = ErrStreamTruncated
-	} else if context.Cause(a.ctx) == errIdle {
+	} else if c := context.Cause(a.ctx); c == errIdle || c == errQuietLost {
 		err = ErrStreamIdle
-		if g.quiet != 0 {
+		if c == errIdle && g.quiet != 0 {
 			a.tg.state.stall(a.rt.t.clock.Now())
 		}
 	}
