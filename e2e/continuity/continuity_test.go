@@ -14,7 +14,7 @@ import (
 // their retries off, streaming and not (embeddings too). Wherever westus can serve, no client may see an error; a
 // healed primary serves again within 10 s; once a region has been seen silent, no request waits for it more than
 // the hedge delay and a little. The subtests run in parallel: the whole test takes about as long as its longest
-// fault (a stall, which the default policy only detects after stream_idle, 60 s).
+// fault (the 60 s flap).
 func TestGrayFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -23,6 +23,7 @@ func TestGrayFailures(t *testing.T) {
 		{"cut-streams", cutStreams},
 		{"cut-streams-diverging", cutStreamsDiverging},
 		{"stall-mid-stream", stallMidStream},
+		{"stall-mid-stream-diverging", stallDiverging},
 		{"blackhole", blackhole},
 		{"slow-first-byte-8s", slowFirstByte},
 		{"flap-60s", flap},
@@ -98,30 +99,65 @@ func cutStreamsDiverging(t *testing.T) {
 	t.Logf("%d of %d requests ended with the error event of a diverged resume", errs, len(samples))
 }
 
-// stallMidStream: eastus stops sending after 5 events and holds the connection open. On the default policy the
-// first stalls are only cut after timeouts.stream_idle (60 s), then resumed in westus; once eastus has been seen
-// silent, no stream waits on it for more than the hedge delay and a little.
+// stallMidStream: eastus stops sending after 5 events and holds the connection open. On the default policy a
+// stream that waits the quiet bound starts its resume in westus while it still waits (an early resume): the
+// answers are deterministic, so westus catches up and the stream goes on from there. So no stream waits on eastus
+// for more than the quiet bound (which hedge events report as their delay) and a little, from the very first
+// stall, not only once eastus has been seen stalling; eastus leaves rotation, and serves again after it heals.
 func stallMidStream(t *testing.T) {
 	st := start(t, stackOpts{})
 	var faultAt, silentAt, healedAt time.Time
 	samples := st.drive(traffic{}, func() {
 		time.Sleep(warmup)
 		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 5})
-		waitFor(t, "eastus to be seen silent", 100*time.Second, func() bool {
+		waitFor(t, "eastus to be seen silent", 30*time.Second, func() bool {
 			silentAt = st.rec.firstFailure("eastus", faultAt, func(f failure) bool { return f.outcome == failover.OutcomeStreamError })
 			return !silentAt.IsZero()
 		})
-		time.Sleep(15 * time.Second) // long enough for a probe to let a trial request through
+		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
+		time.Sleep(10 * time.Second) // long enough for a probe to let a trial request through
 		healedAt = st.heal("eastus")
 		st.answeredBy("eastus", healedAt, 15*time.Second)
 	})
 	noClientErrors(t, samples)
-	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n == 0 {
-		t.Errorf("no stream was resumed (resumes %v)", st.rec.resumeOutcomes())
+	if n := st.rec.earlyResumes(); n == 0 {
+		t.Errorf("no stream was resumed early (resumes %v)", st.rec.resumeOutcomes())
 	}
-	after := startedIn(samples, silentAt.Add(100*time.Millisecond), healedAt)
-	waitedAtMost(t, "after eastus was seen silent", after, st.rec.hedgeBound()+slack)
+	waitedAtMost(t, "from the first stall on", startedIn(samples, faultAt, healedAt), st.rec.hedgeBound()+slack)
+	if d := silentAt.Sub(faultAt); d > st.rec.hedgeBound()+slack {
+		t.Errorf("eastus's first stall was counted %v after the fault; want about the quiet bound", d)
+	}
 	servedAgain(t, st, samples, "eastus", healedAt)
+}
+
+// stallDiverging: as stall-mid-stream, but every answer is new text, so a stalled stream cannot be resumed. The
+// early resumes show westus answering while eastus stays silent; after two such streams eastus counts as seen
+// stalling, and every stalled stream ends with the explicit error event after about the quiet bound, never
+// timeouts.stream_idle (60 s). Everything else is answered without an error, and eastus leaves rotation.
+func stallDiverging(t *testing.T) {
+	st := start(t, stackOpts{answers: sim.AnswersRandom})
+	var faultAt time.Time
+	samples := st.drive(traffic{}, func() {
+		time.Sleep(warmup)
+		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 5})
+		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
+		time.Sleep(3 * time.Second)
+	})
+	errs := 0
+	for _, s := range samples {
+		if s.Err == "" {
+			continue
+		}
+		errs++
+		if s.Kind != "stream" || s.Region != "eastus" || !strings.Contains(s.Err, "resume: diverged") {
+			t.Errorf("a client error other than a stalled stream's error event after a diverged resume:\n%s", s)
+		}
+	}
+	if errs == 0 {
+		t.Errorf("no stream ended with the error event (resumes %v): the fault did not reach a client's stream", st.rec.resumeOutcomes())
+	}
+	waitedAtMost(t, "from the first stall on", startedIn(samples, faultAt, time.Now()), st.rec.hedgeBound()+slack)
+	t.Logf("%d of %d requests ended with the error event of a diverged resume", errs, len(samples))
 }
 
 // blackhole: eastus accepts connections and requests and never answers, for streams, non-streaming chat (which

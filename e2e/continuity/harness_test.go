@@ -235,6 +235,19 @@ func (r *recorder) hedgeBound() time.Duration {
 	return d
 }
 
+// earlyResumes counts the streams resumed by an early resume (started while the stream was quiet).
+func (r *recorder) earlyResumes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.resumes {
+		if e.Early && e.Outcome == failover.ResumeOK {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recorder) resumeOutcomes() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
