@@ -191,6 +191,9 @@ func (a *attempt) deliver(resp *http.Response) attemptResult {
 			resp.Body = rb
 		} else {
 			sb.feed(first)
+			if a.upstream && !a.rt.in.stream && a.rt.hedging() {
+				sb.onQuiet = func(read int64) { a.rt.startQuietAnswer(sb, read) } // quiet.go
+			}
 			resp.Body = sb
 		}
 	} else {

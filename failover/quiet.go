@@ -2,6 +2,7 @@ package failover
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -252,4 +253,138 @@ func (h *quietHedge) claim() (*splicer, ResumeEvent) {
 	sp, ev := h.sp, h.ev
 	h.sp = nil
 	return sp, ev
+}
+
+// Early answer. A non-streaming request that goes to its region as a stream (upstream streaming) has
+// nothing of it with the caller until the whole answer is reassembled, so its stream can be hedged
+// whole: when it has waited the quiet bound, the same request starts in the next available region,
+// and the first of the two to complete its answer wins; the other is cancelled at once. A first
+// region still silent on the same read when the other completed lost by silence (as above).
+
+// quietAnswer is a request's early answer, run on its own goroutine.
+type quietAnswer struct {
+	src  *streamBody // the first region's stream
+	read int64       // the start of its read that went quiet
+	done chan struct{}
+
+	mu      sync.Mutex
+	a       *attempt
+	stopped bool          // the first region's answer completed first
+	res     attemptResult // the early answer (resp not nil) once done
+}
+
+// startQuietAnswer runs on src's idle timer when its read started at read has waited the quiet bound.
+func (rt *roundTrip) startQuietAnswer(src *streamBody, read int64) {
+	if rt.ctx.Err() != nil || !rt.quietAnswerUsed.CompareAndSwap(false, true) {
+		return
+	}
+	from := src.a.r
+	now := rt.t.clock.Now()
+	var to *region
+	var tk ticket
+	var buf [maxCandidates]*region
+	for _, r := range rt.t.order(buf[:0], rt.tab.names[rt.name], rt.p, rt.name, now) {
+		if r == from {
+			continue
+		}
+		if why, _ := r.check(r.targets[rt.name], now); why != isAvailable {
+			continue
+		}
+		var ok bool
+		if tk, ok = r.h.breaker.acquireKind(now, rt.kind()); ok {
+			to = r
+			break
+		}
+	}
+	if to == nil {
+		return
+	}
+	if !rt.t.hedges.take(now) {
+		tk.done(now, Verdict{Outcome: OutcomeCanceled})
+		rt.t.obs.Hedge(HedgeEvent{Name: rt.name, From: from.cfg.Name, To: to.cfg.Name, Delay: src.quiet, Outcome: HedgeNoBudget, MidStream: true})
+		return
+	}
+	q := &quietAnswer{src: src, read: read, done: make(chan struct{})}
+	q.a = rt.newAttempt(to, to.targets[rt.name], tk, true)
+	rt.quietAnswer.Store(q)
+	go q.run(rt)
+}
+
+func (q *quietAnswer) run(rt *roundTrip) {
+	defer close(q.done)
+	a := q.a
+	from := q.src.a.r
+	ev := HedgeEvent{Name: rt.name, From: from.cfg.Name, To: a.r.cfg.Name, Delay: q.src.quiet, MidStream: true, Outcome: HedgeFailed}
+	res := a.run()
+	var ans attemptResult
+	if res.final && res.resp != nil {
+		if sb, ok := res.resp.Body.(*streamBody); ok && res.resp.StatusCode == http.StatusOK {
+			out, err := reassemble(rt.in.op, sb, choicesWanted(rt.in.body), int(min(rt.p.MaxBodyBytes, 1<<31-1)))
+			sb.Close()
+			if err == nil {
+				ans = attemptResult{resp: reassembled(res.resp, out), final: true}
+			}
+		} else {
+			res.resp.Body.Close() // only a whole answer from a stream counts: anything else, the first region gives
+		}
+	}
+	q.mu.Lock()
+	quiet := q.src.readStart.Load() == q.read
+	keep := ans.resp != nil && !q.stopped
+	if keep {
+		q.res = ans
+		ev.Outcome = HedgeWon
+	} else if ans.resp != nil {
+		ev.Outcome = HedgeLost
+	}
+	q.mu.Unlock()
+	if ans.resp != nil && !keep {
+		ans.resp.Body.Close()
+	}
+	if rt.ctx.Err() != nil && !keep {
+		return
+	}
+	rt.t.obs.Hedge(ev)
+	if keep {
+		if quiet {
+			q.src.a.tg.state.lostBySilence(rt.t.clock.Now())
+		}
+		q.src.a.cancel(errQuietLost) // the other region's whole answer came first
+	}
+}
+
+// settleQuietAnswer decides between the first region's reassembled answer (res) and the request's
+// early answer, if one started.
+func (rt *roundTrip) settleQuietAnswer(res attemptResult) attemptResult {
+	q := rt.quietAnswer.Swap(nil)
+	if q == nil {
+		return res
+	}
+	if res.final && res.resp != nil && res.err == nil {
+		q.mu.Lock()
+		q.stopped = true
+		q.mu.Unlock()
+		q.a.cancel(errHedgeSettled)
+		go func() {
+			<-q.done
+			q.mu.Lock()
+			ans := q.res
+			q.mu.Unlock()
+			if ans.resp != nil {
+				ans.resp.Body.Close()
+			}
+		}()
+		return res
+	}
+	<-q.done
+	q.mu.Lock()
+	ans := q.res
+	q.mu.Unlock()
+	if ans.resp != nil {
+		if res.resp != nil {
+			res.resp.Body.Close()
+		}
+		return ans
+	}
+	return res
 }

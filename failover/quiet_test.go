@@ -202,3 +202,80 @@ func TestEarlyResumePause(t *testing.T) {
 		t.Errorf("attempts %s", got)
 	}
 }
+
+// TestEarlyAnswerStall: a non-streaming request goes to its region as a stream (upstream streaming);
+// when that stream stalls mid-way, the same request starts in the next region at the quiet bound, and
+// the first whole answer wins. Nothing of the stalled one reached the client, so any answer does:
+// this works with sampled answers too. Default policy.
+func TestEarlyAnswerStall(t *testing.T) {
+	s := newScenario(t, Policy{})
+	s.answers(sim.AnswersRandom)
+	s.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 4})
+	start := time.Now()
+	a := s.send("gpt-4o", false)
+	took := time.Since(start)
+	s.ok(a, false, "westus")
+	if a.header.Get(HeaderHedged) != "true" {
+		t.Errorf("the answer does not say it came from a hedge: %v", a.header)
+	}
+	if took > 10*time.Second {
+		t.Errorf("the stalled request took %v; want about the quiet bound (2s until learned)", took)
+	}
+	s.rec.mu.Lock()
+	hedges := slices.Clone(s.rec.hedges)
+	s.rec.mu.Unlock()
+	if len(hedges) != 1 || !hedges[0].MidStream || hedges[0].Outcome != HedgeWon || hedges[0].To != "westus" {
+		t.Errorf("hedges %+v; want one mid-stream hedge won by westus", hedges)
+	}
+	eventually(t, "eastus's attempt ended", func() bool {
+		return strings.Contains(strings.Join(s.rec.outcomes(), ","), "eastus:stream_error")
+	})
+	if st := s.tr.tab.Load().regions[0].targets["gpt-4o"].state; st.quietLosses.Load() != 1 {
+		t.Errorf("eastus's losses by silence: %d, want 1", st.quietLosses.Load())
+	}
+}
+
+// TestEarlyAnswerPause: a non-streaming request whose region pauses past the quiet bound and then
+// completes keeps that region's answer when the early answer is slower; the early answer is cancelled
+// and counts against nobody.
+func TestEarlyAnswerPause(t *testing.T) {
+	const text = "a pause in the middle of a healthy answer"
+	first := chatChunks("chatcmpl-east", "fp_east", strings.SplitAfter(text, " "))
+	east := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, ev := range first {
+			if i == 4 {
+				select {
+				case <-time.After(3 * time.Second):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			io.WriteString(w, ev+"\n\n")
+			w.(http.Flusher).Flush()
+		}
+	})
+	west := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	rec := &recorder{}
+	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o"),
+		testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o")}}, WithObserver(rec))
+	resp := chat(t, tr, "gpt-4o")
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 || resp.Header.Get(HeaderRegion) != "eastus" || !strings.Contains(body, text) {
+		t.Fatalf("status %d from %s: %s", resp.StatusCode, resp.Header.Get(HeaderRegion), body)
+	}
+	if west.hits.Load() != 1 {
+		t.Errorf("westus got %d requests; want the one early answer", west.hits.Load())
+	}
+	eventually(t, "westus's attempt ended", func() bool {
+		return strings.Contains(strings.Join(rec.outcomes(), ","), "westus:canceled")
+	})
+	if got := strings.Join(rec.outcomes(), ","); strings.Contains(got, "stream_error") || strings.Contains(got, "timeout") {
+		t.Errorf("attempts %s: nothing may count against a region", got)
+	}
+}

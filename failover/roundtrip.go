@@ -98,6 +98,10 @@ type roundTrip struct {
 	hrun   *hedge       // the hedge, once started
 	winner atomic.Int32 // 1: the attempt waited for won, 2: its hedge did
 	skip   *region      // a region a failed hedge already tried
+
+	// With upstream: the early answer of a stream gone quiet mid-way (quiet.go), one per request.
+	quietAnswer     atomic.Pointer[quietAnswer]
+	quietAnswerUsed atomic.Bool
 }
 
 // attemptResult is one attempt's end.
@@ -194,6 +198,7 @@ func (rt *roundTrip) pass(cands []*region) (attemptResult, bool) {
 			res := rt.attemptHedged(r, tg, tk, plan[i+1:])
 			if res.final && res.resp != nil && rt.upstream {
 				res = rt.reassemble(res) // upstream.go: a stream that fails now fails over like any attempt
+				res = rt.settleQuietAnswer(res)
 			}
 			if res.final {
 				rt.discardKept()

@@ -101,8 +101,8 @@ func (g *bodyGuard) expire() {
 // went away or closed the body, else a *StreamError that counts against the region.
 func (g *bodyGuard) failure(err error) error {
 	a := g.a
-	if a.rt.ctx.Err() != nil || g.closed.Load() {
-		g.finish(OutcomeCanceled, err)
+	if a.rt.ctx.Err() != nil || g.closed.Load() || context.Cause(a.ctx) == errHedgeSettled {
+		g.finish(OutcomeCanceled, err) // the caller went away, or we no longer want this answer
 		return err
 	}
 	if err == io.EOF {
