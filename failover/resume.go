@@ -185,8 +185,8 @@ func (b *resumingBody) resume(se *StreamError) error {
 			rt.t.obs.Resume(ev)
 			se.Resume = ev.Outcome + " in " + ev.To + ": " + ev.Reason
 			return se
-		case ev.To != "":
-			b.failed = append(b.failed, h.tried...)
+		case ev.Outcome == ResumeFailed:
+			b.failed = append(b.failed, h.tried...) // they failed this request already
 		}
 	}
 	deadline := start.Add(rt.p.Streams.ResumeTimeout)
