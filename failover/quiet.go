@@ -174,8 +174,9 @@ func (h *quietHedge) run() {
 	case keep:
 		h.sp, h.ev = sp, ev
 		hev.Outcome = HedgeWon
-	case sp != nil:
-		hev.Outcome = HedgeLost
+	case sp != nil || h.stopped:
+		hev.Outcome = HedgeLost // the first region went on first
+		h.ev = ResumeEvent{}
 	case ev.Outcome == ResumeDiverged && quiet:
 		h.ev = ev
 		hev.Outcome = HedgeWon // the other region answered while this one stayed silent

@@ -154,54 +154,96 @@ func TestEarlyResumeSampled(t *testing.T) {
 }
 
 // TestEarlyResumePause: a stream that pauses past the quiet bound in a healthy region and goes on is
-// not harmed: the early resume (here to a region whose answer differs) is dropped, the client gets
-// the first region's whole answer, and one such pause does not mark the region.
+// not harmed: the early resume is dropped, the client gets the first region's whole answer, and one
+// such pause does not mark the region. Whether the next region answers differently (it answered while
+// eastus was silent: one stream lost by silence, not enough to mark it) or more slowly (the early
+// resume lost, and is cancelled at once).
 func TestEarlyResumePause(t *testing.T) {
 	const text = "a long pause in the middle of a healthy answer"
 	first := chatChunks("chatcmpl-east", "fp_east", strings.SplitAfter(text, " "))
-	east := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i, ev := range first {
-			if i == 4 {
-				select {
-				case <-time.After(3 * time.Second): // past the quiet bound (2 s until learned)
-				case <-r.Context().Done():
-					return
-				}
+	for _, tc := range []struct {
+		name    string
+		west    http.HandlerFunc
+		outcome string // of the mid-stream hedge
+		losses  int32  // eastus's streams lost by silence before its stream ended complete
+	}{
+		{"next region differs", events(chatChunks("chatcmpl-west", "fp_west", []string{"another ", "answer"})...), HedgeWon, 1},
+		{"next region slower", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(10 * time.Second):
+			case <-r.Context().Done():
 			}
-			io.WriteString(w, ev+"\n\n")
-			w.(http.Flusher).Flush()
-		}
-	})
-	west := newBackend(t, events(chatChunks("chatcmpl-west", "fp_west", []string{"another ", "answer"})...))
-	rec := &recorder{}
-	tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o"),
-		testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o")}}, WithObserver(rec))
-	req, _ := http.NewRequest("POST", "https://lifeline.invalid/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
-		strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("the paused stream failed: %v", err)
-	}
-	if got, _, comments := streamText(string(body)); got != text || len(comments) != 0 {
-		t.Errorf("content %q comments %q; want eastus's answer untouched", got, comments)
-	}
-	if west.hits.Load() != 1 {
-		t.Errorf("westus got %d requests; want the one early resume", west.hits.Load())
-	}
-	st := tr.tab.Load().regions[0].targets["gpt-4o"].state
-	if st.stalled(time.Now()) || st.quietLosses.Load() != 0 {
-		t.Errorf("after a pause and a complete stream: stalled %v, losses %d", st.stalled(time.Now()), st.quietLosses.Load())
-	}
-	if got := strings.Join(rec.outcomes(), ","); !strings.Contains(got, "eastus:ok") || strings.Contains(got, "eastus:stream_error") {
-		t.Errorf("attempts %s", got)
+		}, HedgeLost, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			east := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for i, ev := range first {
+					if i == 4 {
+						select {
+						case <-time.After(3 * time.Second): // past the quiet bound (2 s until learned)
+						case <-r.Context().Done():
+							return
+						}
+					}
+					io.WriteString(w, ev+"\n\n")
+					w.(http.Flusher).Flush()
+				}
+			})
+			west := newBackend(t, tc.west)
+			rec := &recorder{}
+			tr := mustNew(t, Config{Regions: []Region{testRegion("eastus", east.URL, 1, "gpt-4o", "gpt-4o"),
+				testRegion("westus", west.URL, 2, "gpt-4o", "gpt-4o")}}, WithObserver(rec))
+			st := tr.tab.Load().regions[0].targets["gpt-4o"].state
+			req, _ := http.NewRequest("POST", "https://lifeline.invalid/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+				strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var losses int32
+			body, err := io.ReadAll(readerFunc(func(p []byte) (int, error) {
+				losses = max(losses, st.quietLosses.Load()) // before the stream's end clears them
+				return resp.Body.Read(p)
+			}))
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("the paused stream failed: %v", err)
+			}
+			if got, _, comments := streamText(string(body)); got != text || len(comments) != 0 {
+				t.Errorf("content %q comments %q; want eastus's answer untouched", got, comments)
+			}
+			if west.hits.Load() != 1 {
+				t.Errorf("westus got %d requests; want the one early resume", west.hits.Load())
+			}
+			if losses != tc.losses {
+				t.Errorf("eastus's streams lost by silence: %d, want %d", losses, tc.losses)
+			}
+			if st.stalled(time.Now()) || st.quietLosses.Load() != 0 {
+				t.Errorf("after a complete stream: stalled %v, losses %d", st.stalled(time.Now()), st.quietLosses.Load())
+			}
+			eventually(t, "the hedge was decided", func() bool {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				return len(rec.hedges) == 1
+			})
+			rec.mu.Lock()
+			h := rec.hedges[0]
+			rec.mu.Unlock()
+			if !h.MidStream || h.Outcome != tc.outcome || h.From != "eastus" || h.To != "westus" {
+				t.Errorf("hedge %+v; want mid-stream, %s", h, tc.outcome)
+			}
+			eventually(t, "westus's attempt ended", func() bool { return len(rec.outcomes()) == 2 })
+			if got := strings.Join(rec.outcomes(), ","); !strings.Contains(got, "eastus:ok") || strings.Contains(got, "stream_error") || strings.Contains(got, "timeout") {
+				t.Errorf("attempts %s: nothing may count against a region", got)
+			}
+		})
 	}
 }
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // TestEarlyAnswerStall: a non-streaming request goes to its region as a stream (upstream streaming);
 // when that stream stalls mid-way, the same request starts in the next region at the quiet bound, and
