@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -31,6 +32,10 @@ var (
 	ErrStreamTruncated = errors.New("stream ended before it was complete")
 	// ErrStreamIdle: no bytes arrived for longer than timeouts.stream_idle.
 	ErrStreamIdle = errors.New("stream idle for longer than the idle timeout")
+	// ErrStreamQuiet: no bytes arrived for longer than the quiet bound, in a deployment seen stalling or
+	// while an early resume in another region answered (docs/failover.md, Timeouts and streams). It is
+	// an ErrStreamIdle too (errors.Is).
+	ErrStreamQuiet = fmt.Errorf("%w: quiet past the quiet bound while the region was seen stalling or another region answered", ErrStreamIdle)
 )
 
 // StreamError is what a response body's Read returns when the region fails after the headers

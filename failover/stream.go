@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// errIdle is the cause set on an attempt's context when its body went quiet for too long.
-var errIdle = errors.New("idle")
+// errIdle is the cause set on an attempt's context when its body went quiet for StreamIdle;
+// errQuietCut when it went quiet for the quiet bound in a deployment seen stalling (quiet.go).
+var (
+	errIdle     = errors.New("idle")
+	errQuietCut = errors.New("quiet in a deployment seen stalling")
+)
 
 // maxHeldEvent bounds the bytes of one SSE event the engine holds back until the event is whole.
 // Events are held so that the caller never gets half an event (which is what makes a cut stream
@@ -81,8 +85,12 @@ func (g *bodyGuard) expire() {
 	}
 	now := time.Now()
 	waited := now.Sub(time.Unix(0, start))
-	if waited >= g.idle || (waited >= g.quiet && a.tg.state.stalled(a.rt.t.clock.Now())) {
+	if waited >= g.idle {
 		a.cancel(errIdle)
+		return
+	}
+	if waited >= g.quiet && a.tg.state.stalled(a.rt.t.clock.Now()) {
+		a.cancel(errQuietCut)
 		return
 	}
 	next := g.quiet
@@ -107,9 +115,12 @@ func (g *bodyGuard) failure(err error) error {
 	}
 	if err == io.EOF {
 		err = ErrStreamTruncated
-	} else if c := context.Cause(a.ctx); c == errIdle || c == errQuietLost {
+	} else if c := context.Cause(a.ctx); c == errIdle || c == errQuietCut || c == errQuietLost {
 		err = ErrStreamIdle
-		if c == errIdle && g.quiet != 0 {
+		if c != errIdle {
+			err = ErrStreamQuiet
+		}
+		if c != errQuietLost && g.quiet != 0 {
 			a.tg.state.stall(a.rt.t.clock.Now())
 		}
 	}

@@ -133,8 +133,14 @@ func TestCopyEventsHoldsBackPartialEvents(t *testing.T) {
 	// An idle cut names the idle timeout.
 	rec = httptest.NewRecorder()
 	g.copyEvents(rec, io.MultiReader(strings.NewReader("data: x\n\n"), iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: failover.ErrStreamIdle})), x, streamBufs.Get().(*copyBuf))
-	if !strings.Contains(rec.Body.String(), "stream_idle_timeout") {
+	if !strings.Contains(rec.Body.String(), "stream_idle_timeout") || !strings.Contains(rec.Body.String(), "timeouts.stream_idle") {
 		t.Errorf("idle stream = %q", rec.Body.String())
+	}
+	// A cut after the quiet bound keeps the code, and does not blame stream_idle.
+	rec = httptest.NewRecorder()
+	g.copyEvents(rec, io.MultiReader(strings.NewReader("data: x\n\n"), iotest.ErrReader(&failover.StreamError{Region: "eastus", Err: failover.ErrStreamQuiet})), x, streamBufs.Get().(*copyBuf))
+	if b := rec.Body.String(); !strings.Contains(b, "stream_idle_timeout") || strings.Contains(b, "timeouts.stream_idle") || !strings.Contains(b, "seen stalling") {
+		t.Errorf("quiet stream = %q", b)
 	}
 }
 

@@ -209,6 +209,8 @@ func (g *Gateway) streamFailed(w http.ResponseWriter, x *exchange, err error, mi
 	x.err = err.Error()
 	code, msg := "stream_error", "lifeline: the region's stream broke after it started; the answer is incomplete"
 	switch {
+	case errors.Is(err, failover.ErrStreamQuiet):
+		code, msg = "stream_idle_timeout", "lifeline: the region stopped sending events (it was seen stalling, or another region answered meanwhile); the answer is incomplete"
 	case errors.Is(err, failover.ErrStreamIdle):
 		code, msg = "stream_idle_timeout", "lifeline: the region stopped sending events for longer than timeouts.stream_idle; the answer is incomplete"
 	case errors.Is(err, failover.ErrStreamTruncated):
