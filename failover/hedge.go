@@ -220,18 +220,7 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 	}
 	rt.hstate = hedgeUsed
 	now := rt.t.clock.Now()
-	var to *region
-	var tk ticket
-	for _, r := range rest {
-		if why, _ := r.check(r.targets[rt.name], now); why != isAvailable {
-			continue
-		}
-		var ok bool
-		if tk, ok = r.h.breaker.acquireKind(now, rt.kind()); ok {
-			to = r
-			break
-		}
-	}
+	to, tk := rt.firstAvailable(rest, nil, now)
 	if to == nil {
 		return // nowhere to hedge to
 	}
@@ -249,6 +238,24 @@ func (rt *roundTrip) startHedge(gen int, first *attempt, rest []*region, delay t
 		}
 		h.res <- res
 	}()
+}
+
+// firstAvailable takes a ticket from the first region of cands, skip aside, that is available for
+// this request now; nil when none is. It notes nothing on the request (hedges run on their own
+// goroutines).
+func (rt *roundTrip) firstAvailable(cands []*region, skip *region, now time.Time) (*region, ticket) {
+	for _, r := range cands {
+		if r == skip {
+			continue
+		}
+		if why, _ := r.check(r.targets[rt.name], now); why != isAvailable {
+			continue
+		}
+		if tk, ok := r.h.breaker.acquireKind(now, rt.kind()); ok {
+			return r, tk
+		}
+	}
+	return nil, ticket{}
 }
 
 // settleHedge decides between the first attempt's result and the hedge's.

@@ -281,22 +281,8 @@ func (rt *roundTrip) startQuietAnswer(src *streamBody, read int64) {
 	}
 	from := src.a.r
 	now := rt.t.clock.Now()
-	var to *region
-	var tk ticket
 	var buf [maxCandidates]*region
-	for _, r := range rt.t.order(buf[:0], rt.tab.names[rt.name], rt.p, rt.name, now) {
-		if r == from {
-			continue
-		}
-		if why, _ := r.check(r.targets[rt.name], now); why != isAvailable {
-			continue
-		}
-		var ok bool
-		if tk, ok = r.h.breaker.acquireKind(now, rt.kind()); ok {
-			to = r
-			break
-		}
-	}
+	to, tk := rt.firstAvailable(rt.t.order(buf[:0], rt.tab.names[rt.name], rt.p, rt.name, now), from, now)
 	if to == nil {
 		return
 	}

@@ -273,8 +273,10 @@ func (b *resumingBody) try(r *region, from string, deadline time.Time, h *quietH
 	ok := false
 	if h == nil {
 		tk, ok = rt.admit(r, tg)
-	} else if why, _ := r.check(tg, rt.t.clock.Now()); why == isAvailable {
-		tk, ok = r.h.breaker.acquireKind(rt.t.clock.Now(), rt.kind())
+	} else {
+		var to *region
+		to, tk = rt.firstAvailable([]*region{r}, nil, rt.t.clock.Now())
+		ok = to != nil
 	}
 	if !ok {
 		return ev, nil // Outcome "": not tried
