@@ -181,7 +181,7 @@ func TestEarlyResumePause(t *testing.T) {
 				for i, ev := range first {
 					if i == 4 {
 						select {
-						case <-time.After(3 * time.Second): // past the quiet bound (2 s until learned)
+						case <-time.After(5 * time.Second): // past the quiet bound (2 s until learned), with room for the early resume to end first
 						case <-r.Context().Done():
 							return
 						}
