@@ -71,14 +71,31 @@ func cutStreams(t *testing.T) {
 // clients raise, never a clean end or a spliced answer. Everything else (non-streaming requests, embeddings) is
 // answered without an error, and eastus leaves rotation.
 func cutStreamsDiverging(t *testing.T) {
+	st, _, _ := diverging(t, sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 5})
+	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n != 0 {
+		t.Errorf("%d resumes succeeded with answers that differ every time", n)
+	}
+}
+
+// diverging runs traffic on answers that differ every time while eastus has fault f, until eastus has left
+// rotation, and checks that the only errors were eastus's streams ending with the error event of a diverged resume.
+func diverging(t *testing.T, f sim.Fault) (*stack, []sample, time.Time) {
 	st := start(t, stackOpts{answers: sim.AnswersRandom})
 	var faultAt time.Time
 	samples := st.drive(traffic{}, func() {
 		time.Sleep(warmup)
-		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeCutStream, AfterEvents: 5})
+		faultAt = st.fault("eastus", f)
 		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
 		time.Sleep(3 * time.Second)
 	})
+	onlyDivergedResumes(t, st, samples)
+	return st, samples, faultAt
+}
+
+// onlyDivergedResumes checks that the only errors clients saw were eastus's streams ending with the error event of a
+// diverged resume, and that there was at least one.
+func onlyDivergedResumes(t *testing.T, st *stack, samples []sample) {
+	t.Helper()
 	errs := 0
 	for _, s := range samples {
 		if s.Err == "" {
@@ -87,14 +104,11 @@ func cutStreamsDiverging(t *testing.T) {
 		errs++
 		t.Logf("error event: %s", s)
 		if s.Kind != "stream" || s.Region != "eastus" || !strings.Contains(s.Err, "resume: diverged") {
-			t.Errorf("a client error other than a cut stream's error event after a diverged resume:\n%s", s)
+			t.Errorf("a client error other than a broken stream's error event after a diverged resume:\n%s", s)
 		}
 	}
 	if errs == 0 {
 		t.Errorf("no stream ended with the error event (resumes %v): the fault did not reach a client's stream", st.rec.resumeOutcomes())
-	}
-	if n := st.rec.resumeOutcomes()[failover.ResumeOK]; n != 0 {
-		t.Errorf("%d resumes succeeded with answers that differ every time", n)
 	}
 	t.Logf("%d of %d requests ended with the error event of a diverged resume", errs, len(samples))
 }
@@ -135,29 +149,8 @@ func stallMidStream(t *testing.T) {
 // stalling, and every stalled stream ends with the explicit error event after about the quiet bound, never
 // timeouts.stream_idle (60 s). Everything else is answered without an error, and eastus leaves rotation.
 func stallDiverging(t *testing.T) {
-	st := start(t, stackOpts{answers: sim.AnswersRandom})
-	var faultAt time.Time
-	samples := st.drive(traffic{}, func() {
-		time.Sleep(warmup)
-		faultAt = st.fault("eastus", sim.Fault{Mode: sim.ModeStall, AfterEvents: 5})
-		waitFor(t, "eastus to open", 30*time.Second, func() bool { return !st.rec.opened("eastus", faultAt).IsZero() })
-		time.Sleep(3 * time.Second)
-	})
-	errs := 0
-	for _, s := range samples {
-		if s.Err == "" {
-			continue
-		}
-		errs++
-		if s.Kind != "stream" || s.Region != "eastus" || !strings.Contains(s.Err, "resume: diverged") {
-			t.Errorf("a client error other than a stalled stream's error event after a diverged resume:\n%s", s)
-		}
-	}
-	if errs == 0 {
-		t.Errorf("no stream ended with the error event (resumes %v): the fault did not reach a client's stream", st.rec.resumeOutcomes())
-	}
+	st, samples, faultAt := diverging(t, sim.Fault{Mode: sim.ModeStall, AfterEvents: 5})
 	waitedAtMost(t, "from the first stall on", startedIn(samples, faultAt, time.Now()), st.rec.hedgeBound()+slack)
-	t.Logf("%d of %d requests ended with the error event of a diverged resume", errs, len(samples))
 }
 
 // blackhole: eastus accepts connections and requests and never answers, for streams, non-streaming chat (which
