@@ -321,8 +321,8 @@ func (q *quietAnswer) run(rt *roundTrip) {
 	if keep {
 		q.res = ans
 		ev.Outcome = HedgeWon
-	} else if ans.resp != nil {
-		ev.Outcome = HedgeLost
+	} else if ans.resp != nil || q.stopped {
+		ev.Outcome = HedgeLost // the first region's answer came first
 	}
 	q.mu.Unlock()
 	if ans.resp != nil && !keep {
@@ -348,19 +348,17 @@ func (rt *roundTrip) settleQuietAnswer(res attemptResult) attemptResult {
 		return res
 	}
 	if res.final && res.resp != nil && res.err == nil {
+		// The first region's answer came first. An early answer decided already is dropped; one still
+		// running sees stopped and drops its own.
 		q.mu.Lock()
 		q.stopped = true
+		ans := q.res
+		q.res = attemptResult{}
 		q.mu.Unlock()
+		if ans.resp != nil {
+			ans.resp.Body.Close()
+		}
 		q.a.cancel(errHedgeSettled)
-		go func() {
-			<-q.done
-			q.mu.Lock()
-			ans := q.res
-			q.mu.Unlock()
-			if ans.resp != nil {
-				ans.resp.Body.Close()
-			}
-		}()
 		return res
 	}
 	<-q.done

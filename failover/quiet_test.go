@@ -320,4 +320,14 @@ func TestEarlyAnswerPause(t *testing.T) {
 	if got := strings.Join(rec.outcomes(), ","); strings.Contains(got, "stream_error") || strings.Contains(got, "timeout") {
 		t.Errorf("attempts %s: nothing may count against a region", got)
 	}
+	eventually(t, "the early answer was reported", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.hedges) == 1
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if h := rec.hedges[0]; !h.MidStream || h.Outcome != HedgeLost || h.To != "westus" {
+		t.Errorf("hedge %+v; want a mid-stream hedge to westus, lost", h)
+	}
 }
