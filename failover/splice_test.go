@@ -104,3 +104,30 @@ func TestSpliceEveryCut(t *testing.T) {
 		t.Errorf("a shorter answer: %s", outcome)
 	}
 }
+
+// TestSpliceGarbage: what a resume's new region sends is input like any region's answer: broken JSON, a
+// choice the caller never had, output the engine cannot compare, an answer that ends early or an event too
+// large to hold are never spliced, and never crash the engine.
+func TestSpliceGarbage(t *testing.T) {
+	first := chatChunks("chatcmpl-east", "fp_east", []string{"Hello ", "there ", "friend."})
+	good := chatChunks("chatcmpl-west", "fp_west", []string{"Hello ", "there ", "friend."})
+	for name, tc := range map[string]struct {
+		second []string
+		want   string
+	}{
+		"broken JSON":         {append(good[:2:2], `data: {"choices":[{"delta":{"content":"Hel`), ResumeFailed},
+		"unknown choice":      {append(good[:2:2], `data: {"choices":[{"delta":{"content":"Hello "},"index":7}],"id":"x"}`), ResumeDiverged},
+		"audio output":        {append(good[:2:2], `data: {"choices":[{"delta":{"audio":{"data":"AAAA"}},"index":0}],"id":"x"}`), ResumeFailed},
+		"ends early":          {append(good[:3:3], "data: [DONE]"), ResumeDiverged},
+		"no data at all":      {[]string{": only a comment", "event: ping"}, ResumeFailed},
+		"event too large":     {append(good[:2:2], "data: "+strings.Repeat("x", maxHeldEvent+1)), ResumeFailed},
+		"not an event stream": {[]string{"<html>busy</html>"}, ResumeFailed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rest, outcome, why := spliceOffline(t, first[:4], tc.second)
+			if outcome != tc.want || rest != "" {
+				t.Errorf("outcome %s (%s), rest %q; want %s and nothing spliced", outcome, why, rest, tc.want)
+			}
+		})
+	}
+}
